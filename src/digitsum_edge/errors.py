@@ -1,0 +1,13 @@
+"""The one exception type for problems a user can cause and fix."""
+
+
+class DigitsumError(Exception):
+    """Bad input (path, option, corrupt file, missing device): the CLI prints it as one line, exit 1."""
+
+    exit_code = 1
+
+
+class Interrupted(DigitsumError):
+    """Ctrl-C after the work in progress was saved: exit 130 like any interrupted command."""
+
+    exit_code = 130

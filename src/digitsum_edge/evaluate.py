@@ -1,0 +1,91 @@
+"""Exhaustive evaluation: every test image with every rand value, scored the same way for every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from digitsum_edge.mnist import normalize
+
+
+def exhaustive_pairs(num_images: int, num_rand: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays (image_index, rand), both (num_images * num_rand,) int64, image-major order."""
+    image_index = np.repeat(np.arange(num_images, dtype=np.int64), num_rand)
+    rand = np.tile(np.arange(num_rand, dtype=np.int64), num_images)
+    return image_index, rand
+
+
+def score(digit_logits: np.ndarray, sum_logits: np.ndarray, digit_true: np.ndarray,
+          rand: np.ndarray) -> dict[str, float]:
+    """Digit and sum accuracy and sum consistency (argmax sum == argmax digit + rand), fractions of 1."""
+    digit_pred = np.asarray(digit_logits).argmax(axis=1)
+    sum_pred = np.asarray(sum_logits).argmax(axis=1)
+    digit_true = np.asarray(digit_true).astype(np.int64)
+    rand = np.asarray(rand).astype(np.int64)
+    return {
+        "digit_accuracy": float(np.mean(digit_pred == digit_true)),
+        "sum_accuracy": float(np.mean(sum_pred == digit_true + rand)),
+        "sum_consistency": float(np.mean(sum_pred == digit_pred + rand)),
+        "pairs": len(rand),
+    }
+
+
+@torch.no_grad()
+def torch_exhaustive(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                     device: str | torch.device = "cpu", batch_size: int = 2000,
+                     ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Score a DigitSumNet on all (image, rand) pairs.
+
+    The digit branch sees each image once; the sum head then runs for every rand. In eval mode this is
+    exactly model(image, rand) for every pair. Returns (metrics, digit_logits (P, 10), sum_logits (P, 19))
+    with P = len(images) * num_rand in `exhaustive_pairs` order.
+    """
+    was_training = model.training
+    model.eval()
+    num_rand = model.config.num_rand
+    digit_chunks, sum_chunks = [], []
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size]).to(device)  # (B, 1, 28, 28)
+        digit = model.reader(x).float()  # (B, 10)
+        rand = torch.arange(num_rand, device=device).repeat(len(x))  # (B*10,)
+        digit_pairs = digit.repeat_interleave(num_rand, dim=0)  # (B*10, 10), image-major like exhaustive_pairs
+        digit_chunks.append(digit_pairs.cpu())
+        sum_chunks.append(model.adder(digit_pairs, rand).float().cpu())
+    model.train(was_training)
+    digit_logits = torch.cat(digit_chunks).numpy()
+    sum_logits = torch.cat(sum_chunks).numpy()
+    image_index, rand = exhaustive_pairs(len(images), num_rand)
+    metrics = score(digit_logits, sum_logits, labels.numpy()[image_index], rand)
+    return metrics, digit_logits, sum_logits
+
+
+def onnx_logits(session, images: np.ndarray, rand: np.ndarray, mean: float, std: float,
+                batch_size: int = 4096, static_batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run an onnxruntime session on (image, rand) pairs: uint8 (P, 28, 28) images, int64 (P,) rand.
+
+    Normalisation comes from the caller (the file's metadata), not from training code. With a static
+    batch, the last chunk is padded to the batch size and the padding dropped from the results.
+    """
+    step = static_batch or batch_size
+    digit_chunks, sum_chunks = [], []
+    for start in range(0, len(rand), step):
+        x = (images[start:start + step, None].astype(np.float32) / 255.0 - mean) / std  # (B, 1, 28, 28)
+        r = rand[start:start + step].astype(np.int64)
+        n = len(r)
+        if static_batch and n < static_batch:
+            x = np.concatenate([x, np.zeros((static_batch - n, *x.shape[1:]), np.float32)])
+            r = np.concatenate([r, np.zeros(static_batch - n, np.int64)])
+        digit_logits, sum_logits = session.run(["digit_logits", "sum_logits"], {"image": x, "rand": r})
+        digit_chunks.append(digit_logits[:n])
+        sum_chunks.append(sum_logits[:n])
+    return np.concatenate(digit_chunks), np.concatenate(sum_chunks)
+
+
+def onnx_exhaustive(session, images: np.ndarray, labels: np.ndarray, mean: float, std: float,
+                    num_rand: int = 10, batch_size: int = 4096, static_batch: int | None = None,
+                    ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Like torch_exhaustive, for an onnxruntime session: every image with every rand, full forward."""
+    image_index, rand = exhaustive_pairs(len(images), num_rand)
+    digit_logits, sum_logits = onnx_logits(session, images[image_index], rand, mean, std,
+                                           batch_size, static_batch)
+    return score(digit_logits, sum_logits, np.asarray(labels)[image_index], rand), digit_logits, sum_logits

@@ -1,0 +1,24 @@
+"""Export options: one dataclass, defaults in one place, each field a CLI option."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str  # model.pt written by `digitsum-edge train`
+    out: str | None = None  # the .onnx file; default: beside the checkpoint, same name, .onnx suffix
+    # Opset 18: the dynamo exporter's native opset (no version conversion pass), run by every
+    # onnxruntime since 1.14 and understood by onnxsim and the quantization tools.
+    opset: int = 18
+    static_batch: int | None = None  # fix the batch axis to N (runtimes that want static shapes)
+    simplify: bool = True  # run onnxsim after export
+    int8: bool = False  # also write OUT.int8.onnx: static QDQ quantization calibrated on training images
+    fp16: bool = False  # also write OUT.fp16.onnx: fp16 weights and compute, fp32 inputs/outputs (for CUDA)
+    calibration_images: int = 512  # training images (each with a random rand) for int8 calibration
+    verify_images: int = 10000  # test images compared with PyTorch, each with every rand 0-9
+    tolerance: float = 1e-4  # largest allowed absolute logit difference for fp32
+    max_drop: float = 0.005  # int8/fp16: largest allowed drop in digit or sum accuracy (fraction of 1)
+    data_dir: str | None = None  # MNIST folder for verification/calibration; default: the package's copy
+    force: bool = False  # replace existing output files

@@ -1,0 +1,63 @@
+"""Reduced-precision variants of a verified fp32 file: int8 (static QDQ) and fp16."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+
+def _calibration_reader(images: np.ndarray, rand: np.ndarray, mean: float, std: float, batch: int):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Batches(CalibrationDataReader):
+        """Feeds training images (normalised as the metadata says) with random rand, `batch` at a time."""
+
+        def __init__(self) -> None:
+            x = (images[:, None].astype(np.float32) / 255.0 - mean) / std  # (K, 1, 28, 28)
+            usable = len(x) - len(x) % batch
+            self._feeds = iter([{"image": x[i:i + batch], "rand": rand[i:i + batch].astype(np.int64)}
+                                for i in range(0, usable, batch)])
+
+        def get_next(self) -> dict | None:
+            return next(self._feeds, None)
+
+    return Batches()
+
+
+def to_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, images: np.ndarray,
+            rand: np.ndarray, mean: float, std: float, static_batch: int | None) -> None:
+    """Static int8 quantization in QDQ format, per-channel weights, calibrated with MinMax.
+
+    The digit reader (convs and its classifier) is quantized; the sum head (every node after the one
+    that yields digit_logits, about 2k multiply-accumulates) stays fp32: 8 bits would blur exactly the
+    close calls where digit and sum must agree, for no measurable gain.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(os.fspath(fp32_path), os.fspath(prepared), skip_symbolic_shape=True)
+        model = onnx.load(prepared)
+        names = [node.name for node in model.graph.node]
+        digit_head = next(i for i, node in enumerate(model.graph.node) if "digit_logits" in node.output)
+        quantize_static(
+            os.fspath(prepared), os.fspath(int8_path),
+            _calibration_reader(images, rand, mean, std, static_batch or 64),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8, nodes_to_exclude=names[digit_head + 1:],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """fp16 weights and arithmetic inside, fp32 inputs and outputs (so callers feed the same arrays)."""
+    import onnx_ir
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = onnx_ir.from_proto(convert_float_to_float16(proto, keep_io_types=True))
+    converted.graph.sort()  # the converter appends its input/output Casts out of topological order
+    return onnx_ir.to_proto(converted)

@@ -1,0 +1,67 @@
+"""Open the written file with onnxruntime (CPU) and prove it computes what PyTorch computes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from digitsum_edge import onnx_contract
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.evaluate import onnx_exhaustive
+
+
+@dataclass
+class Comparison:
+    """One ONNX file against a reference on the same (image, rand) pairs."""
+
+    pairs: int
+    max_abs_diff: dict[str, float]  # per head, largest |onnx - reference| logit difference
+    argmax_agreement: dict[str, float]  # per head, fraction of pairs with the same argmax
+    metrics: dict[str, float]  # digit/sum accuracy and consistency of the ONNX file
+
+    def to_dict(self) -> dict:
+        return {"pairs": self.pairs, "max_abs_diff": self.max_abs_diff,
+                "argmax_agreement": self.argmax_agreement, "metrics": self.metrics}
+
+
+def cpu_session(path: str | os.PathLike):
+    """An onnxruntime CPU session; a file it cannot load is one DigitsumError."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
+        raise DigitsumError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:160]}") from None
+
+
+def compare(path: str | os.PathLike, reference: tuple[np.ndarray, np.ndarray], images: np.ndarray,
+            labels: np.ndarray, info: onnx_contract.ModelInfo, static_batch: int | None) -> Comparison:
+    """Names, then shapes, then values of `path` against reference logits (exhaustive_pairs order)."""
+    session = cpu_session(path)
+    inputs = tuple(i.name for i in session.get_inputs())
+    outputs = tuple(o.name for o in session.get_outputs())
+    if inputs != onnx_contract.INPUTS or outputs != onnx_contract.OUTPUTS:
+        raise DigitsumError(f"{path}: inputs {inputs} / outputs {outputs}, expected "
+                            f"{onnx_contract.INPUTS} / {onnx_contract.OUTPUTS}")
+    metrics, digit_logits, sum_logits = onnx_exhaustive(
+        session, images, labels, info.mean, info.std, info.num_rand, static_batch=static_batch)
+    diffs, agreement = {}, {}
+    for name, got, want in zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), reference, strict=True):
+        if got.shape != want.shape:
+            raise DigitsumError(f"{path}: {name} has shape {got.shape}, PyTorch gives {want.shape}")
+        diffs[name] = float(np.abs(got - want).max())
+        agreement[name] = float(np.mean(got.argmax(1) == want.argmax(1)))
+    return Comparison(len(digit_logits), diffs, agreement, metrics)
+
+
+def require_close(path: str | os.PathLike, result: Comparison, tolerance: float) -> None:
+    """fp32 (and fp16) verdict: every logit within `tolerance` and every argmax equal."""
+    worst = max(result.max_abs_diff.values())
+    if worst > tolerance or min(result.argmax_agreement.values()) < 1.0:
+        raise DigitsumError(
+            f"verification failed for {path}: largest logit difference {worst:.2e} (tolerance "
+            f"{tolerance:.0e}), argmax agreement {min(result.argmax_agreement.values()):.4%}")

@@ -1,0 +1,65 @@
+"""Atomic file writes: a reader never sees a half-written file, a failed write never clobbers a good one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from digitsum_edge.errors import DigitsumError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix); move it onto `path` only if the block succeeds."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as e:
+        raise DigitsumError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def check_writable(path: str | os.PathLike, *, force: bool) -> Path:
+    """Refuse an existing output unless `force`, and a folder that cannot be written, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise DigitsumError(f"output {path} is a directory")
+    if path.exists() and not force:
+        raise DigitsumError(f"output {path} exists (use --force to replace it)")
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists():  # the nearest existing ancestor must be writable to create the rest
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DigitsumError(f"cannot write {path}: {probe} is not writable")
+    return path

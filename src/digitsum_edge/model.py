@@ -1,0 +1,140 @@
+"""DigitSumNet: a small CNN reads the digit, a learned bilinear head adds `rand` to it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    channels: tuple[int, ...] = (16, 32, 64)  # conv widths; a 2x2 max-pool follows every stage but the last
+    convs_per_stage: int = 1  # 3x3 conv-BN-ReLU layers per stage
+    num_digits: int = 10  # digit classes
+    num_rand: int = 10  # rand takes values 0 .. num_rand-1
+
+    @property
+    def num_sums(self) -> int:
+        return self.num_digits + self.num_rand - 1  # sums 0..18
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class DigitReader(nn.Module):
+    """(N, 1, 28, 28) MNIST-normalised image -> (N, num_digits) digit logits."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for stage, width in enumerate(cfg.channels):
+            for _ in range(cfg.convs_per_stage):
+                layers += _conv_bn_relu(c_in, width)
+                c_in = width
+            if stage < len(cfg.channels) - 1:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c_in, cfg.num_digits)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.features(image)  # (N, C, H, W)
+        return self.classifier(x.amax(dim=(2, 3)))  # global max-pool -> (N, C) -> (N, 10)
+
+
+class SumHead(nn.Module):
+    """Learns addition: sum_logits[s] = sum over d of p(digit = d) * W[d, rand, s].
+
+    This is nn.Bilinear(num_digits, num_rand, num_sums) on the digit probabilities and one-hot rand,
+    written as an outer product and one Linear so that the exported graph is plain Mul/Reshape/Gemm.
+    With one-hot rand it is a learned 10x19 table per rand value; exact addition is a table that is
+    high where d + rand = s and equally low elsewhere, and then argmax(sum) = argmax(digit) + rand.
+    No bias: a per-sum bias is shared by every rand value and would tilt close calls off digit + rand.
+    The table wants entries of order ten, so training gives it a larger learning rate.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_rand = cfg.num_rand
+        self.table = nn.Linear(cfg.num_digits * cfg.num_rand, cfg.num_sums, bias=False)
+
+    def forward(self, digit_logits: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
+        digit_probs = digit_logits.float().softmax(dim=1)  # (N, 10)
+        rand_onehot = F.one_hot(rand, self.num_rand).to(digit_probs.dtype)  # (N, 10)
+        pairs = digit_probs.unsqueeze(2) * rand_onehot.unsqueeze(1)  # (N, 10, 10)
+        return self.table(pairs.flatten(1))  # (N, 19)
+
+
+class DigitSumNet(nn.Module):
+    """Two inputs (image, rand), two outputs (digit_logits, sum_logits)."""
+
+    input_names = ("image", "rand")
+    output_names = ("digit_logits", "sum_logits")
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.config = cfg or ModelConfig()
+        self.reader = DigitReader(self.config)
+        self.adder = SumHead(self.config)
+
+    def forward(self, image: torch.Tensor, rand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (N, 1, 28, 28) float32 MNIST-normalised, rand (N,) int64 in 0-9."""
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()):
+            check_rand(rand, self.config.num_rand)
+        digit_logits = self.reader(image)
+        return digit_logits, self.adder(digit_logits, rand)
+
+
+def check_rand(rand: torch.Tensor, num_rand: int = 10) -> None:
+    """Reject rand that is not an integer tensor with values in 0 .. num_rand-1."""
+    if rand.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise ValueError(f"rand must be an integer tensor, got {rand.dtype}")
+    if rand.numel() and (int(rand.min()) < 0 or int(rand.max()) >= num_rand):
+        raise ValueError(f"rand must be in 0..{num_rand - 1}, got values {int(rand.min())}..{int(rand.max())}")
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: DigitSumNet) -> int:
+    """Multiply-accumulates for one image (conv and linear layers), measured with forward hooks."""
+    macs = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            macs += output[0].numel() * per_output
+        elif isinstance(module, nn.Linear):
+            macs += output[0].numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return macs

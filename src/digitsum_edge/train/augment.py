@@ -1,0 +1,23 @@
+"""Batched augmentation that suits digits: small per-image rotation, scale and shift; never a flip."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0,
+                  scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
+    """Warp each image of a (N, 1, H, W) batch in [0, 1] (black background) by its own random affine."""
+    n, _, h, w = images.shape
+    u = torch.rand(n, 4, generator=generator).to(images.device) * 2 - 1  # (N, 4) uniform in [-1, 1]
+    angle = u[:, 0] * math.radians(degrees)
+    zoom = (scale[0] + scale[1]) / 2 + u[:, 1] * (scale[1] - scale[0]) / 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    # affine_grid works in [-1, 1] coordinates: a shift of k pixels is 2k / size
+    tx, ty = u[:, 2] * 2 * shift_px / w, u[:, 3] * 2 * shift_px / h
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (N, 2, 3)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,62 @@
+"""`digitsum-edge train`: options -> TrainConfig -> train.run (torch is imported only when it runs)."""
+
+from __future__ import annotations
+
+import click
+
+from digitsum_edge.train.config import TrainConfig
+
+_D = TrainConfig()
+
+
+def _channels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise click.BadParameter(f"expected comma-separated positive widths like 16,32,64, got {value!r}")
+    return widths
+
+
+@click.command()
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help=f"Passes over the training set [default: {TrainConfig.default_epochs}; "
+                   "with --resume: the run's own].")
+@click.option("--batch-size", type=click.IntRange(min=2), default=_D.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_D.lr, show_default=True,
+              help="Peak AdamW learning rate (warm-up, then cosine decay).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
+              help="auto: CUDA (bf16 autocast) when available, else CPU.")
+@click.option("--seed", type=int, default=_D.seed, show_default=True,
+              help="Same seed, same model (on CPU, same thread count).")
+@click.option("--out", type=click.Path(file_okay=False), default=_D.out, show_default=True,
+              help="Folder for model.pt, metrics.json, curves.png, errors.png.")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None,
+              help="Continue an interrupted or finished run from its checkpoint.")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Folder with the four MNIST IDX files (gzip or not) [default: the copy in the package].")
+@click.option("--channels", callback=_channels, default=",".join(map(str, _D.channels)), show_default=True,
+              help="Conv widths of the digit reader, one per stage.")
+@click.option("--no-augment", is_flag=True, help="Turn off random rotation/scale/shift.")
+@click.option("--limit", type=click.IntRange(min=2), default=None,
+              help="Train on the first N training images only (quick runs).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@click.option("--force", is_flag=True, help="Replace an existing OUT/model.pt.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(epochs: int | None, batch_size: int, lr: float, device: str, seed: int, out: str, resume: str | None,
+          data_dir: str | None, channels: tuple[int, ...], no_augment: bool, limit: int | None,
+          threads: int | None, compile_: bool, force: bool, quiet: bool) -> None:
+    """Train the digit + sum model on MNIST and write a self-describing checkpoint."""
+    from digitsum_edge.train.loop import run
+
+    result = run(TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, out=out, resume=resume,
+        data_dir=data_dir, channels=channels, augment=not no_augment, limit=limit, threads=threads,
+        compile=compile_, force=force, progress=not quiet))
+    m = result.metrics
+    click.echo(f"digit {100 * m['digit_accuracy']:.2f}% | sum {100 * m['sum_accuracy']:.2f}% | "
+               f"consistency {100 * m['sum_consistency']:.2f}% ({m['pairs']:,} test pairs) | "
+               f"{m['params']:,} params, {m['macs'] / 1e6:.2f} M MACs | {m['train_seconds']:.1f} s on "
+               f"{m['device']} | {result.checkpoint}")

@@ -1,0 +1,33 @@
+"""Training options: one dataclass, defaults in one place, each field a CLI option."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+
+@dataclass
+class TrainConfig:
+    default_epochs: ClassVar[int] = 12
+
+    epochs: int | None = None  # passes over the training set (None: 12, or the resumed run's own)
+    batch_size: int = 128  # images per optimiser step
+    lr: float = 4e-3  # peak AdamW learning rate (warm-up, then cosine decay to zero)
+    sum_head_lr_scale: float = 10.0  # the sum table needs entries of order ten; Adam moves a weight ~lr a step
+    weight_decay: float = 5e-4  # AdamW decoupled weight decay
+    warmup: float = 0.1  # fraction of all steps spent warming the learning rate up
+    augment: bool = True  # per-image random rotation (+-10 deg), scale (0.9-1.1), shift (+-2 px); no flips
+    channels: tuple[int, ...] = (16, 32, 64)  # conv widths of the digit reader (see ModelConfig)
+    seed: int = 0  # seeds init, shuffling, rand and augmentation: same seed, same model on CPU
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    threads: int | None = None  # CPU threads for torch (default: torch's own choice)
+    compile: bool = False  # torch.compile the model (CUDA only; ignored on CPU)
+    limit: int | None = None  # train on the first N training images only (quick experiments, tests)
+    data_dir: str | None = None  # folder with the four MNIST IDX files; default: the copy in the package
+    out: str = "runs"  # output folder: model.pt, metrics.json, curves.png, errors.png
+    resume: str | None = None  # checkpoint to continue from
+    force: bool = False  # replace an existing out/model.pt instead of refusing
+    progress: bool = True  # show a progress bar
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -1,0 +1,141 @@
+"""Export: every test runs the file it wrote with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from digitsum_edge import checkpoint, mnist, onnx_contract
+from digitsum_edge.cli import main
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.evaluate import onnx_exhaustive
+from digitsum_edge.export.config import ExportConfig
+from digitsum_edge.export.pipeline import run
+
+
+def session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_default_export_runs_with_named_io_and_dynamic_batch(tiny_onnx: Path) -> None:
+    sess = session(tiny_onnx)
+    assert [i.name for i in sess.get_inputs()] == ["image", "rand"]
+    assert [o.name for o in sess.get_outputs()] == ["digit_logits", "sum_logits"]
+    assert sess.get_inputs()[0].shape == ["batch", 1, 28, 28] and sess.get_inputs()[1].type == "tensor(int64)"
+    for n in (1, 7):
+        digit, total = sess.run(None, {"image": np.zeros((n, 1, 28, 28), np.float32),
+                                       "rand": np.arange(n, dtype=np.int64) % 10})
+        assert digit.shape == (n, 10) and total.shape == (n, 19)
+
+
+def test_metadata_reads_back_and_matches_the_checkpoint(tiny_onnx: Path, tiny_checkpoint: Path) -> None:
+    props = session(tiny_onnx).get_modelmeta().custom_metadata_map
+    info = onnx_contract.parse(props)
+    ckpt = checkpoint.load(tiny_checkpoint)
+    assert (info.mean, info.std, info.input_size) == (mnist.MEAN, mnist.STD, 28)
+    assert (info.num_digits, info.num_rand, info.num_sums, info.precision) == (10, 10, 19, "fp32")
+    assert info.weights_sha256 == checkpoint.weights_sha256(ckpt["state_dict"])
+    assert info.test_metrics["digit_accuracy"] == ckpt["metrics"]["digit_accuracy"]
+    assert set(json.loads(props["outputs"])) == {"digit_logits", "sum_logits"}
+    assert info.versions["torch"] and info.exported_at.startswith("20")
+
+
+def test_onnx_accuracy_equals_pytorch_on_all_pairs(tiny_onnx: Path, tiny_checkpoint: Path) -> None:
+    test = mnist.load("test")
+    metrics, _, _ = onnx_exhaustive(session(tiny_onnx), test.images.numpy(), test.labels.numpy(),
+                                    mnist.MEAN, mnist.STD)
+    expected = checkpoint.load(tiny_checkpoint)["metrics"]
+    assert metrics["digit_accuracy"] == pytest.approx(expected["digit_accuracy"], abs=1e-4)
+    assert metrics["sum_accuracy"] == pytest.approx(expected["sum_accuracy"], abs=1e-4)
+
+
+def test_static_batch_export(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "static.onnx"
+    result = run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), static_batch=4, verify_images=50))
+    sess = session(out)
+    assert sess.get_inputs()[0].shape == [4, 1, 28, 28]
+    digit, _ = sess.run(None, {"image": np.zeros((4, 1, 28, 28), np.float32), "rand": np.zeros(4, np.int64)})
+    assert digit.shape == (4, 10)
+    assert result.files[0].comparison.argmax_agreement["digit_logits"] == 1.0
+
+
+def test_int8_and_fp16_variants_are_verified_and_labelled(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    result = run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), int8=True, fp16=True,
+                              verify_images=300, calibration_images=128))
+    by_precision = {f.precision: f for f in result.files}
+    assert set(by_precision) == {"fp32", "int8", "fp16"}
+    int8_path = tmp_path / "m.int8.onnx"
+    assert by_precision["int8"].path == int8_path and int8_path.stat().st_size < out.stat().st_size
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(int8_path).graph.node)
+    assert onnx_contract.parse(session(int8_path).get_modelmeta().custom_metadata_map).precision == "int8"
+    fp32_acc = by_precision["fp32"].comparison.metrics["digit_accuracy"]
+    test = mnist.load("test")
+    int8_metrics, _, _ = onnx_exhaustive(session(int8_path), test.images[:300].numpy(),
+                                         test.labels[:300].numpy(), mnist.MEAN, mnist.STD)
+    assert int8_metrics["digit_accuracy"] >= fp32_acc - 0.02
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx", "m.int8.onnx", "m.onnx"]
+
+
+def test_failed_verification_writes_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    with pytest.raises(DigitsumError, match="verification failed"):
+        run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), tolerance=0.0, verify_images=50,
+                         int8=True))
+    assert list(tmp_path.iterdir()) == []
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["export", *args])
+
+
+def _one_line_error(result, fragment: str) -> None:
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert fragment in lines[0]
+
+
+def test_cli_export_prints_summary_and_json(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "cli.onnx", tmp_path / "export.json"
+    result = invoke(str(tiny_checkpoint), "--out", str(out), "--verify-images", "50", "--json", str(report))
+    assert result.exit_code == 0, result.output
+    assert "verified on onnxruntime CPU" in result.output and "opset 18" in result.output
+    data = json.loads(report.read_text())
+    assert data["files"][0]["max_abs_diff"]["sum_logits"] < 1e-4
+    assert session(out).get_outputs()[1].name == "sum_logits"
+
+
+def test_cli_refuses_existing_output_unless_forced(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "keep.onnx"
+    out.write_bytes(b"precious")
+    _one_line_error(invoke(str(tiny_checkpoint), "--out", str(out)), "--force")
+    assert out.read_bytes() == b"precious"
+    assert invoke(str(tiny_checkpoint), "--out", str(out), "--force", "--verify-images", "20").exit_code == 0
+    session(out)
+
+
+def test_cli_bad_checkpoints_are_one_line(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    _one_line_error(invoke(str(tmp_path / "missing.pt")), "not found")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage" * 50)
+    _one_line_error(invoke(str(junk)), "not a readable checkpoint")
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"w": torch.zeros(3)}}, other)
+    _one_line_error(invoke(str(other)), "not a digitsum-edge checkpoint")
+    future = tmp_path / "future.pt"
+    torch.save({**checkpoint.load(tiny_checkpoint), "format_version": 99}, future)
+    _one_line_error(invoke(str(future)), "format 99")
+    assert not any(p.suffix == ".onnx" for p in tmp_path.iterdir())
+
+
+def test_cli_unwritable_output_is_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    _one_line_error(invoke(str(tiny_checkpoint), "--out", str(blocker / "m.onnx")), "cannot write")

@@ -1,0 +1,44 @@
+"""DigitSumNet shapes, dtypes, rand checks, and the size figures reported for it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
+
+
+def test_two_inputs_two_outputs_with_documented_shapes() -> None:
+    model = DigitSumNet().eval()
+    digit_logits, sum_logits = model(torch.randn(5, 1, 28, 28), torch.tensor([0, 3, 9, 4, 7]))
+    assert digit_logits.shape == (5, 10) and sum_logits.shape == (5, 19)
+    assert digit_logits.dtype == sum_logits.dtype == torch.float32
+
+
+@pytest.mark.parametrize("rand", [torch.tensor([10]), torch.tensor([-1]), torch.tensor([1.0])])
+def test_rand_out_of_range_or_not_integer_is_rejected(rand: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="rand"):
+        DigitSumNet().eval()(torch.randn(1, 1, 28, 28), rand)
+
+
+def test_sum_depends_on_rand_through_the_onehot_inside_the_model() -> None:
+    model = DigitSumNet().eval()
+    image = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
+    digit, total = model(image, torch.tensor([2, 5]))
+    assert torch.equal(digit[0], digit[1])  # the digit branch does not see rand
+    assert not torch.allclose(total[0], total[1])
+
+
+def test_config_round_trip_and_unknown_key() -> None:
+    cfg = ModelConfig(channels=(8, 16))
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({**cfg.to_dict(), "depth": 3})
+
+
+def test_params_and_macs_counted_from_the_layers() -> None:
+    model = DigitSumNet(ModelConfig(channels=(4, 8)))
+    # conv 1->4 (36) + BN (8) + conv 4->8 (288) + BN (16) + linear 8->10 (90) + sum table 100->19 (1900)
+    assert count_params(model) == 36 + 8 + 288 + 16 + 90 + 1900
+    # 28x28x4 outputs x 9 + 14x14x8 outputs x 36 + 10 x 8 + 19 x 100
+    assert count_macs(model) == 28 * 28 * 4 * 9 + 14 * 14 * 8 * 36 + 80 + 1900

@@ -1,0 +1,119 @@
+"""Training: a real short run, its artifacts, determinism, Ctrl-C + resume, atomic writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from digitsum_edge import checkpoint, mnist
+from digitsum_edge.errors import DigitsumError, Interrupted
+from digitsum_edge.evaluate import torch_exhaustive
+from digitsum_edge.files import atomic_path
+from digitsum_edge.train import loop
+from digitsum_edge.train.config import TrainConfig
+
+SMALL = {"epochs": 2, "limit": 512, "channels": (4, 8), "batch_size": 64, "progress": False}
+
+
+def test_short_real_training_beats_accuracy_floor(tiny_checkpoint: Path) -> None:
+    metrics = json.loads((tiny_checkpoint.parent / "metrics.json").read_text())
+    # 4,000 images, 3 epochs, 8k parameters: about 95 %; a broken loop or head stays near 10 % / 5 %
+    assert metrics["digit_accuracy"] > 0.90
+    assert metrics["sum_accuracy"] > 0.90
+    assert metrics["sum_consistency"] > 0.95
+    assert metrics["pairs"] == 100_000  # exhaustive: every test image with every rand
+    assert metrics["params"] > 0 and metrics["macs"] > metrics["params"]
+    assert metrics["device"] == "cpu" and metrics["train_seconds"] > 0
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
+    for name in ("curves.png", "errors.png"):
+        assert (tiny_checkpoint.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_checkpoint_loads_weights_only_and_rebuilds_the_same_model(tiny_checkpoint: Path) -> None:
+    raw = torch.load(tiny_checkpoint, weights_only=True)
+    assert raw["complete"] and raw["train_config"]["channels"] == [8, 16, 32]
+    assert set(raw["versions"]) >= {"torch", "digitsum_edge"}
+    model, ckpt = checkpoint.load_model(tiny_checkpoint)
+    test = mnist.load("test")
+    metrics, _, _ = torch_exhaustive(model, test.images, test.labels)
+    assert metrics["digit_accuracy"] == ckpt["metrics"]["digit_accuracy"]
+    assert metrics["sum_accuracy"] == ckpt["metrics"]["sum_accuracy"]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return checkpoint.load(path)["state_dict"]
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    a = loop.run(TrainConfig(out=str(tmp_path / "a"), **SMALL)).checkpoint
+    b = loop.run(TrainConfig(out=str(tmp_path / "b"), **SMALL)).checkpoint
+    c = loop.run(TrainConfig(out=str(tmp_path / "c"), seed=1, **SMALL)).checkpoint
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes_exactly(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = loop.run(TrainConfig(out=str(tmp_path / "straight"), **SMALL)).checkpoint
+
+    real_affine, calls = loop.random_affine, []
+
+    def interrupt_on_tenth_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:  # epoch 2 of 8 batches each
+            raise KeyboardInterrupt
+        return real_affine(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "random_affine", interrupt_on_tenth_batch)
+    with pytest.raises(Interrupted, match="--resume"):
+        loop.run(TrainConfig(out=str(tmp_path / "cut"), **SMALL))
+    partial = checkpoint.load(tmp_path / "cut" / "model.pt")
+    assert partial["complete"] is False and partial["train_state"]["epoch"] == 1
+    checkpoint.build_model(partial)  # usable as it is
+
+    monkeypatch.setattr(loop, "random_affine", real_affine)
+    resumed = loop.run(TrainConfig(out=str(tmp_path / "cut"), resume=str(tmp_path / "cut" / "model.pt"),
+                                   progress=False)).checkpoint
+    w_straight, w_resumed = _weights(straight), _weights(resumed)
+    assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
+    assert checkpoint.load(resumed)["complete"] is True
+
+
+def test_existing_checkpoint_is_not_overwritten_without_force(tmp_path: Path) -> None:
+    (tmp_path / "model.pt").write_bytes(b"precious")
+    with pytest.raises(DigitsumError, match="exists"):
+        loop.run(TrainConfig(out=str(tmp_path), **SMALL))
+    assert (tmp_path / "model.pt").read_bytes() == b"precious"
+
+
+def test_resume_from_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DigitsumError, match="not a readable checkpoint"):
+        loop.run(TrainConfig(out=str(tmp_path), resume=str(bad), **SMALL))
+    assert bad.read_bytes() == b"not a checkpoint at all"
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_cuda_request_without_gpu_is_an_error_and_auto_falls_back() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(DigitsumError, match="CUDA"):
+        loop.resolve_device("cuda")
+    assert loop.resolve_device("auto").type == "cpu"
