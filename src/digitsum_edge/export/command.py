@@ -45,12 +45,14 @@ def export(checkpoint: str, out: str | None, opset: int, static_batch: int | Non
         tolerance=tolerance, data_dir=data_dir, force=force), log=lambda m: click.echo(m, err=True))
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    nodes = f"{result.nodes_exported} nodes" + (
-        f" -> {result.nodes_simplified} after onnxsim" if result.nodes_simplified is not None else "")
+    if result.nodes_simplified is not None:
+        click.echo(f"onnxsim: {result.nodes_exported} -> {result.nodes_simplified} nodes", err=True)
     for f in result.files:
         m = f.comparison.metrics
-        click.echo(f"{f.path} | {f.precision} | {f.size_bytes / 1024:.1f} KiB | {nodes} | opset {result.opset} | "
+        click.echo(f"{f.path} | {f.precision} | {f.size_bytes / 1024:.1f} KiB | {f.nodes} nodes | "
+                   f"opset {result.opset} | "
                    f"max diff {max(f.comparison.max_abs_diff.values()):.1e} | digit {m['digit_accuracy']:.2%} "
-                   f"sum {m['sum_accuracy']:.2%} on {f.comparison.pairs:,} pairs | {result.seconds:.1f} s")
+                   f"sum {m['sum_accuracy']:.2%} on {f.comparison.pairs:,} pairs")
+    click.echo(f"exported and verified in {result.seconds:.1f} s", err=True)
     if json_path:
         write_json(json_path, result.to_dict())

@@ -30,11 +30,12 @@ class Written:
     path: Path
     precision: str
     size_bytes: int
+    nodes: int
     comparison: Comparison
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "precision": self.precision, "size_bytes": self.size_bytes,
-                **self.comparison.to_dict()}
+                "nodes": self.nodes, **self.comparison.to_dict()}
 
 
 @dataclass
@@ -114,7 +115,7 @@ def run(cfg: ExportConfig, log: Callable[[str], None] = lambda message: None) ->
             + f" (tolerance {cfg.tolerance:.0e}), argmax agreement "
             + ", ".join(f"{v:.2%}" for v in result.argmax_agreement.values()))
         require_close(fp32_tmp, result, cfg.tolerance)
-        written.append(Written(paths["fp32"], "fp32", fp32_tmp.stat().st_size, result))
+        written.append(Written(paths["fp32"], "fp32", fp32_tmp.stat().st_size, len(proto.graph.node), result))
         try:
             for precision in ("int8", "fp16"):
                 if precision in paths:
@@ -158,4 +159,4 @@ def _variant(precision: str, path: Path, fp32_file: Path, proto: onnx.ModelProto
             raise DigitsumError(f"{path}: fp16 logits differ by up to {max(result.max_abs_diff.values()):.3f}"
                                 f" (tolerance {FP16_TOLERANCE})")
         size = tmp.stat().st_size
-    return Written(path, precision, size, result)
+    return Written(path, precision, size, len(variant.graph.node), result)

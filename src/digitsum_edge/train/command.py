@@ -26,6 +26,13 @@ def _channels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--batch-size", type=click.IntRange(min=2), default=_D.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_D.lr, show_default=True,
               help="Peak AdamW learning rate (warm-up, then cosine decay).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=_D.weight_decay, show_default=True)
+@click.option("--warmup", type=click.FloatRange(min=0, max=1), default=_D.warmup, show_default=True,
+              help="Fraction of steps spent warming the learning rate up.")
+@click.option("--label-smoothing", type=click.FloatRange(min=0, max=0.5), default=_D.label_smoothing,
+              show_default=True)
+@click.option("--sum-head-lr-scale", type=click.FloatRange(min=0, min_open=True),
+              default=_D.sum_head_lr_scale, show_default=True, help="Learning-rate multiplier of the sum table.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
               help="auto: CUDA (bf16 autocast) when available, else CPU.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
@@ -33,7 +40,8 @@ def _channels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--out", type=click.Path(file_okay=False), default=_D.out, show_default=True,
               help="Folder for model.pt, metrics.json, curves.png, errors.png.")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
-              help="Continue an interrupted or finished run from its checkpoint.")
+              help="Continue an interrupted run from its checkpoint, with the run's own settings "
+                   "(only --epochs, --device, --threads may differ).")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder with the four MNIST IDX files (gzip or not) [default: the copy in the package].")
 @click.option("--channels", callback=_channels, default=",".join(map(str, _D.channels)), show_default=True,
@@ -45,16 +53,18 @@ def _channels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--force", is_flag=True, help="Replace an existing OUT/model.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(epochs: int | None, batch_size: int, lr: float, device: str, seed: int, out: str, resume: str | None,
+def train(epochs: int | None, batch_size: int, lr: float, weight_decay: float, warmup: float,
+          label_smoothing: float, sum_head_lr_scale: float, device: str, seed: int, out: str, resume: str | None,
           data_dir: str | None, channels: tuple[int, ...], no_augment: bool, limit: int | None,
           threads: int | None, compile_: bool, force: bool, quiet: bool) -> None:
     """Train the digit + sum model on MNIST and write a self-describing checkpoint."""
     from digitsum_edge.train.loop import run
 
     result = run(TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, out=out, resume=resume,
-        data_dir=data_dir, channels=channels, augment=not no_augment, limit=limit, threads=threads,
-        compile=compile_, force=force, progress=not quiet))
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+        label_smoothing=label_smoothing, sum_head_lr_scale=sum_head_lr_scale, device=device, seed=seed, out=out,
+        resume=resume, data_dir=data_dir, channels=channels, augment=not no_augment, limit=limit,
+        threads=threads, compile=compile_, force=force, progress=not quiet))
     m = result.metrics
     click.echo(f"digit {100 * m['digit_accuracy']:.2f}% | sum {100 * m['sum_accuracy']:.2f}% | "
                f"consistency {100 * m['sum_consistency']:.2f}% ({m['pairs']:,} test pairs) | "

@@ -15,6 +15,7 @@ class TrainConfig:
     lr: float = 4e-3  # peak AdamW learning rate (warm-up, then cosine decay to zero)
     sum_head_lr_scale: float = 10.0  # the sum table needs entries of order ten; Adam moves a weight ~lr a step
     weight_decay: float = 5e-4  # AdamW decoupled weight decay
+    label_smoothing: float = 0.1  # cross-entropy label smoothing, both heads (+0.05 pp accuracy measured)
     warmup: float = 0.1  # fraction of all steps spent warming the learning rate up
     augment: bool = True  # per-image random rotation (+-10 deg), scale (0.9-1.1), shift (+-2 px); no flips
     channels: tuple[int, ...] = (16, 32, 64)  # conv widths of the digit reader (see ModelConfig)

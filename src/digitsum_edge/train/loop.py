@@ -21,8 +21,8 @@ from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.report import plot_curves, plot_errors
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
-RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "warmup", "augment", "channels", "seed",
-              "limit")
+RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
+              "channels", "seed", "limit")
 
 
 @dataclass
@@ -65,7 +65,8 @@ def _setup(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
     if not ckpt.get("train_state"):
         raise DigitsumError(f"{cfg.resume} holds no training state to resume from")
     saved = ckpt["train_config"]
-    run_settings = {k: tuple(saved[k]) if k == "channels" else saved[k] for k in RUN_FIELDS}
+    run_settings = {k: saved.get(k, getattr(cfg, k)) for k in RUN_FIELDS}
+    run_settings["channels"] = tuple(run_settings["channels"])
     epochs = cfg.epochs if cfg.epochs is not None else saved["epochs"]
     return replace(cfg, epochs=epochs, **run_settings), ckpt
 
@@ -138,8 +139,8 @@ def run(cfg: TrainConfig) -> TrainResult:
                 digit_true, rand = train_labels[idx], rands[idx]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     digit_logits, sum_logits = step_model(x, rand)
-                    loss = F.cross_entropy(digit_logits.float(), digit_true) + \
-                        F.cross_entropy(sum_logits.float(), digit_true + rand)
+                    loss = F.cross_entropy(digit_logits.float(), digit_true, label_smoothing=cfg.label_smoothing) \
+                        + F.cross_entropy(sum_logits.float(), digit_true + rand, label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

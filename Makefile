@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` (the main job end to end) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RUNS   ?= runs
+CLI    := $(BIN)/digitsum-edge
+
+.PHONY: install demo train export bench live test test-slow lint bench-train clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job: train -> export (fp32 + int8) -> bench -> a headless live run on a generated video.
+demo: train export bench live
+
+train: install
+	$(CLI) train --out $(RUNS) --force
+
+export: install
+	$(CLI) export $(RUNS)/model.pt --int8 --force --json $(RUNS)/export.json
+
+bench: install
+	$(CLI) bench --checkpoint $(RUNS)/model.pt --json $(RUNS)/bench.json --plot $(RUNS)/bench.png
+
+live: install
+	$(CLI) synth $(RUNS)/sample.mp4 --force
+	$(CLI) live --source $(RUNS)/sample.mp4 --model $(RUNS)/model.onnx --rand 7 --no-window \
+		--jsonl $(RUNS)/live.jsonl --save-video $(RUNS)/live_annotated.mp4 --force
+
+# The test command (what CI runs): lint, then the fast test suite.
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
+# Time-to-accuracy of the default recipe against the reference notebook recipe (about 10 minutes).
+bench-train: install
+	$(BIN)/python benchmarks/train_vs_reference.py --json $(RUNS)/train_vs_reference.json
+
+clean:
+	rm -rf $(RUNS) .pytest_cache .ruff_cache
