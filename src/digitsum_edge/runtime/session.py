@@ -1,0 +1,144 @@
+"""Open an exported model with onnxruntime: choose the provider, check the file is a digitsum-edge model.
+
+Needs only the .onnx file and its metadata_props, never training code or torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digitsum_edge import onnx_contract
+from digitsum_edge.errors import DigitsumError
+
+PROVIDERS = ("auto", "cuda", "cpu")
+_ORT_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+DEFAULT_MODEL = "runs/model.onnx"  # where `digitsum-edge export runs/model.pt` writes by default
+
+
+@dataclass
+class LoadedModel:
+    """An onnxruntime session on a checked digitsum-edge model, and the provider it really runs on."""
+
+    session: object  # onnxruntime.InferenceSession
+    info: onnx_contract.ModelInfo
+    provider: str  # "cuda" or "cpu": what the session actually uses
+    path: Path
+    threads: int | None = None  # intra-op threads asked for (None: onnxruntime's default)
+    notes: list[str] = field(default_factory=list)  # e.g. the one-line CUDA fallback message
+
+
+def _quiet_ort():
+    """Import onnxruntime with its logger at errors-only (warnings about providers are noise here)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    return ort
+
+
+def _options(ort, threads: int | None, severity: int = 3):
+    options = ort.SessionOptions()
+    options.log_severity_level = severity
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+def _probe_model() -> bytes:
+    """A one-node ONNX graph (Y = X + X, float32 (1,)) to try the CUDA provider without a model file."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["X", "X"], ["Y"])], "cuda_probe",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+@functools.cache
+def cuda_usable() -> bool:
+    """True only if onnxruntime can really create and run a CUDA session here (answer cached).
+
+    onnxruntime-gpu lists CUDAExecutionProvider even without libcuda/cuDNN, then prints red errors and
+    silently falls back to CPU; so try it once with logging silenced and look at what the session got.
+    """
+    import numpy as np
+
+    ort = _quiet_ort()
+    if _ORT_NAMES["cuda"] not in ort.get_available_providers():
+        return False
+    ort.set_default_logger_severity(4)  # fatal only while probing: a missing libcublas is expected here
+    try:
+        session = ort.InferenceSession(_probe_model(), _options(ort, 1, severity=4),
+                                       providers=[_ORT_NAMES["cuda"], _ORT_NAMES["cpu"]])
+        if session.get_providers()[0] != _ORT_NAMES["cuda"]:
+            return False
+        session.run(None, {"X": np.ones(1, np.float32)})
+        return True
+    except Exception:  # any failure to create or run means: not usable
+        return False
+    finally:
+        ort.set_default_logger_severity(3)
+
+
+def _check_io(session, source: str, info: onnx_contract.ModelInfo) -> None:
+    """Inputs, outputs, dtypes and shapes of the graph must be the digitsum-edge contract."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if tuple(inputs) != onnx_contract.INPUTS or tuple(outputs) != onnx_contract.OUTPUTS:
+        raise DigitsumError(f"{source} has inputs {tuple(inputs)} and outputs {tuple(outputs)}, expected "
+                            f"{onnx_contract.INPUTS} and {onnx_contract.OUTPUTS}")
+    size = info.input_size
+    expected = {
+        "image": ("tensor(float)", [1, size, size]), "rand": ("tensor(int64)", []),
+        "digit_logits": ("tensor(float)", [info.num_digits]), "sum_logits": ("tensor(float)", [info.num_sums]),
+    }
+    for name, arg in {**inputs, **outputs}.items():
+        dtype, tail = expected[name]
+        shape = list(arg.shape)
+        if arg.type != dtype or len(shape) != len(tail) + 1 or shape[1:] != tail:
+            raise DigitsumError(f"{source}: {name} is {arg.type} {shape}, expected {dtype} (batch, "
+                                f"{', '.join(map(str, tail))})".replace(", )", ")"))
+
+
+def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> LoadedModel:
+    """Open and check a digitsum-edge .onnx file on `provider` (auto | cuda | cpu) with `threads` threads."""
+    path = Path(path)
+    if provider not in PROVIDERS:
+        raise DigitsumError(f"unknown provider {provider!r} (choose from {', '.join(PROVIDERS)})")
+    if threads is not None and threads < 1:
+        raise DigitsumError(f"threads must be at least 1, got {threads}")
+    if not path.is_file():
+        hint = " (run `digitsum-edge export runs/model.pt` first)" if str(path) == DEFAULT_MODEL else ""
+        raise DigitsumError(f"model {path} does not exist{hint}" if not path.exists()
+                            else f"model {path} is not a file")
+    notes: list[str] = []
+    chosen = provider
+    if provider == "cuda" and not cuda_usable():
+        raise DigitsumError("--provider cuda: onnxruntime cannot create a CUDA session on this machine "
+                            "(no GPU, or CUDA/cuDNN libraries missing); use --provider cpu")
+    if provider == "auto":
+        chosen = "cuda" if cuda_usable() else "cpu"
+        if chosen == "cpu" and _ORT_NAMES["cuda"] in _quiet_ort().get_available_providers():
+            notes.append("CUDA is not usable here (no GPU or CUDA libraries); running on the CPU")
+    ort = _quiet_ort()
+    names = [_ORT_NAMES["cuda"], _ORT_NAMES["cpu"]] if chosen == "cuda" else [_ORT_NAMES["cpu"]]
+    try:
+        session = ort.InferenceSession(os.fspath(path), _options(ort, threads), providers=names)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first)  # keep onnxruntime's reason only
+        raise DigitsumError(f"{path} is not a readable ONNX model ({first[:160]})") from None
+    if chosen == "cuda" and session.get_providers()[0] != _ORT_NAMES["cuda"]:  # ORT falls back silently
+        if provider == "cuda":
+            raise DigitsumError(f"onnxruntime could not run {path} on CUDA; use --provider cpu")
+        chosen = "cpu"
+        notes.append(f"onnxruntime could not run {path.name} on CUDA; running on the CPU")
+    info = onnx_contract.parse(session.get_modelmeta().custom_metadata_map, str(path))
+    _check_io(session, str(path), info)
+    return LoadedModel(session=session, info=info, provider=chosen, path=path, threads=threads, notes=notes)

@@ -1,0 +1,197 @@
+"""Camera-like frames of MNIST test digits: dark ink on unevenly lit paper, blurred, noisy, JPEG-compressed.
+
+A data generator for demos, tests and benchmarks (so it may use the bundled MNIST); the runtime never
+imports it. Each digit is placed, at a random size and small rotation, inside the region the reader uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.files import atomic_path, check_writable, write_json
+from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
+
+FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # both read back by OpenCV's FFmpeg backend
+LABELS = "labels.json"  # in an image folder; beside a video it is <stem>.labels.json
+
+
+@dataclass
+class SynthConfig:
+    """`digitsum-edge synth`: what to generate and where."""
+
+    out: str  # a .mp4/.avi video, or a folder of PNG images
+    count: int = 60  # digits (MNIST test images, chosen at random)
+    seed: int = 0  # same seed, same frames
+    format: str | None = None  # "video" or "images"; None: video for .mp4/.avi, else images
+    fps: float = 15.0  # video frame rate
+    hold: int = 5  # video frames per digit (same placement, fresh noise), like a hand held still
+    blank: float = 0.1  # fraction of digits replaced by blank paper (label null: "no digit")
+    width: int = 640
+    height: int = 480
+    force: bool = False  # replace an existing OUT
+
+
+def _lighting(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) float32 paper brightness: a gradient, a soft spot or shadow, a colour tint."""
+    gw, gh = 32, 24  # computed coarse, then smoothly upscaled
+    yy, xx = np.mgrid[-1:1:gh * 1j, -1:1:gw * 1j].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = rng.uniform(130, 225) + rng.uniform(15, 60) * (np.cos(angle) * xx + np.sin(angle) * yy)
+    sx, sy = rng.uniform(-1, 1, 2)
+    light += rng.uniform(-40, 30) * np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / rng.uniform(0.2, 0.8))
+    light = cv2.resize(light, (width, height), interpolation=cv2.INTER_CUBIC)
+    tint = rng.uniform(0.88, 1.05, 3)  # B, G, R
+    return cv2.merge([light * np.float32(t) for t in tint])  # (H, W, 3)
+
+
+def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
+                 noise_rng: np.random.Generator | None = None, roi: float = PreprocessConfig.roi) -> np.ndarray:
+    """(28, 28) uint8 MNIST digit (None: blank paper) -> (H, W, 3) uint8 BGR frame as a webcam sees it.
+
+    Placement, lighting and ink come from `rng`; sensor noise, blur and JPEG from `noise_rng` (default
+    `rng`), so the same `rng` seed with a fresh `noise_rng` gives the same scene with new noise.
+    """
+    width, height = size
+    noise_rng = noise_rng or rng
+    rx, ry, side, _ = roi_box(height, width, roi)
+    paper = _lighting(rng, width, height)  # (H, W, 3) float32
+    if digit is not None:
+        scale = rng.uniform(0.3, 0.65) * side / BOX  # the 20-pixel MNIST box covers 30-65 % of the region
+        # MNIST centres the mass, not the box, at (14, 14): a digit reaches up to ~14 pixels from it
+        room = max(0.0, side / 2 - 15 * scale)  # keep the rotated digit inside the region
+        cx, cy = rx + side / 2 + rng.uniform(-room, room), ry + side / 2 + rng.uniform(-room, room)
+        warp = cv2.getRotationMatrix2D((14.0, 14.0), rng.uniform(-12, 12), scale)
+        warp[:, 2] += (cx - 14.0, cy - 14.0)
+        ink = cv2.warpAffine(digit.astype(np.float32) / 255.0, warp, (width, height), flags=cv2.INTER_CUBIC)
+        pen = int(rng.integers(-1, 2)) * round(scale / 4)  # a thinner or thicker pen than MNIST's
+        if pen:
+            element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(pen) * 2 + 1,) * 2)
+            ink = (cv2.dilate if pen > 0 else cv2.erode)(ink, element)
+        darkness = rng.uniform(0.6, 0.9) * rng.uniform(0.85, 1.0, 3).astype(np.float32)  # bluish-black ink
+        np.clip(ink, 0, 1, out=ink)
+        paper *= cv2.merge([1 - ink * float(d) for d in darkness])  # (H, W, 3) ink transmission
+    if rng.random() < 0.5:  # something dark at the frame's edge, outside the region: a sleeve, a table
+        band = int(rng.integers(10, max(11, rx // 2)))
+        paper[:, :band] *= rng.uniform(0.3, 0.6)
+    frame = cv2.GaussianBlur(np.clip(paper, 0, 255).astype(np.uint8), (0, 0), noise_rng.uniform(0.4, 1.4))
+    noise = np.empty(frame.shape[:2], np.int16)  # sensor noise, (H, W): mostly luma after JPEG anyway
+    cv2.setRNGSeed(int(noise_rng.integers(2**31)))  # OpenCV's generator, seeded: fast and repeatable
+    cv2.randn(noise, 0.0, float(noise_rng.uniform(2, 8)))
+    frame = cv2.add(frame, cv2.merge([noise] * 3), dtype=cv2.CV_8U)  # saturating
+    _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(noise_rng.integers(50, 91))])
+    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+
+
+def pick_digits(count: int, seed: int, blank: float = 0.0) -> tuple[np.ndarray, list[int | None]]:
+    """`count` random MNIST test digits ((count, 28, 28) uint8) and labels; a `blank` fraction is None."""
+    from digitsum_edge import mnist
+
+    test = mnist.load("test")
+    rng = np.random.default_rng(seed)
+    index = rng.choice(len(test), size=count, replace=count > len(test))
+    images = test.images.numpy()[index]
+    labels: list[int | None] = [int(v) for v in test.labels.numpy()[index]]
+    for i in np.flatnonzero(rng.random(count) < blank):
+        labels[i] = None
+    return images, labels
+
+
+def frames(digits: np.ndarray, labels: Sequence[int | None], seed: int = 0, hold: int = 1,
+           size: tuple[int, int] = (640, 480)) -> Iterator[tuple[np.ndarray, int | None]]:
+    """(frame BGR uint8, label) for every digit, `hold` frames each (same scene, fresh noise)."""
+    noise_rng = np.random.default_rng([seed, 1])
+    for i, (digit, label) in enumerate(zip(digits, labels, strict=True)):
+        for _ in range(hold):
+            scene_rng = np.random.default_rng([seed, 0, i])  # same placement for every held frame
+            yield camera_frame(None if label is None else digit, scene_rng, size, noise_rng), label
+
+
+def write_video(path: str | os.PathLike, digits: np.ndarray, labels: Sequence[int | None], seed: int = 0,
+                fps: float = 15.0, hold: int = 1, size: tuple[int, int] = (640, 480)) -> list[int | None]:
+    """Write a .mp4 (mp4v) or .avi (MJPG) video and <stem>.labels.json beside it; per-frame labels."""
+    path = Path(path)
+    if path.suffix.lower() not in FOURCC:
+        raise DigitsumError(f"video {path} must end in {' or '.join(FOURCC)}")
+    per_frame: list[int | None] = []
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[path.suffix.lower()]), fps, size)
+        if not writer.isOpened():
+            raise DigitsumError(f"OpenCV cannot write video {path}")
+        try:
+            for frame, label in frames(digits, labels, seed, hold, size):
+                writer.write(frame)
+                per_frame.append(label)
+        finally:
+            writer.release()
+    write_json(labels_path(path), {"format": "digitsum-edge.synth", "video": path.name, "seed": seed,
+                                   "fps": fps, "hold": hold, "size": list(size), "labels": per_frame})
+    return per_frame
+
+
+def write_images(folder: str | os.PathLike, digits: np.ndarray, labels: Sequence[int | None], seed: int = 0,
+                 size: tuple[int, int] = (640, 480), force: bool = False) -> dict[str, int | None]:
+    """Write frame_00000.png ... and labels.json {file: label} into `folder`, replaced whole or not at all."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DigitsumError(f"output {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise DigitsumError(f"output {folder} exists (use --force to replace it)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        names: dict[str, int | None] = {}
+        for i, (frame, label) in enumerate(frames(digits, labels, seed, 1, size)):
+            name = f"frame_{i:05d}.png"
+            if not cv2.imwrite(str(staging / name), frame):
+                raise DigitsumError(f"cannot write {folder / name}")
+            names[name] = label
+        write_json(staging / LABELS, {"format": "digitsum-edge.synth", "seed": seed, "size": list(size),
+                                      "labels": names})
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return names
+
+
+def labels_path(video: str | os.PathLike) -> Path:
+    """runs/sample.mp4 -> runs/sample.labels.json."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}.labels.json")
+
+
+def read_labels(source: str | os.PathLike) -> list[int | None] | dict[str, int | None]:
+    """The labels written with a video (list, per frame) or an image folder (dict, per file name)."""
+    source = Path(source)
+    path = source / LABELS if source.is_dir() else labels_path(source)
+    try:
+        return json.loads(path.read_text())["labels"]
+    except (OSError, ValueError, KeyError) as e:
+        raise DigitsumError(f"cannot read labels {path}: {e}") from None
+
+
+def run(cfg: SynthConfig) -> tuple[Path, int]:
+    """Generate the frames `cfg` asks for; returns (output path, number of frames)."""
+    out = Path(cfg.out)
+    kind = cfg.format or ("video" if out.suffix.lower() in FOURCC else "images")
+    if kind not in ("video", "images"):
+        raise DigitsumError(f"unknown format {kind!r} (video or images)")
+    if cfg.count < 1 or cfg.hold < 1 or not 0 <= cfg.blank <= 1 or cfg.width < 32 or cfg.height < 32:
+        raise DigitsumError("count and hold must be >= 1, blank in 0-1, size at least 32x32")
+    digits, labels = pick_digits(cfg.count, cfg.seed, cfg.blank)
+    size = (cfg.width, cfg.height)
+    if kind == "images":
+        return out, len(write_images(out, digits, labels, cfg.seed, size, cfg.force))
+    check_writable(out, force=cfg.force)
+    return out, len(write_video(out, digits, labels, cfg.seed, cfg.fps, cfg.hold, size))

@@ -1,0 +1,90 @@
+"""DigitReader on single frames: confidences, rand checks, re-reading with another rand, smoothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.runtime.live import RandPicker
+from digitsum_edge.runtime.reader import DigitReader, Smoother, softmax
+from digitsum_edge.runtime.session import open_model
+from digitsum_edge.runtime.synth import camera_frame, pick_digits
+
+
+@pytest.fixture(scope="module")
+def reader(tiny_onnx: Path) -> DigitReader:
+    return DigitReader(open_model(tiny_onnx, "cpu", threads=1))
+
+
+@pytest.fixture(scope="module")
+def frame_and_label() -> tuple[np.ndarray, int]:
+    digits, labels = pick_digits(1, seed=17)  # a clear 6: the tiny model reads it with ~98 % confidence
+    return camera_frame(digits[0], np.random.default_rng(17)), labels[0]
+
+
+def test_softmax_is_stable_and_sums_to_one() -> None:
+    p = softmax(np.array([[1000.0, 1000.0, -1000.0]]))
+    assert np.allclose(p, [[0.5, 0.5, 0.0]]) and np.isfinite(p).all()
+
+
+def test_read_a_frame(reader: DigitReader, frame_and_label) -> None:
+    frame, label = frame_and_label
+    reading = reader.read(frame, 6)
+    assert reading.found and reading.digit == label and reading.rand == 6
+    assert reading.sum == label + 6 and 0.5 < reading.digit_confidence <= 1 and 0 < reading.sum_confidence <= 1
+    assert reading.mnist.shape == (28, 28) and reading.ms > 0
+    line = reading.to_json(3, "cam", "cpu")
+    assert line["frame"] == 3 and line["digit"] == label and line["box"] == list(reading.box)
+    assert line["reason"] is None and line["provider"] == "cpu"
+
+
+def test_blank_frame_is_no_digit(reader: DigitReader) -> None:
+    reading = reader.read(camera_frame(None, np.random.default_rng(1)), 2)
+    assert not reading.found and reading.digit is None and reading.sum is None and reading.mnist is None
+    line = reading.to_json(0, "cam", "cpu")
+    assert line["found"] is False and line["digit_confidence"] is None and line["reason"] == "blank"
+
+
+@pytest.mark.parametrize("rand", [-1, 10, 2.5, True, "3"])
+def test_rand_out_of_range_is_an_error(reader: DigitReader, frame_and_label, rand) -> None:
+    with pytest.raises(DigitsumError, match="rand must be an integer in 0-9"):
+        reader.read(frame_and_label[0], rand)
+
+
+def test_with_rand_rereads_only_the_model(reader: DigitReader, frame_and_label) -> None:
+    first = reader.read(frame_and_label[0], 0)
+    again = reader.with_rand(first, 9)
+    assert again.rand == 9 and again.digit == first.digit and again.sum == first.digit + 9
+    assert again.box == first.box and again.mnist is first.mnist
+
+
+def test_smoother_averages_one_digit_and_resets(reader: DigitReader, frame_and_label) -> None:
+    other = camera_frame(pick_digits(1, seed=99)[0][0], np.random.default_rng(5))
+    smooth = Smoother(3)
+    a, b = reader.read(frame_and_label[0], 1), reader.read(other, 1)
+    pa, pb = a.digit_probs.copy(), b.digit_probs.copy()
+    smooth(a)
+    mixed = smooth(b)
+    assert np.allclose(mixed.digit_probs, (pa + pb) / 2) and mixed.digit == int(np.argmax(pa + pb))
+    smooth(reader.read(camera_frame(None, np.random.default_rng(2)), 1))  # a gap starts over
+    c = reader.read(other, 1)
+    assert np.allclose(smooth(c).digit_probs, pb)
+    d = reader.read(frame_and_label[0], 2)  # so does a new rand
+    assert np.allclose(smooth(d).digit_probs, pa)
+
+
+def test_rand_picker_draws_a_new_rand_per_digit(reader: DigitReader, frame_and_label) -> None:
+    fixed = RandPicker(4, seed=0)
+    reading = reader.read(frame_and_label[0], 4)
+    assert fixed.update(reader, reading) is reading and fixed.value == 4
+    picker = RandPicker(None, seed=0)
+    blank = reader.read(camera_frame(None, np.random.default_rng(2)), picker.value)
+    values = []
+    for _ in range(20):  # digit, gap, digit, gap ...: a new draw after every gap
+        picker.update(reader, reader.read(frame_and_label[0], picker.value))
+        picker.update(reader, blank)
+        values.append(picker.value)
+    assert len(set(values)) > 3 and all(0 <= v <= 9 for v in values)

@@ -1,0 +1,131 @@
+"""Opening a model for the runtime: provider choice and fallback, and every kind of wrong file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from digitsum_edge import onnx_contract
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.runtime import session as session_module
+from digitsum_edge.runtime.session import cuda_usable, open_model
+
+CUDA_LISTED = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
+
+
+def _graph_model(inputs, outputs, props: dict[str, str] | None = None) -> onnx.ModelProto:
+    """A one-Identity-per-output graph with the given (name, dtype, shape) inputs and outputs."""
+    nodes = [helper.make_node("Identity", [inputs[0][0]], [name]) for name, _, _ in outputs]
+    graph = helper.make_graph(nodes, "not_digitsum", [helper.make_tensor_value_info(*i) for i in inputs],
+                              [helper.make_tensor_value_info(*o) for o in outputs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    if props:
+        helper.set_model_props(model, props)
+    return model
+
+
+def test_open_on_cpu_reads_the_metadata(tiny_onnx: Path) -> None:
+    loaded = open_model(tiny_onnx, "cpu", threads=1)
+    assert loaded.provider == "cpu" and loaded.path == tiny_onnx and loaded.threads == 1
+    assert loaded.session.get_providers() == ["CPUExecutionProvider"]
+    info = loaded.info
+    assert (info.mean, info.std, info.input_size, info.num_digits, info.num_rand) == (0.1307, 0.3081, 28, 10, 10)
+    digit, total = loaded.session.run(None, {"image": np.zeros((2, 1, 28, 28), np.float32),
+                                             "rand": np.array([0, 9], np.int64)})
+    assert digit.shape == (2, 10) and total.shape == (2, 19)
+
+
+def test_cuda_probe_is_silent_and_cached(capfd: pytest.CaptureFixture) -> None:
+    cuda_usable.cache_clear()
+    answer = cuda_usable()
+    assert isinstance(answer, bool) and cuda_usable() is answer
+    assert cuda_usable.cache_info().hits >= 1
+    err = capfd.readouterr().err
+    assert "Error" not in err and "[E:" not in err and "[W:" not in err, err  # no red onnxruntime spam
+
+
+def test_auto_uses_what_really_works(tiny_onnx: Path, capfd: pytest.CaptureFixture) -> None:
+    loaded = open_model(tiny_onnx, "auto")
+    assert loaded.provider == ("cuda" if cuda_usable() else "cpu")
+    if loaded.provider == "cpu" and CUDA_LISTED:
+        assert len(loaded.notes) == 1 and "CPU" in loaded.notes[0]
+    assert "[E:" not in capfd.readouterr().err
+
+
+def test_auto_falls_back_when_the_cuda_session_silently_runs_on_cpu(tiny_onnx: Path, monkeypatch) -> None:
+    if cuda_usable():
+        pytest.skip("CUDA really works here; the silent fallback cannot be provoked")
+    monkeypatch.setattr(session_module, "cuda_usable", lambda: True)  # a probe that says yes, wrongly
+    loaded = open_model(tiny_onnx, "auto")
+    assert loaded.provider == "cpu" and any("CUDA" in n for n in loaded.notes)
+    with pytest.raises(DigitsumError, match="CUDA"):
+        open_model(tiny_onnx, "cuda")
+
+
+def test_cuda_that_cannot_be_honoured_is_an_error(tiny_onnx: Path) -> None:
+    if cuda_usable():
+        assert open_model(tiny_onnx, "cuda").provider == "cuda"
+        return
+    with pytest.raises(DigitsumError, match="provider cpu"):
+        open_model(tiny_onnx, "cuda")
+
+
+@pytest.mark.parametrize(("provider", "threads", "match"), [("tpu", None, "unknown provider"),
+                                                             ("cpu", 0, "threads")])
+def test_bad_provider_or_threads(tiny_onnx: Path, provider: str, threads, match: str) -> None:
+    with pytest.raises(DigitsumError, match=match):
+        open_model(tiny_onnx, provider, threads)
+
+
+def test_missing_and_non_onnx_files(tmp_path: Path) -> None:
+    with pytest.raises(DigitsumError, match="does not exist"):
+        open_model(tmp_path / "nope.onnx", "cpu")
+    with pytest.raises(DigitsumError, match="not a file"):
+        open_model(tmp_path, "cpu")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"definitely not protobuf" * 10)
+    with pytest.raises(DigitsumError, match="not a readable ONNX model"):
+        open_model(junk, "cpu")
+
+
+def test_onnx_without_digitsum_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "other.onnx"
+    onnx.save(_graph_model([("x", TensorProto.FLOAT, [1, 4])], [("y", TensorProto.FLOAT, [1, 4])]), path)
+    with pytest.raises(DigitsumError, match="not a digitsum-edge ONNX model"):
+        open_model(path, "cpu")
+
+
+def test_metadata_but_wrong_inputs_or_shapes(tiny_onnx: Path, tmp_path: Path) -> None:
+    props = onnx_contract.metadata_props(open_model(tiny_onnx, "cpu").info)
+    renamed = _graph_model([("x", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+                           [("digit_logits", TensorProto.FLOAT, ["batch", 1, 28, 28])], props)
+    onnx.save(renamed, tmp_path / "renamed.onnx")
+    with pytest.raises(DigitsumError, match="inputs"):
+        open_model(tmp_path / "renamed.onnx", "cpu")
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 32, 32])
+    rand = helper.make_tensor_value_info("rand", TensorProto.INT64, ["batch"])
+    digit = helper.make_tensor_value_info("digit_logits", TensorProto.FLOAT, ["batch", 1, 32, 32])
+    total = helper.make_tensor_value_info("sum_logits", TensorProto.INT64, ["batch"])
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["digit_logits"]),
+                               helper.make_node("Identity", ["rand"], ["sum_logits"])],
+                              "wrong_shapes", [image, rand], [digit, total])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    helper.set_model_props(model, props)
+    onnx.save(model, tmp_path / "shapes.onnx")
+    with pytest.raises(DigitsumError, match="image is tensor"):
+        open_model(tmp_path / "shapes.onnx", "cpu")
+
+
+def test_incomplete_metadata(tiny_onnx: Path, tmp_path: Path) -> None:
+    model = onnx.load(tiny_onnx)
+    kept = [p for p in model.metadata_props if p.key != "normalization_std"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, tmp_path / "partial.onnx")
+    with pytest.raises(DigitsumError, match="incomplete"):
+        open_model(tmp_path / "partial.onnx", "cpu")
