@@ -1,11 +1,76 @@
-"""Placeholder: `bench` is being written (issue 5)."""
+"""`digitsum-edge bench`: options -> BenchConfig -> bench.run.run (torch and onnxruntime imported only when it runs)."""
+
+from __future__ import annotations
 
 import click
 
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge.bench.config import BenchConfig
+
+_D = BenchConfig()
+
+
+def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"expected comma-separated positive batch sizes like 1,32,256, got {value!r}")
+    return tuple(dict.fromkeys(sizes))  # in the order given, each once
 
 
 @click.command()
-def bench() -> None:
-    """PyTorch against ONNX Runtime (not yet available)."""
-    raise DigitsumError("bench is not available yet")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=_D.checkpoint, show_default=True,
+              help="The PyTorch checkpoint (from `digitsum-edge train`).")
+@click.option("--onnx", type=click.Path(dir_okay=False), default=None,
+              help="The fp32 .onnx file [default: CHECKPOINT with the .onnx suffix].")
+@click.option("--int8", type=click.Path(dir_okay=False), default=None,
+              help="The int8 .onnx file [default: NAME.int8.onnx beside the fp32 file, if it exists].")
+@click.option("--providers", default=_D.providers, show_default=True,
+              help="onnxruntime providers: auto (CPU, plus CUDA when usable), cpu, cuda or cpu,cuda.")
+@click.option("--batch-sizes", callback=_batch_sizes, default=",".join(map(str, _D.batch_sizes)),
+              show_default=True, help="Images per call, comma-separated.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for every backend [default: 1 at batch 1, all cores for larger batches].")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=_D.budget, show_default=True,
+              help="Seconds of timed calls per backend and batch size, after the warm-up.")
+@click.option("--warmup", type=click.IntRange(min=0), default=_D.warmup, show_default=True,
+              help="Untimed calls before each measurement.")
+@click.option("--min-runs", type=click.IntRange(min=1), default=_D.min_runs, show_default=True,
+              help="Timed calls per measurement even when the budget runs out sooner.")
+@click.option("--no-compile", is_flag=True, help="Leave out the torch.compile rows.")
+@click.option("--eval-images", type=click.IntRange(min=1), default=None,
+              help="Test images for the accuracy parity, each with rand 0-9 [default: all 10,000].")
+@click.option("--no-live", is_flag=True, help="Leave out the live-pipeline row.")
+@click.option("--live-frames", type=click.IntRange(min=1), default=_D.live_frames, show_default=True,
+              help="Synthetic 640x480 camera frames timed in the live-pipeline row.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
+              help="Exit 1 when any backend's digit or sum accuracy is below this fraction (e.g. 0.99).")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="MNIST folder [default: the copy in the package].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the whole report (header, every row, parity, live, speed-up) as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of latency and throughput per backend and batch size.")
+def bench(checkpoint: str, onnx: str | None, int8: str | None, providers: str, batch_sizes: tuple[int, ...],
+          threads: int | None, budget: float, warmup: int, min_runs: int, no_compile: bool,
+          eval_images: int | None, no_live: bool, live_frames: int, min_accuracy: float | None,
+          data_dir: str | None, json_path: str | None, plot: str | None) -> None:
+    """PyTorch against ONNX Runtime: latency and throughput beside exhaustive accuracy, in one table."""
+    from digitsum_edge.bench.report import format_table, write_plot
+    from digitsum_edge.bench.run import run
+    from digitsum_edge.errors import DigitsumError
+    from digitsum_edge.files import write_json
+
+    report = run(BenchConfig(
+        checkpoint=checkpoint, onnx=onnx, int8=int8, providers=providers, batch_sizes=batch_sizes,
+        threads=threads, budget=budget, warmup=warmup, min_runs=min_runs, compile=not no_compile,
+        eval_images=eval_images, live=not no_live, live_frames=live_frames, min_accuracy=min_accuracy,
+        data_dir=data_dir, json=json_path, plot=plot), log=lambda m: click.echo(m, err=True))
+    click.echo(format_table(report))
+    if json_path:
+        write_json(json_path, report)
+    if plot:
+        write_plot(report, plot)
+    if report["below_min_accuracy"]:
+        raise DigitsumError(f"below --min-accuracy {min_accuracy:.2%}: " + ", ".join(report["below_min_accuracy"]))

@@ -1,0 +1,249 @@
+"""What bench runs: one small interface over PyTorch eager, torch.compile and onnxruntime sessions.
+
+Every backend takes the same host arrays, image (N, 1, 28, 28) float32 MNIST-normalised and rand (N,)
+int64, and returns host arrays (digit_logits (N, 10), sum_logits (N, 19)), so every timing includes the
+same work: inputs in, logits out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitsum_edge import onnx_contract
+from digitsum_edge.bench.timing import summarize
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.evaluate import exhaustive_pairs, onnx_exhaustive, score, torch_exhaustive
+
+PROVIDERS = ("cpu", "cuda")
+
+
+def resolve_providers(spec: str, cuda_ok: bool) -> tuple[list[str], list[str]]:
+    """'auto' | 'cpu' | 'cuda' | 'cpu,cuda' -> (providers to run, notes); anything else is one error."""
+    names = [p.strip().lower() for p in spec.split(",") if p.strip()]
+    if names == ["auto"]:
+        if cuda_ok:
+            return ["cpu", "cuda"], []
+        return ["cpu"], ["CUDA not usable here: onnxruntime runs on the CPU provider only"]
+    unknown = [p for p in names if p not in PROVIDERS]
+    if not names or unknown:
+        raise DigitsumError(f"unknown provider {(unknown or [spec])[0]!r} in --providers {spec!r} "
+                            "(use auto, cpu, cuda or cpu,cuda)")
+    if "cuda" in names and not cuda_ok:
+        raise DigitsumError("--providers cuda: CUDA is not usable here (no CUDA device or no working "
+                            "CUDAExecutionProvider); use --providers cpu")
+    return [p for p in PROVIDERS if p in names], []
+
+
+class Backend:
+    """One way to run the model: name, device/provider, precision and the file it runs."""
+
+    name = "backend"
+    optional = False  # a failure to start makes a skipped row instead of an error
+
+    def __init__(self, device: str, precision: str, source: Path) -> None:
+        self.device, self.precision, self.source = device, precision, Path(source)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.device} {self.precision}"
+
+    def set_threads(self, threads: int) -> None:
+        """Use `threads` intra-op threads from now on (one inter-op thread)."""
+
+    def run(self, images: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """Wait for queued device work (only torch on CUDA queues any)."""
+
+    def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+        """Scores and logits on every (image, rand) pair, uint8 images, exhaustive_pairs order."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"label": self.label, "backend": self.name, "device": self.device,
+                "precision": self.precision, "source": str(self.source)}
+
+
+class TorchEager(Backend):
+    """The checkpoint's model in PyTorch eager mode, under torch.inference_mode."""
+
+    name = "pytorch"
+
+    def __init__(self, model, device: str, source: Path) -> None:
+        super().__init__(device, "fp32", source)
+        self.model = model.to(device).eval()
+
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def _forward(self, image, rand):
+        return self.model(image, rand)
+
+    def run(self, images: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            digit_logits, sum_logits = self._forward(torch.from_numpy(images).to(self.device),
+                                                     torch.from_numpy(rand).to(self.device))
+            return digit_logits.cpu().numpy(), sum_logits.cpu().numpy()
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+    def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+        import torch
+
+        return torch_exhaustive(self.model, torch.from_numpy(images), torch.from_numpy(labels), self.device)
+
+
+class TorchCompiled(TorchEager):
+    """torch.compile (inductor, static shapes: one compilation per batch size, done before any timing)."""
+
+    name = "torch.compile"
+    optional = True
+
+    def __init__(self, model, device: str, source: Path, eval_batch: int) -> None:
+        import torch
+
+        super().__init__(model, device, source)
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU
+        self.compiled = torch.compile(self.model, dynamic=False)
+        self._compiled_batches: set[int] = set()
+        self.eval_batch = eval_batch  # parity runs in chunks of a batch size already compiled
+
+    def _forward(self, image, rand):
+        if image.shape[0] in self._compiled_batches:
+            return self.compiled(image, rand)
+        import torch._dynamo
+
+        # one graph per batch size; past the default limit of 8 dynamo would fall back to eager silently
+        with torch._dynamo.config.patch(recompile_limit=64, fail_on_recompile_limit_hit=True):
+            outputs = self.compiled(image, rand)
+        self._compiled_batches.add(image.shape[0])
+        return outputs
+
+    def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+        from digitsum_edge.mnist import MEAN, STD
+
+        image_index, rand = exhaustive_pairs(len(images), self.model.config.num_rand)
+        digit_logits, sum_logits = padded_logits(self.run, images[image_index], rand, MEAN, STD, self.eval_batch)
+        return score(digit_logits, sum_logits, labels[image_index], rand), digit_logits, sum_logits
+
+
+def padded_logits(run, images: np.ndarray, rand: np.ndarray, mean: float, std: float,
+                  batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """`run` over uint8 (P, 28, 28) images in chunks of exactly `batch` (the last one padded)."""
+    digit_chunks, sum_chunks = [], []
+    for start in range(0, len(rand), batch):
+        x = (images[start:start + batch, None].astype(np.float32) / 255.0 - mean) / std  # (B, 1, 28, 28)
+        r = rand[start:start + batch]
+        n = len(r)
+        if n < batch:
+            x = np.concatenate([x, np.zeros((batch - n, *x.shape[1:]), np.float32)])
+            r = np.concatenate([r, np.zeros(batch - n, np.int64)])
+        digit_logits, sum_logits = run(x, r)
+        digit_chunks.append(digit_logits[:n])
+        sum_chunks.append(sum_logits[:n])
+    return np.concatenate(digit_chunks), np.concatenate(sum_chunks)
+
+
+class OnnxRuntime(Backend):
+    """An exported .onnx file in an onnxruntime session on one provider; one session per thread count."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, provider: str, threads: int) -> None:
+        self._sessions: dict[int, object] = {}
+        session, info = self._open(path, provider, threads)
+        super().__init__(provider, info.precision, path)
+        self.info: onnx_contract.ModelInfo = info
+        self.session = session
+
+    def _open(self, path: Path, provider: str, threads: int):
+        session, info = open_session(path, provider, threads)
+        self._sessions[threads] = session
+        return session, info
+
+    def set_threads(self, threads: int) -> None:
+        if threads not in self._sessions:
+            self._open(self.source, self.device, threads)
+        self.session = self._sessions[threads]
+
+    def run(self, images: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        digit_logits, sum_logits = self.session.run(list(onnx_contract.OUTPUTS), {"image": images, "rand": rand})
+        return digit_logits, sum_logits
+
+    def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+        return onnx_exhaustive(self.session, images, labels, self.info.mean, self.info.std, self.info.num_rand)
+
+
+def open_session(path: Path, provider: str, threads: int):
+    """(onnxruntime session on `provider` with `threads` intra-op threads, the file's ModelInfo)."""
+    from digitsum_edge.runtime.session import open_model
+
+    loaded = open_model(path, provider=provider, threads=threads)
+    if loaded.provider != provider:
+        raise DigitsumError(f"{path}: onnxruntime opened it on {loaded.provider}, not {provider}")
+    return loaded.session, loaded.info
+
+
+def cuda_usable() -> bool:
+    """True when onnxruntime's CUDA provider really runs here."""
+    from digitsum_edge.runtime.session import cuda_usable as usable
+
+    return usable()
+
+
+def timed_first_call(backend: Backend, images: np.ndarray, rand: np.ndarray) -> float:
+    """Run once untimed by the benchmark (torch.compile compiles here); seconds it took."""
+    start = time.perf_counter()
+    backend.run(images, rand)
+    backend.sync()
+    return time.perf_counter() - start
+
+
+def live_row(onnx_path: Path, test, frames: int) -> dict:
+    """The live pipeline on one CPU thread: synthetic 640x480 camera frames of test digits -> DigitReader."""
+    try:
+        import cv2
+
+        from digitsum_edge.runtime.reader import DigitReader
+        from digitsum_edge.runtime.session import open_model
+        from digitsum_edge.runtime.synth import camera_frame
+    except ImportError as e:
+        return {"status": "skipped", "reason": f"the live pipeline is not available in this install ({e})"}
+    reader = DigitReader(open_model(onnx_path, provider="cpu", threads=1))
+    rng = np.random.default_rng(0)
+    count = min(frames, len(test))
+    labels = test.labels[:count].numpy().astype(np.int64)
+    shots = [camera_frame(digit, rng, size=(640, 480)) for digit in test.images[:count].numpy()]
+    rand = rng.integers(0, 10, count)
+    warmup = min(5, count)
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # preprocessing on one thread too, like the inference
+    try:
+        for frame, r in zip(shots[:warmup], rand[:warmup], strict=True):
+            reader.read(frame, int(r))
+        durations, readings = [], []
+        for frame, r in zip(shots, rand, strict=True):
+            start = time.perf_counter()
+            readings.append(reader.read(frame, int(r)))
+            durations.append(time.perf_counter() - start)
+    finally:
+        cv2.setNumThreads(previous)
+    timing = summarize(durations, 1, warmup)
+    return {"status": "ok", "frame": "640x480", "backend": "onnxruntime cpu fp32", "threads": 1, "frames": count,
+            **timing.to_dict(), "frames_per_s": timing.images_per_s,
+            "digit_accuracy": float(np.mean([x.digit == t for x, t in zip(readings, labels, strict=True)])),
+            "sum_accuracy": float(np.mean([x.sum == t + r for x, t, r in zip(readings, labels, rand, strict=True)])),
+            "no_digit": float(np.mean([not x.found for x in readings]))}
