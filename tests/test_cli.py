@@ -6,23 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from digitsum_edge import __version__
-from digitsum_edge.cli import main
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def _one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code != 0
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
+from helpers import invoke, one_line_error
 
 
 def test_help_lists_every_stage_and_version() -> None:
@@ -49,10 +35,10 @@ def test_train_runs_and_prints_a_summary(tmp_path: Path) -> None:
     (["--epochs", "0"], ["--epochs"]),
 ])
 def test_train_bad_input_is_one_line(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
-    _one_line_error(invoke("train", "--out", str(tmp_path), *args), *fragments)
+    one_line_error(invoke("train", "--out", str(tmp_path), *args), *fragments)
 
 
 def test_train_corrupt_resume_file_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"\x00" * 100)
-    _one_line_error(invoke("train", "--out", str(tmp_path), "--resume", str(bad)), "broken.pt")
+    one_line_error(invoke("train", "--out", str(tmp_path), "--resume", str(bad)), "broken.pt")

@@ -10,14 +10,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from click.testing import CliRunner
 
 from digitsum_edge import checkpoint, mnist, onnx_contract
-from digitsum_edge.cli import main
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import onnx_exhaustive
 from digitsum_edge.export.config import ExportConfig
 from digitsum_edge.export.pipeline import run
+from helpers import invoke, one_line_error
 
 
 def session(path: Path) -> ort.InferenceSession:
@@ -92,19 +91,15 @@ def test_failed_verification_writes_nothing(tiny_checkpoint: Path, tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(main, ["export", *args])
+def export(*args: object):
+    return invoke("export", *args)
 
 
-def _one_line_error(result, fragment: str) -> None:
-    lines = result.output.strip().splitlines()
-    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert fragment in lines[0]
 
 
 def test_cli_export_prints_summary_and_json(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "cli.onnx", tmp_path / "export.json"
-    result = invoke(str(tiny_checkpoint), "--out", str(out), "--verify-images", "50", "--json", str(report))
+    result = export(str(tiny_checkpoint), "--out", str(out), "--verify-images", "50", "--json", str(report))
     assert result.exit_code == 0, result.output
     assert "verified on onnxruntime CPU" in result.output and "opset 18" in result.output
     data = json.loads(report.read_text())
@@ -115,27 +110,27 @@ def test_cli_export_prints_summary_and_json(tiny_checkpoint: Path, tmp_path: Pat
 def test_cli_refuses_existing_output_unless_forced(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "keep.onnx"
     out.write_bytes(b"precious")
-    _one_line_error(invoke(str(tiny_checkpoint), "--out", str(out)), "--force")
+    one_line_error(export(str(tiny_checkpoint), "--out", str(out)), "--force")
     assert out.read_bytes() == b"precious"
-    assert invoke(str(tiny_checkpoint), "--out", str(out), "--force", "--verify-images", "20").exit_code == 0
+    assert export(str(tiny_checkpoint), "--out", str(out), "--force", "--verify-images", "20").exit_code == 0
     session(out)
 
 
 def test_cli_bad_checkpoints_are_one_line(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    _one_line_error(invoke(str(tmp_path / "missing.pt")), "not found")
+    one_line_error(export(str(tmp_path / "missing.pt")), "not found")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage" * 50)
-    _one_line_error(invoke(str(junk)), "not a readable checkpoint")
+    one_line_error(export(str(junk)), "not a readable checkpoint")
     other = tmp_path / "other.pt"
     torch.save({"model": {"w": torch.zeros(3)}}, other)
-    _one_line_error(invoke(str(other)), "not a digitsum-edge checkpoint")
+    one_line_error(export(str(other)), "not a digitsum-edge checkpoint")
     future = tmp_path / "future.pt"
     torch.save({**checkpoint.load(tiny_checkpoint), "format_version": 99}, future)
-    _one_line_error(invoke(str(future)), "format 99")
+    one_line_error(export(str(future)), "format 99")
     assert not any(p.suffix == ".onnx" for p in tmp_path.iterdir())
 
 
 def test_cli_unwritable_output_is_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    _one_line_error(invoke(str(tiny_checkpoint), "--out", str(blocker / "m.onnx")), "cannot write")
+    one_line_error(export(str(tiny_checkpoint), "--out", str(blocker / "m.onnx")), "cannot write")

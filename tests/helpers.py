@@ -1,0 +1,29 @@
+"""What the CLI tests share: run the command as a user would, and check the one-line error contract."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+
+from digitsum_edge.cli import main
+
+
+def invoke(*args: object) -> Result:
+    """`digitsum-edge ARGS...` through click's runner."""
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result: Result, *fragments: str, started: bool = False) -> None:
+    """Exit != 0, no traceback, exactly one `error: ...` line naming the problem.
+
+    A run that had `started` may have printed `note:`/`provider:` lines on stderr (and results on stdout)
+    before it; then only stderr is checked, and the error must be its last line.
+    """
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = (result.stderr if started else result.output).strip().splitlines()
+    if started:
+        assert all(line.startswith(("note: ", "provider: ")) for line in lines[:-1]), result.output
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
