@@ -134,7 +134,8 @@ def main() -> None:
     }
     if t_ours and t_ref:
         report["speedup"] = round(t_ref / t_ours, 2)
-        verdict = f"ours reaches {args.target:.1%} sum accuracy {t_ref / t_ours:.1f}x sooner ({t_ours:.0f} s vs {t_ref:.0f} s)"
+        verdict = (f"ours reaches {args.target:.1%} sum accuracy {t_ref / t_ours:.1f}x sooner "
+                   f"({t_ours:.0f} s vs {t_ref:.0f} s)")
     elif t_ours:
         last = reference[-1]["train_seconds"]
         report["speedup_at_least"] = round(last / t_ours, 2)
