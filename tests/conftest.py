@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-TINY = {"epochs": 3, "limit": 4000, "channels": (8, 16, 32), "batch_size": 32, "seed": 0}  # ~3 s on 2 cores
+TINY = {"epochs": 3, "limit": 4000, "channels": (8, 16, 32), "batch_size": 32, "seed": 0, "threads": 1}  # ~3 s
 
 
 @pytest.fixture(scope="session")

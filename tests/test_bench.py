@@ -14,12 +14,9 @@ from digitsum_edge import checkpoint
 from digitsum_edge.bench.timing import measure, summarize
 from helpers import invoke, one_line_error
 
-QUICK = ("--budget", "0.02", "--warmup", "1", "--min-runs", "2", "--eval-images", "100", "--no-compile",
-         "--no-live")
-
-
-
-
+# One thread: under load from other processes, two torch threads on two cores stall for ~100 ms per call.
+QUICK = ("--budget", "0.02", "--warmup", "1", "--min-runs", "2", "--eval-images", "100", "--threads", "1",
+         "--no-compile", "--no-live")
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,6 @@ from helpers import invoke, one_line_error
 DIGIT_FLOOR = 0.8
 
 
-
-
-
-
 def jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
