@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from digitsum_edge import __version__
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.files import write_bytes
 from digitsum_edge.model import DigitSumNet, ModelConfig
 
@@ -55,8 +55,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DigitsumError(f"{path} is not a readable checkpoint ({reason[:120]})") from None
+        raise DigitsumError(f"{path} is not a readable checkpoint ({first_line(e, 120)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DigitsumError(f"{path} is not a digitsum-edge checkpoint")
     if ckpt.get("format_version") != FORMAT_VERSION:
@@ -71,8 +70,7 @@ def build_model(ckpt: dict[str, Any], source: str | os.PathLike = "checkpoint") 
         model = DigitSumNet(ModelConfig.from_dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        reason = str(e).strip().splitlines()[0]
-        raise DigitsumError(f"{source} does not hold a model this version can rebuild ({reason[:120]})") from None
+        raise DigitsumError(f"{source} does not hold a model this version can rebuild ({first_line(e, 120)})") from None
     return model.eval()
 
 

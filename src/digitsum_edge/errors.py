@@ -11,3 +11,9 @@ class Interrupted(DigitsumError):
     """Ctrl-C after the work in progress was saved: exit 130 like any interrupted command."""
 
     exit_code = 130
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's first line (its type name if it has no text), short enough for a one-line error."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]

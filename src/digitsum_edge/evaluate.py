@@ -59,26 +59,47 @@ def torch_exhaustive(model: torch.nn.Module, images: torch.Tensor, labels: torch
     return metrics, digit_logits, sum_logits
 
 
-def onnx_logits(session, images: np.ndarray, rand: np.ndarray, mean: float, std: float,
-                batch_size: int = 4096, static_batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run an onnxruntime session on (image, rand) pairs: uint8 (P, 28, 28) images, int64 (P,) rand.
+def batched_logits(run, images: np.ndarray, rand: np.ndarray, mean: float, std: float, batch_size: int = 4096,
+                   pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`run(image, rand) -> (digit_logits, sum_logits)` over uint8 (P, 28, 28) images and int64 (P,) rand.
 
-    Normalisation comes from the caller (the file's metadata), not from training code. With a static
-    batch, the last chunk is padded to the batch size and the padding dropped from the results.
+    Normalisation comes from the caller (a file's metadata, not training code). With `pad`, every call
+    gets exactly `batch_size` rows (static batch, torch.compile): the last chunk is padded and the
+    padding dropped from the results.
     """
-    step = static_batch or batch_size
     digit_chunks, sum_chunks = [], []
-    for start in range(0, len(rand), step):
-        x = (images[start:start + step, None].astype(np.float32) / 255.0 - mean) / std  # (B, 1, 28, 28)
-        r = rand[start:start + step].astype(np.int64)
+    for start in range(0, len(rand), batch_size):
+        x = (images[start:start + batch_size, None].astype(np.float32) / 255.0 - mean) / std  # (B, 1, 28, 28)
+        r = rand[start:start + batch_size].astype(np.int64)
         n = len(r)
-        if static_batch and n < static_batch:
-            x = np.concatenate([x, np.zeros((static_batch - n, *x.shape[1:]), np.float32)])
-            r = np.concatenate([r, np.zeros(static_batch - n, np.int64)])
-        digit_logits, sum_logits = session.run(["digit_logits", "sum_logits"], {"image": x, "rand": r})
+        if pad and n < batch_size:
+            x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), np.float32)])
+            r = np.concatenate([r, np.zeros(batch_size - n, np.int64)])
+        digit_logits, sum_logits = run(x, r)
         digit_chunks.append(digit_logits[:n])
         sum_chunks.append(sum_logits[:n])
     return np.concatenate(digit_chunks), np.concatenate(sum_chunks)
+
+
+def onnx_logits(session, images: np.ndarray, rand: np.ndarray, mean: float, std: float,
+                batch_size: int = 4096, static_batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """batched_logits for an onnxruntime session; a static-batch file gets exactly its batch size."""
+
+    def run(x: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        digit_logits, sum_logits = session.run(["digit_logits", "sum_logits"], {"image": x, "rand": r})
+        return digit_logits, sum_logits
+
+    return batched_logits(run, images, rand, mean, std, static_batch or batch_size, pad=static_batch is not None)
+
+
+def compare_logits(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray],
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """Per head: (largest |got - want|, fraction of rows with the same argmax), keyed by output name."""
+    max_abs_diff, argmax_agreement = {}, {}
+    for name, g, w in zip(("digit_logits", "sum_logits"), got, want, strict=True):
+        max_abs_diff[name] = float(np.abs(g - w).max())
+        argmax_agreement[name] = float(np.mean(g.argmax(1) == w.argmax(1)))
+    return max_abs_diff, argmax_agreement
 
 
 def onnx_exhaustive(session, images: np.ndarray, labels: np.ndarray, mean: float, std: float,

@@ -16,7 +16,7 @@ import numpy as np
 from digitsum_edge import onnx_contract
 from digitsum_edge.bench.timing import summarize
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.evaluate import exhaustive_pairs, onnx_exhaustive, score, torch_exhaustive
+from digitsum_edge.evaluate import batched_logits, exhaustive_pairs, onnx_exhaustive, score, torch_exhaustive
 
 PROVIDERS = ("cpu", "cuda")
 
@@ -136,25 +136,9 @@ class TorchCompiled(TorchEager):
         from digitsum_edge.mnist import MEAN, STD
 
         image_index, rand = exhaustive_pairs(len(images), self.model.config.num_rand)
-        digit_logits, sum_logits = padded_logits(self.run, images[image_index], rand, MEAN, STD, self.eval_batch)
+        digit_logits, sum_logits = batched_logits(self.run, images[image_index], rand, MEAN, STD, self.eval_batch,
+                                                  pad=True)
         return score(digit_logits, sum_logits, labels[image_index], rand), digit_logits, sum_logits
-
-
-def padded_logits(run, images: np.ndarray, rand: np.ndarray, mean: float, std: float,
-                  batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """`run` over uint8 (P, 28, 28) images in chunks of exactly `batch` (the last one padded)."""
-    digit_chunks, sum_chunks = [], []
-    for start in range(0, len(rand), batch):
-        x = (images[start:start + batch, None].astype(np.float32) / 255.0 - mean) / std  # (B, 1, 28, 28)
-        r = rand[start:start + batch]
-        n = len(r)
-        if n < batch:
-            x = np.concatenate([x, np.zeros((batch - n, *x.shape[1:]), np.float32)])
-            r = np.concatenate([r, np.zeros(batch - n, np.int64)])
-        digit_logits, sum_logits = run(x, r)
-        digit_chunks.append(digit_logits[:n])
-        sum_chunks.append(sum_logits[:n])
-    return np.concatenate(digit_chunks), np.concatenate(sum_chunks)
 
 
 class OnnxRuntime(Backend):

@@ -5,18 +5,10 @@ from __future__ import annotations
 import click
 
 from digitsum_edge.bench.config import BenchConfig
+from digitsum_edge.options import positive_ints
 
 _D = BenchConfig()
 
-
-def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"expected comma-separated positive batch sizes like 1,32,256, got {value!r}")
-    return tuple(dict.fromkeys(sizes))  # in the order given, each once
 
 
 @click.command()
@@ -28,8 +20,8 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
               help="The int8 .onnx file [default: NAME.int8.onnx beside the fp32 file, if it exists].")
 @click.option("--providers", default=_D.providers, show_default=True,
               help="onnxruntime providers: auto (CPU, plus CUDA when usable), cpu, cuda or cpu,cuda.")
-@click.option("--batch-sizes", callback=_batch_sizes, default=",".join(map(str, _D.batch_sizes)),
-              show_default=True, help="Images per call, comma-separated.")
+@click.option("--batch-sizes", callback=positive_ints("batch sizes like 1,32,256", unique=True),
+              default=",".join(map(str, _D.batch_sizes)), show_default=True, help="Images per call, comma-separated.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for every backend [default: 1 at batch 1, all cores for larger batches].")
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=_D.budget, show_default=True,

@@ -24,7 +24,8 @@ from digitsum_edge.bench.backends import (
 from digitsum_edge.bench.config import BenchConfig
 from digitsum_edge.bench.report import header
 from digitsum_edge.bench.timing import cpu_snapshot, measure, others_cpu_share
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.evaluate import compare_logits
 from digitsum_edge.files import check_writable
 
 SCHEMA = "digitsum-edge.bench/1"
@@ -100,12 +101,10 @@ def _latency_rows(backend: Backend, cfg: BenchConfig, images: np.ndarray, thread
 
 def _parity(backend: Backend, test_images: np.ndarray, test_labels: np.ndarray, reference) -> dict:
     metrics, digit_logits, sum_logits = backend.exhaustive(test_images, test_labels)
-    entry = {**backend.describe(), **metrics, "argmax_agreement": {}, "max_abs_diff": {}}
     if reference is None:  # this is the reference
         reference = (digit_logits, sum_logits)
-    for name, got, want in zip(("digit_logits", "sum_logits"), (digit_logits, sum_logits), reference, strict=True):
-        entry["argmax_agreement"][name] = float(np.mean(got.argmax(1) == want.argmax(1)))
-        entry["max_abs_diff"][name] = float(np.abs(got - want).max())
+    max_abs_diff, argmax_agreement = compare_logits((digit_logits, sum_logits), reference)
+    entry = {**backend.describe(), **metrics, "argmax_agreement": argmax_agreement, "max_abs_diff": max_abs_diff}
     return entry, reference
 
 
@@ -164,7 +163,7 @@ def _backends(cfg: BenchConfig, ckpt: dict, paths: tuple[Path, Path, Path | None
         except Exception as e:  # torch.compile unsupported on this Python/platform
             skipped.append({"label": f"torch.compile {device} fp32", "backend": "torch.compile", "device": device,
                             "precision": "fp32", "source": str(ckpt_path), "status": "skipped",
-                            "reason": _first_line(e)})
+                            "reason": first_line(e, 200)})
     for provider in providers:
         backends.append(OnnxRuntime(onnx_path, provider, threads))
         _same_model(backends[-1], ckpt_path, sha, "fp32", "--onnx")
@@ -194,8 +193,8 @@ def _measure(backends: list[Backend], cfg: BenchConfig, test, threads_for, parit
             raise
         except Exception as e:
             if not backend.optional:
-                raise DigitsumError(f"{backend.label} failed: {_first_line(e)}") from None
-            rows.append({**backend.describe(), "status": "skipped", "reason": _first_line(e)})
+                raise DigitsumError(f"{backend.label} failed: {first_line(e, 200)}") from None
+            rows.append({**backend.describe(), "status": "skipped", "reason": first_line(e, 200)})
             log(f"{backend.label}: skipped ({rows[-1]['reason']})")
             continue
         parity.append(entry)
@@ -236,7 +235,7 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = lambda message: None) -> 
         try:
             live = live_row(paths[1], test, cfg.live_frames)
         except Exception as e:  # the live row is extra: a broken camera pipeline must not hide the rest
-            live = {"status": "skipped", "reason": f"the live pipeline failed: {_first_line(e)}"}
+            live = {"status": "skipped", "reason": f"the live pipeline failed: {first_line(e, 200)}"}
     if live["status"] == "ok":
         log(f"live pipeline: median {live['median_ms']:.2f} ms per 640x480 frame")
     speedup = _speedup(rows)
@@ -260,10 +259,6 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = lambda message: None) -> 
             "rows": rows + skipped, "parity": parity, "live": live, "speedup": speedup, "targets": targets,
             "below_min_accuracy": below, "notes": notes, "seconds": round(time.perf_counter() - started, 1)}
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:200]
 
 
 def _model_facts(model, ckpt: dict, ckpt_path: Path, onnx_path: Path, int8_path: Path | None) -> dict:

@@ -11,7 +11,7 @@ import onnx
 import torch
 
 from digitsum_edge import mnist, onnx_contract
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.model import DigitSumNet
 
 
@@ -67,7 +67,7 @@ def save_checked(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise DigitsumError(f"exported model failed onnx.checker: {str(e).splitlines()[0]}") from None
+        raise DigitsumError(f"exported model failed onnx.checker: {first_line(e)}") from None
     onnx.save(proto, os.fspath(path))
 
 

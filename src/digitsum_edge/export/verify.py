@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitsum_edge import onnx_contract
-from digitsum_edge.errors import DigitsumError
-from digitsum_edge.evaluate import onnx_exhaustive
+from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.evaluate import compare_logits, onnx_exhaustive
 
 
 @dataclass
@@ -35,7 +35,7 @@ def cpu_session(path: str | os.PathLike):
     try:
         return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
-        raise DigitsumError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:160]}") from None
+        raise DigitsumError(f"onnxruntime cannot load {path}: {first_line(e)}") from None
 
 
 def compare(path: str | os.PathLike, reference: tuple[np.ndarray, np.ndarray], images: np.ndarray,
@@ -49,12 +49,10 @@ def compare(path: str | os.PathLike, reference: tuple[np.ndarray, np.ndarray], i
                             f"{onnx_contract.INPUTS} / {onnx_contract.OUTPUTS}")
     metrics, digit_logits, sum_logits = onnx_exhaustive(
         session, images, labels, info.mean, info.std, info.num_rand, static_batch=static_batch)
-    diffs, agreement = {}, {}
     for name, got, want in zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), reference, strict=True):
         if got.shape != want.shape:
             raise DigitsumError(f"{path}: {name} has shape {got.shape}, PyTorch gives {want.shape}")
-        diffs[name] = float(np.abs(got - want).max())
-        agreement[name] = float(np.mean(got.argmax(1) == want.argmax(1)))
+    diffs, agreement = compare_logits((digit_logits, sum_logits), reference)
     return Comparison(len(digit_logits), diffs, agreement, metrics)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digitsum_edge import onnx_contract
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge.errors import DigitsumError, first_line
 
 PROVIDERS = ("auto", "cuda", "cpu")
 _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
@@ -131,9 +131,8 @@ def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | N
     try:
         session = ort.InferenceSession(os.fspath(path), _options(ort, threads), providers=names)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        first = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first)  # keep onnxruntime's reason only
-        raise DigitsumError(f"{path} is not a readable ONNX model ({first[:160]})") from None
+        reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first_line(e, 400))  # onnxruntime's own words
+        raise DigitsumError(f"{path} is not a readable ONNX model ({reason[:160]})") from None
     if chosen == "cuda" and session.get_providers()[0] != _ORT_NAMES["cuda"]:  # ORT falls back silently
         if provider == "cuda":
             raise DigitsumError(f"onnxruntime could not run {path} on CUDA; use --provider cpu")

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import click
 
+from digitsum_edge.options import positive_ints
 from digitsum_edge.train.config import TrainConfig
 
 _D = TrainConfig()
 
-
-def _channels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise click.BadParameter(f"expected comma-separated positive widths like 16,32,64, got {value!r}")
-    return widths
 
 
 @click.command()
@@ -44,7 +36,8 @@ def _channels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
                    "(only --epochs, --device, --threads may differ).")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder with the four MNIST IDX files (gzip or not) [default: the copy in the package].")
-@click.option("--channels", callback=_channels, default=",".join(map(str, _D.channels)), show_default=True,
+@click.option("--channels", callback=positive_ints("widths like 16,32,64"), default=",".join(map(str, _D.channels)),
+              show_default=True,
               help="Conv widths of the digit reader, one per stage.")
 @click.option("--no-augment", is_flag=True, help="Turn off random rotation/scale/shift.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
