@@ -33,9 +33,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        _fsync(tmp)  # the data is on the disk before the name points at it (power loss on an SD card)
         os.replace(tmp, path)
+        _fsync(path.parent)  # and the rename itself is on the disk
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's) data and metadata to the storage device."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -50,16 +61,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def check_writable(path: str | os.PathLike, *, force: bool) -> Path:
-    """Refuse an existing output unless `force`, and a folder that cannot be written, before any work."""
+    """Refuse an existing output unless `force`, and a place that cannot be written, before any work."""
     path = Path(path)
     if path.is_dir():
         raise DigitsumError(f"output {path} is a directory")
     if path.exists() and not force:
         raise DigitsumError(f"output {path} exists (use --force to replace it)")
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
-    while not probe.exists():  # the nearest existing ancestor must be writable to create the rest
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise DigitsumError(f"cannot write {path}: {probe} is not writable")
+    check_folder(path.parent, output=path)
     return path
+
+
+def check_folder(folder: str | os.PathLike, *, output: str | os.PathLike | None = None) -> Path:
+    """Create `folder` if needed and prove a file can be made in it (permission bits do not stop root)."""
+    folder = Path(folder) if str(folder) else Path(".")
+    what = output if output is not None else folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise DigitsumError(f"cannot write {what}: {e.strerror or e}") from None
+    return folder
