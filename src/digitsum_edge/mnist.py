@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from digitsum_edge.errors import DigitsumError
+from digitsum_edge.onnx_contract import IMAGE_SIZE
 
-MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel mean and std, pixels scaled to [0, 1]
-IMAGE_SIZE = 28
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -24,10 +23,10 @@ _MAGIC = {3: 0x0803, 1: 0x0801}  # IDX magic for unsigned bytes with 3 (images) 
 
 @dataclass(frozen=True)
 class Split:
-    """One MNIST split as uint8 tensors."""
+    """One MNIST split as uint8 arrays (numpy: the runtime install reads it without torch)."""
 
-    images: torch.Tensor  # (N, 28, 28) uint8, white digit on black
-    labels: torch.Tensor  # (N,) uint8, 0-9
+    images: np.ndarray  # (N, 28, 28) uint8, white digit on black
+    labels: np.ndarray  # (N,) uint8, 0-9
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -52,8 +51,8 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DigitsumError(f"cannot read {path}: {e}") from None
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DigitsumError(f"cannot read {path}: {'corrupt gzip data' if isinstance(e, zlib.error) else e}") from None
     header = 4 + 4 * ndim
     if len(raw) < header or int.from_bytes(raw[:4], "big") != _MAGIC[ndim]:
         raise DigitsumError(f"{path} is not an IDX file of {ndim}-d unsigned bytes (bad header)")
@@ -65,7 +64,7 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
 
 
 def load(split: str, data_dir: str | os.PathLike | None = None) -> Split:
-    """Load the 'train' or 't10k' ('test') split from `data_dir` (default: the bundled copy)."""
+    """Load the 'train' or 'test' split from `data_dir` (default: the bundled copy)."""
     folder = Path(data_dir) if data_dir is not None else bundled_dir()
     if not folder.is_dir():
         raise DigitsumError(f"MNIST folder {folder} does not exist")
@@ -78,11 +77,4 @@ def load(split: str, data_dir: str | os.PathLike | None = None) -> Split:
         raise DigitsumError(f"{split}: {len(images)} images but {len(labels)} labels")
     if labels.size and labels.max() > 9:
         raise DigitsumError(f"{label_name} holds label {labels.max()}, expected 0-9")
-    return Split(images=torch.from_numpy(images.copy()), labels=torch.from_numpy(labels.copy()))
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) or (N, 1, 28, 28) -> float32 (N, 1, 28, 28), MNIST-normalised."""
-    if images.dim() == 3:
-        images = images.unsqueeze(1)
-    return (images.float() / 255.0 - MEAN) / STD
+    return Split(images=images.copy(), labels=labels.copy())  # writable copies of the read-only buffers
