@@ -17,3 +17,7 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     """An exception's first line (its type name if it has no text), short enough for a one-line error."""
     text = str(e).strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:limit]
+
+
+class InvalidInput(DigitsumError, ValueError):
+    """A value passed to the API that the model cannot take (a rand out of range, a wrong image shape)."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from digitsum_edge.mnist import normalize
+from digitsum_edge.onnx_contract import OUTPUTS, normalize
 
 
 def exhaustive_pairs(num_images: int, num_rand: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -30,32 +29,28 @@ def score(digit_logits: np.ndarray, sum_logits: np.ndarray, digit_true: np.ndarr
     }
 
 
-@torch.no_grad()
-def torch_exhaustive(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                     device: str | torch.device = "cpu", batch_size: int = 2000,
-                     ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Score a DigitSumNet on all (image, rand) pairs.
+def torch_exhaustive(model, images: np.ndarray, labels: np.ndarray, device: str = "cpu",
+                     batch_size: int = 2000) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Score a DigitSumNet on all (image, rand) pairs of uint8 (N, 28, 28) images.
 
-    The digit branch sees each image once; the sum head then runs for every rand. In eval mode this is
-    exactly model(image, rand) for every pair. Returns (metrics, digit_logits (P, 10), sum_logits (P, 19))
-    with P = len(images) * num_rand in `exhaustive_pairs` order.
+    Returns (metrics, digit_logits (P, 10), sum_logits (P, 19)) with P = N * num_rand in
+    `exhaustive_pairs` order.
     """
+    import torch
+
     was_training = model.training
     model.eval()
-    num_rand = model.config.num_rand
     digit_chunks, sum_chunks = [], []
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size]).to(device)  # (B, 1, 28, 28)
-        digit = model.reader(x).float()  # (B, 10)
-        rand = torch.arange(num_rand, device=device).repeat(len(x))  # (B*10,)
-        digit_pairs = digit.repeat_interleave(num_rand, dim=0)  # (B*10, 10), image-major like exhaustive_pairs
+        x = normalize(torch.from_numpy(images[start:start + batch_size, None])).to(device)  # (B, 1, 28, 28)
+        digit_pairs, sum_pairs = model.exhaustive_logits(x)
         digit_chunks.append(digit_pairs.cpu())
-        sum_chunks.append(model.adder(digit_pairs, rand).float().cpu())
+        sum_chunks.append(sum_pairs.cpu())
     model.train(was_training)
     digit_logits = torch.cat(digit_chunks).numpy()
     sum_logits = torch.cat(sum_chunks).numpy()
-    image_index, rand = exhaustive_pairs(len(images), num_rand)
-    metrics = score(digit_logits, sum_logits, labels.numpy()[image_index], rand)
+    image_index, rand = exhaustive_pairs(len(images), model.config.num_rand)
+    metrics = score(digit_logits, sum_logits, np.asarray(labels)[image_index], rand)
     return metrics, digit_logits, sum_logits
 
 
@@ -69,7 +64,7 @@ def batched_logits(run, images: np.ndarray, rand: np.ndarray, mean: float, std: 
     """
     digit_chunks, sum_chunks = [], []
     for start in range(0, len(rand), batch_size):
-        x = (images[start:start + batch_size, None].astype(np.float32) / 255.0 - mean) / std  # (B, 1, 28, 28)
+        x = normalize(images[start:start + batch_size, None], mean, std)  # (B, 1, 28, 28) float32
         r = rand[start:start + batch_size].astype(np.int64)
         n = len(r)
         if pad and n < batch_size:
@@ -86,7 +81,7 @@ def onnx_logits(session, images: np.ndarray, rand: np.ndarray, mean: float, std:
     """batched_logits for an onnxruntime session; a static-batch file gets exactly its batch size."""
 
     def run(x: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        digit_logits, sum_logits = session.run(["digit_logits", "sum_logits"], {"image": x, "rand": r})
+        digit_logits, sum_logits = session.run(list(OUTPUTS), {"image": x, "rand": r})
         return digit_logits, sum_logits
 
     return batched_logits(run, images, rand, mean, std, static_batch or batch_size, pad=static_batch is not None)
@@ -96,7 +91,7 @@ def compare_logits(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, n
                    ) -> tuple[dict[str, float], dict[str, float]]:
     """Per head: (largest |got - want|, fraction of rows with the same argmax), keyed by output name."""
     max_abs_diff, argmax_agreement = {}, {}
-    for name, g, w in zip(("digit_logits", "sum_logits"), got, want, strict=True):
+    for name, g, w in zip(OUTPUTS, got, want, strict=True):
         max_abs_diff[name] = float(np.abs(g - w).max())
         argmax_agreement[name] = float(np.mean(g.argmax(1) == w.argmax(1)))
     return max_abs_diff, argmax_agreement

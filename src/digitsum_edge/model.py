@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitsum_edge import onnx_contract
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -15,8 +17,8 @@ class ModelConfig:
 
     channels: tuple[int, ...] = (16, 32, 64)  # conv widths; a 2x2 max-pool follows every stage but the last
     convs_per_stage: int = 1  # 3x3 conv-BN-ReLU layers per stage
-    num_digits: int = 10  # digit classes
-    num_rand: int = 10  # rand takes values 0 .. num_rand-1
+    num_digits: int = onnx_contract.NUM_DIGITS  # digit classes
+    num_rand: int = onnx_contract.NUM_RAND  # rand takes values 0 .. num_rand-1
 
     @property
     def num_sums(self) -> int:
@@ -38,7 +40,7 @@ def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-class DigitReader(nn.Module):
+class DigitCNN(nn.Module):
     """(N, 1, 28, 28) MNIST-normalised image -> (N, num_digits) digit logits."""
 
     def __init__(self, cfg: ModelConfig):
@@ -85,29 +87,35 @@ class SumHead(nn.Module):
 class DigitSumNet(nn.Module):
     """Two inputs (image, rand), two outputs (digit_logits, sum_logits)."""
 
-    input_names = ("image", "rand")
-    output_names = ("digit_logits", "sum_logits")
-
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
         self.config = cfg or ModelConfig()
-        self.reader = DigitReader(self.config)
+        self.reader = DigitCNN(self.config)
         self.adder = SumHead(self.config)
 
     def forward(self, image: torch.Tensor, rand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image (N, 1, 28, 28) float32 MNIST-normalised, rand (N,) int64 in 0-9."""
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()):
-            check_rand(rand, self.config.num_rand)
+            onnx_contract.check_rand(rand, self.config.num_rand)
         digit_logits = self.reader(image)
         return digit_logits, self.adder(digit_logits, rand)
 
+    def param_groups(self, lr: float, sum_head_lr_scale: float) -> list[dict]:
+        """Optimizer groups: the digit CNN at `lr`, the sum table faster (its entries must grow to ~10)."""
+        return [{"params": list(self.reader.parameters())},
+                {"params": list(self.adder.parameters()), "lr": lr * sum_head_lr_scale}]
 
-def check_rand(rand: torch.Tensor, num_rand: int = 10) -> None:
-    """Reject rand that is not an integer tensor with values in 0 .. num_rand-1."""
-    if rand.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise ValueError(f"rand must be an integer tensor, got {rand.dtype}")
-    if rand.numel() and (int(rand.min()) < 0 or int(rand.max()) >= num_rand):
-        raise ValueError(f"rand must be in 0..{num_rand - 1}, got values {int(rand.min())}..{int(rand.max())}")
+    @torch.no_grad()
+    def exhaustive_logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image with every rand: (N*num_rand, 10) digit and (N*num_rand, 19) sum logits, image-major.
+
+        The CNN sees each image once and only the sum head runs per rand; in eval mode this is exactly
+        forward(image, rand) for every pair, num_rand times cheaper.
+        """
+        digit = self.reader(image).float()  # (N, 10)
+        rand = torch.arange(self.config.num_rand, device=image.device).repeat(len(image))  # (N*10,)
+        digit_pairs = digit.repeat_interleave(self.config.num_rand, dim=0)  # (N*10, 10)
+        return digit_pairs, self.adder(digit_pairs, rand).float()
 
 
 def count_params(model: nn.Module) -> int:

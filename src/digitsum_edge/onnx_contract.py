@@ -1,20 +1,36 @@
-"""What every digitsum-edge ONNX file carries: tensor names and self-describing metadata_props.
+"""The model contract, owned here alone: tensor names, normalisation, rand range, variant file names,
+tolerances, the self-describing metadata_props, and the one check that a session is a digitsum-edge model.
 
-`export` writes it with `metadata_props`; `live`, `predict` and `bench` read it back with `parse` and
-need nothing from training code.
+`export` writes the metadata with `metadata_props`; `live`, `predict` and `bench` read it back with `parse`
+and need nothing from training code. numpy only: the runtime install imports this without torch.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from digitsum_edge.errors import DigitsumError
+import numpy as np
+
+from digitsum_edge.errors import DigitsumError, InvalidInput
 
 FORMAT = "digitsum-edge.onnx"
 FORMAT_VERSION = "1"
 INPUTS = ("image", "rand")  # image (batch, 1, 28, 28) float32 MNIST-normalised; rand (batch,) int64
 OUTPUTS = ("digit_logits", "sum_logits")  # (batch, 10) and (batch, 19)
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel mean and std, pixels scaled to [0, 1]
+IMAGE_SIZE = 28
+NUM_DIGITS = 10
+NUM_RAND = 10  # rand takes 0 .. NUM_RAND-1
+
+# How close an exported file must stay to PyTorch: export refuses a file outside these, bench marks it FAIL.
+FP32_TOLERANCE = 1e-4  # largest absolute logit difference of an fp32 file (float32 rounding is ~1e-6)
+FP16_TOLERANCE = 0.05  # fp16 keeps ~3 significant digits and logits reach about 20
+MAX_ACCURACY_DROP = 0.005  # int8/fp16: largest drop in digit or sum accuracy against fp32 (0.5 points)
+VARIANTS = ("int8", "fp16")  # reduced-precision files written beside NAME.onnx as NAME.<variant>.onnx
 OUTPUT_MEANING = {
     "digit_logits": "logits over the digit 0-9 shown in the image",
     "sum_logits": "logits over digit + rand, 0-18",
@@ -40,6 +56,42 @@ class ModelInfo:
     @property
     def num_sums(self) -> int:
         return self.num_digits + self.num_rand - 1
+
+
+def normalize(pixels: Any, mean: float = MEAN, std: float = STD) -> Any:
+    """Pixels 0-255 (uint8 or float; a numpy array or a torch tensor) -> float32 (pixel/255 - mean) / std."""
+    scaled = pixels.float() / 255.0 if hasattr(pixels, "float") else np.asarray(pixels, np.float32) / np.float32(255)
+    return (scaled - mean) / std
+
+
+def check_rand(rand: Any, num_rand: int = NUM_RAND) -> None:
+    """rand must be integers in 0 .. num_rand-1: a Python int, a numpy array or a torch tensor."""
+    if isinstance(rand, bool) or not (isinstance(rand, (int, np.integer)) or _integer_array(rand)):
+        raise InvalidInput(f"rand must be an integer in 0-{num_rand - 1}, got {rand!r:.40}")
+    if isinstance(rand, (int, np.integer)):
+        low = high = int(rand)
+    elif getattr(rand, "numel", lambda: np.size(rand))() == 0:
+        return
+    else:
+        low, high = int(rand.min()), int(rand.max())
+    if low < 0 or high >= num_rand:
+        shown = str(low) if low == high else f"{low}..{high}"
+        raise InvalidInput(f"rand must be an integer in 0-{num_rand - 1}, got {shown}")
+
+
+def _integer_array(rand: Any) -> bool:
+    dtype = getattr(rand, "dtype", None)
+    if dtype is None:
+        return False
+    if hasattr(rand, "is_floating_point"):  # a torch tensor
+        return not rand.is_floating_point() and not rand.is_complex() and str(dtype) != "torch.bool"
+    return np.issubdtype(dtype, np.integer)
+
+
+def variant_path(fp32: str | os.PathLike, precision: str) -> Path:
+    """runs/model.onnx -> runs/model.int8.onnx (or .fp16.onnx): where export writes a variant, bench finds it."""
+    fp32 = Path(fp32)
+    return fp32.with_name(f"{fp32.name.removesuffix('.onnx')}.{precision}.onnx")
 
 
 def metadata_props(info: ModelInfo) -> dict[str, str]:
@@ -85,3 +137,23 @@ def parse(props: dict[str, str], source: str = "model") -> ModelInfo:
             exported_at=props.get("exported_at", ""))
     except (KeyError, ValueError) as e:
         raise DigitsumError(f"{source} has incomplete digitsum-edge metadata ({e})") from None
+
+
+def check_session(session: Any, info: ModelInfo, source: str) -> None:
+    """Inputs, outputs, dtypes and shapes of an onnxruntime session must be the digitsum-edge contract."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if tuple(inputs) != INPUTS or tuple(outputs) != OUTPUTS:
+        raise DigitsumError(f"{source} has inputs {tuple(inputs)} and outputs {tuple(outputs)}, expected "
+                            f"{INPUTS} and {OUTPUTS}")
+    size = info.input_size
+    expected = {
+        "image": ("tensor(float)", [1, size, size]), "rand": ("tensor(int64)", []),
+        "digit_logits": ("tensor(float)", [info.num_digits]), "sum_logits": ("tensor(float)", [info.num_sums]),
+    }
+    for name, arg in {**inputs, **outputs}.items():
+        dtype, tail = expected[name]
+        shape = list(arg.shape)
+        if arg.type != dtype or len(shape) != len(tail) + 1 or shape[1:] != tail:
+            raise DigitsumError(f"{source}: {name} is {arg.type} {shape}, expected {dtype} (batch, "
+                                f"{', '.join(map(str, tail))})".replace(", )", ")"))

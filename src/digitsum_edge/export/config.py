@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from digitsum_edge import onnx_contract
+
 
 @dataclass
 class ExportConfig:
@@ -18,7 +20,7 @@ class ExportConfig:
     fp16: bool = False  # also write OUT.fp16.onnx: fp16 weights and compute, fp32 inputs/outputs (for CUDA)
     calibration_images: int = 512  # training images (each with a random rand) for int8 calibration
     verify_images: int = 10000  # test images compared with PyTorch, each with every rand 0-9
-    tolerance: float = 1e-4  # largest allowed absolute logit difference for fp32
-    max_drop: float = 0.005  # int8/fp16: largest allowed drop in digit or sum accuracy (fraction of 1)
+    tolerance: float = onnx_contract.FP32_TOLERANCE  # largest allowed absolute logit difference for fp32
     data_dir: str | None = None  # MNIST folder for verification/calibration; default: the package's copy
+    json: str | None = None  # also write the summary (files, verification figures) as JSON here
     force: bool = False  # replace existing output files

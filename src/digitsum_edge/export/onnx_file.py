@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import onnx
 import torch
 
-from digitsum_edge import mnist, onnx_contract
+from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.model import DigitSumNet
 
@@ -19,7 +19,7 @@ def export_model(model: DigitSumNet, opset: int, static_batch: int | None) -> on
     """Trace the eval-mode model with torch.export and translate it to ONNX (no file written)."""
     model = model.eval()
     batch = static_batch or 2  # a dynamic axis is traced with size >= 2 so it is not specialised to 1
-    image = torch.zeros(batch, 1, mnist.IMAGE_SIZE, mnist.IMAGE_SIZE)
+    image = torch.zeros(batch, 1, onnx_contract.IMAGE_SIZE, onnx_contract.IMAGE_SIZE)
     rand = torch.arange(batch, dtype=torch.int64) % model.config.num_rand
     dynamic_shapes = None
     if static_batch is None:

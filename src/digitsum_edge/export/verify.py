@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitsum_edge import onnx_contract
-from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import compare_logits, onnx_exhaustive
+from digitsum_edge.runtime.session import open_model
 
 
 @dataclass
@@ -26,27 +27,11 @@ class Comparison:
                 "argmax_agreement": self.argmax_agreement, "metrics": self.metrics}
 
 
-def cpu_session(path: str | os.PathLike):
-    """An onnxruntime CPU session; a file it cannot load is one DigitsumError."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    try:
-        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
-        raise DigitsumError(f"onnxruntime cannot load {path}: {first_line(e)}") from None
-
-
 def compare(path: str | os.PathLike, reference: tuple[np.ndarray, np.ndarray], images: np.ndarray,
             labels: np.ndarray, info: onnx_contract.ModelInfo, static_batch: int | None) -> Comparison:
-    """Names, then shapes, then values of `path` against reference logits (exhaustive_pairs order)."""
-    session = cpu_session(path)
-    inputs = tuple(i.name for i in session.get_inputs())
-    outputs = tuple(o.name for o in session.get_outputs())
-    if inputs != onnx_contract.INPUTS or outputs != onnx_contract.OUTPUTS:
-        raise DigitsumError(f"{path}: inputs {inputs} / outputs {outputs}, expected "
-                            f"{onnx_contract.INPUTS} / {onnx_contract.OUTPUTS}")
+    """Names and shapes (the runtime's own check, on the CPU provider), then values of `path` against
+    reference logits (exhaustive_pairs order)."""
+    session = open_model(path, provider="cpu").session
     metrics, digit_logits, sum_logits = onnx_exhaustive(
         session, images, labels, info.mean, info.std, info.num_rand, static_batch=static_batch)
     for name, got, want in zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), reference, strict=True):
@@ -56,8 +41,16 @@ def compare(path: str | os.PathLike, reference: tuple[np.ndarray, np.ndarray], i
     return Comparison(len(digit_logits), diffs, agreement, metrics)
 
 
+def require_no_drop(path: str | os.PathLike, got: dict, fp32: dict) -> None:
+    """int8/fp16 verdict: digit and sum accuracy at most onnx_contract.MAX_ACCURACY_DROP below fp32's."""
+    for key in ("digit_accuracy", "sum_accuracy"):
+        if fp32[key] - got[key] > onnx_contract.MAX_ACCURACY_DROP:
+            raise DigitsumError(f"{path}: {key} {got[key]:.4%} is more than {onnx_contract.MAX_ACCURACY_DROP:.2%} "
+                                f"below fp32's {fp32[key]:.4%}")
+
+
 def require_close(path: str | os.PathLike, result: Comparison, tolerance: float) -> None:
-    """fp32 (and fp16) verdict: every logit within `tolerance` and every argmax equal."""
+    """fp32 verdict: every logit within `tolerance` and every argmax equal."""
     worst = max(result.max_abs_diff.values())
     if worst > tolerance or min(result.argmax_agreement.values()) < 1.0:
         raise DigitsumError(

@@ -86,26 +86,6 @@ def cuda_usable() -> bool:
         ort.set_default_logger_severity(3)
 
 
-def _check_io(session, source: str, info: onnx_contract.ModelInfo) -> None:
-    """Inputs, outputs, dtypes and shapes of the graph must be the digitsum-edge contract."""
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name: o for o in session.get_outputs()}
-    if tuple(inputs) != onnx_contract.INPUTS or tuple(outputs) != onnx_contract.OUTPUTS:
-        raise DigitsumError(f"{source} has inputs {tuple(inputs)} and outputs {tuple(outputs)}, expected "
-                            f"{onnx_contract.INPUTS} and {onnx_contract.OUTPUTS}")
-    size = info.input_size
-    expected = {
-        "image": ("tensor(float)", [1, size, size]), "rand": ("tensor(int64)", []),
-        "digit_logits": ("tensor(float)", [info.num_digits]), "sum_logits": ("tensor(float)", [info.num_sums]),
-    }
-    for name, arg in {**inputs, **outputs}.items():
-        dtype, tail = expected[name]
-        shape = list(arg.shape)
-        if arg.type != dtype or len(shape) != len(tail) + 1 or shape[1:] != tail:
-            raise DigitsumError(f"{source}: {name} is {arg.type} {shape}, expected {dtype} (batch, "
-                                f"{', '.join(map(str, tail))})".replace(", )", ")"))
-
-
 def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> LoadedModel:
     """Open and check a digitsum-edge .onnx file on `provider` (auto | cuda | cpu) with `threads` threads."""
     path = Path(path)
@@ -139,5 +119,5 @@ def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | N
         chosen = "cpu"
         notes.append(f"onnxruntime could not run {path.name} on CUDA; running on the CPU")
     info = onnx_contract.parse(session.get_modelmeta().custom_metadata_map, str(path))
-    _check_io(session, str(path), info)
+    onnx_contract.check_session(session, info, str(path))
     return LoadedModel(session=session, info=info, provider=chosen, path=path, threads=threads, notes=notes)
