@@ -26,6 +26,7 @@ from torchvision import transforms
 
 from digitsum_edge import mnist
 from digitsum_edge.evaluate import exhaustive_pairs, score
+from digitsum_edge.onnx_contract import MEAN, STD, normalize
 from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.loop import run as train_ours
 
@@ -54,9 +55,9 @@ class ReferenceNet(nn.Module):
 class PairDataset(Dataset):
     """One (image, rand, digit, sum) sample at a time, as the notebooks did."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images.numpy(), labels.numpy()
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mnist.MEAN,), (mnist.STD,))])
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -73,12 +74,12 @@ def evaluate_reference(model: ReferenceNet, test: mnist.Split) -> dict:
     image_index, rand = exhaustive_pairs(len(test))
     digit_chunks, sum_chunks = [], []
     for start in range(0, len(rand), 10000):
-        idx = torch.from_numpy(image_index[start:start + 10000])
-        d, s = model(mnist.normalize(test.images[idx]), torch.from_numpy(rand[start:start + 10000]))
+        images = normalize(torch.from_numpy(test.images[image_index[start:start + 10000], None]))
+        d, s = model(images, torch.from_numpy(rand[start:start + 10000]))
         digit_chunks.append(d.numpy())
         sum_chunks.append(s.numpy())
     model.train()
-    return score(np.concatenate(digit_chunks), np.concatenate(sum_chunks), test.labels.numpy()[image_index], rand)
+    return score(np.concatenate(digit_chunks), np.concatenate(sum_chunks), test.labels[image_index], rand)
 
 
 def train_reference(epochs: int, target: float, seed: int = 0) -> list[dict]:
@@ -120,7 +121,7 @@ def main() -> None:
               "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(header)
     with tempfile.TemporaryDirectory() as out:
-        ours = train_ours(TrainConfig(out=out, progress=False)).metrics
+        ours = train_ours(TrainConfig(out=out)).metrics
     for h in ours["history"]:
         print(f"  ours epoch {h['epoch']}: {h['train_seconds']} s, sum {h['sum_accuracy']:.4f}")
     reference = train_reference(args.reference_epochs, args.target)

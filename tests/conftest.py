@@ -16,7 +16,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from digitsum_edge.train.loop import run
 
     out = tmp_path_factory.mktemp("tiny_run")
-    return run(TrainConfig(out=str(out), progress=False, **TINY)).checkpoint
+    return run(TrainConfig(out=str(out), **TINY)).checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from digitsum_edge import __version__
+from digitsum_edge import __version__, checkpoint
 from helpers import invoke, one_line_error
 
 
@@ -20,12 +20,14 @@ def test_help_lists_every_stage_and_version() -> None:
 
 
 def test_train_runs_and_prints_a_summary(tmp_path: Path) -> None:
-    result = invoke("train", "--epochs", "1", "--limit", "256", "--channels", "4,8", "--batch-size", "32",
-                    "--out", str(tmp_path), "--quiet")
+    result = invoke("-q", "train", "--epochs", "1", "--limit", "256", "--channels", "4,8", "--batch-size", "32",
+                    "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "digit" in result.output and "sum" in result.output and "params" in result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert 0 <= metrics["digit_accuracy"] <= 1 and (tmp_path / "model.pt").is_file()
+    summary = result.stdout.strip().splitlines()[-1]  # -q: the result line alone, no progress
+    assert summary.startswith(f"digit {100 * metrics['digit_accuracy']:.2f}% | sum {100 * metrics['sum_accuracy']:.2f}%")
+    assert f"{metrics['params']:,} params" in summary and summary.endswith(str(tmp_path / "model.pt"))
+    assert checkpoint.load(tmp_path / "model.pt")["metrics"] == metrics
 
 
 @pytest.mark.parametrize(("args", "fragments"), [

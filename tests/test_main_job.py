@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_train_export_bench_live_with_defaults(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    assert invoke("train", "--out", runs, "--quiet").exit_code == 0
+    assert invoke("-q", "train", "--out", runs).exit_code == 0
     metrics = json.loads((runs / "metrics.json").read_text())
     # floors a sound default run clears by a wide margin (it reaches about 99.5 %); not the speed target
     assert metrics["digit_accuracy"] > 0.99 and metrics["sum_accuracy"] > 0.99

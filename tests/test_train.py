@@ -15,7 +15,7 @@ from digitsum_edge.files import atomic_path
 from digitsum_edge.train import loop
 from digitsum_edge.train.config import TrainConfig
 
-SMALL = {"epochs": 2, "limit": 512, "channels": (4, 8), "batch_size": 64, "progress": False}
+SMALL = {"epochs": 2, "limit": 512, "channels": (4, 8), "batch_size": 64}
 
 
 def test_short_real_training_beats_accuracy_floor(tiny_checkpoint: Path) -> None:
@@ -76,8 +76,7 @@ def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes_exactly(tmp_path: Path,
     checkpoint.build_model(partial)  # usable as it is
 
     monkeypatch.setattr(loop, "random_affine", real_affine)
-    resumed = loop.run(TrainConfig(out=str(tmp_path / "cut"), resume=str(tmp_path / "cut" / "model.pt"),
-                                   progress=False)).checkpoint
+    resumed = loop.run(TrainConfig(out=str(tmp_path / "cut"), resume=str(tmp_path / "cut" / "model.pt"))).checkpoint
     w_straight, w_resumed = _weights(straight), _weights(resumed)
     assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
     assert checkpoint.load(resumed)["complete"] is True
@@ -117,3 +116,35 @@ def test_cuda_request_without_gpu_is_an_error_and_auto_falls_back() -> None:
     with pytest.raises(DigitsumError, match="CUDA"):
         loop.resolve_device("cuda")
     assert loop.resolve_device("auto").type == "cpu"
+
+
+def test_resume_of_a_finished_run_writes_the_outputs_it_lacks(tmp_path: Path) -> None:
+    """kill -9 after the last epoch's checkpoint, before metrics.json: --resume finishes the outputs."""
+    done = loop.run(TrainConfig(out=str(tmp_path), **SMALL)).checkpoint
+    weights = _weights(done)
+    for name in ("metrics.json", "curves.png", "errors.png"):
+        (tmp_path / name).unlink()
+    result = loop.run(TrainConfig(out=str(tmp_path), resume=str(done)))
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == SMALL["epochs"]
+    assert (tmp_path / "curves.png").is_file() and (tmp_path / "errors.png").is_file()
+    assert result.metrics["history"] == checkpoint.load(done)["metrics"]["history"]
+    assert all(torch.equal(weights[k], v) for k, v in _weights(done).items())  # nothing trained again
+
+
+def test_unwritable_out_fails_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "afile").write_text("a file, not a folder")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("training data loaded before the output folder was checked")
+
+    monkeypatch.setattr(mnist, "load", no_data)
+    with pytest.raises(DigitsumError, match="cannot write"):
+        loop.run(TrainConfig(out=str(tmp_path / "afile" / "runs"), **SMALL))
+
+
+def test_per_batch_seed_does_not_depend_on_python_hashing() -> None:
+    # the same (seed, epoch, batch) gives the same stream in every process; different batches differ
+    assert torch.equal(torch.rand(4, generator=loop.seeded(0, 1, 2)), torch.rand(4, generator=loop.seeded(0, 1, 2)))
+    assert not torch.equal(torch.rand(4, generator=loop.seeded(0, 1, 2)),
+                           torch.rand(4, generator=loop.seeded(0, 2, 1)))
+    assert loop.seeded(-1, 0).initial_seed() >= 0

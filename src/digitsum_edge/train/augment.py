@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0,
                   scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
-    """Warp each image of a (N, 1, H, W) batch in [0, 1] (black background) by its own random affine."""
+    """Warp each image of a (N, 1, H, W) batch (black background = 0, any scale) by its own random affine."""
     n, _, h, w = images.shape
     u = torch.rand(n, 4, generator=generator).to(images.device) * 2 - 1  # (N, 4) uniform in [-1, 1]
     angle = u[:, 0] * math.radians(degrees)

@@ -1,4 +1,4 @@
-"""`digitsum-edge train`: options -> TrainConfig -> train.run (torch is imported only when it runs)."""
+"""`digitsum-edge train`: options (named like TrainConfig's fields) -> train.loop.run; torch loads only then."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from digitsum_edge.options import positive_ints
 from digitsum_edge.train.config import TrainConfig
 
 _D = TrainConfig()
-
 
 
 @click.command()
@@ -39,27 +38,15 @@ _D = TrainConfig()
 @click.option("--channels", callback=positive_ints("widths like 16,32,64"), default=",".join(map(str, _D.channels)),
               show_default=True,
               help="Conv widths of the digit reader, one per stage.")
-@click.option("--no-augment", is_flag=True, help="Turn off random rotation/scale/shift.")
+@click.option("--augment/--no-augment", default=_D.augment, show_default=True,
+              help="Random rotation/scale/shift of every training image.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Train on the first N training images only (quick runs).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@click.option("--compile", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--force", is_flag=True, help="Replace an existing OUT/model.pt.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(epochs: int | None, batch_size: int, lr: float, weight_decay: float, warmup: float,
-          label_smoothing: float, sum_head_lr_scale: float, device: str, seed: int, out: str, resume: str | None,
-          data_dir: str | None, channels: tuple[int, ...], no_augment: bool, limit: int | None,
-          threads: int | None, compile_: bool, force: bool, quiet: bool) -> None:
+def train(**options: object) -> None:
     """Train the digit + sum model on MNIST and write a self-describing checkpoint."""
     from digitsum_edge.train.loop import run
 
-    result = run(TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
-        label_smoothing=label_smoothing, sum_head_lr_scale=sum_head_lr_scale, device=device, seed=seed, out=out,
-        resume=resume, data_dir=data_dir, channels=channels, augment=not no_augment, limit=limit,
-        threads=threads, compile=compile_, force=force, progress=not quiet))
-    m = result.metrics
-    click.echo(f"digit {100 * m['digit_accuracy']:.2f}% | sum {100 * m['sum_accuracy']:.2f}% | "
-               f"consistency {100 * m['sum_consistency']:.2f}% ({m['pairs']:,} test pairs) | "
-               f"{m['params']:,} params, {m['macs'] / 1e6:.2f} M MACs | {m['train_seconds']:.1f} s on "
-               f"{m['device']} | {result.checkpoint}")
+    click.echo(run(TrainConfig(**options)).summary())  # type: ignore[arg-type]  # click checked the types

@@ -28,7 +28,6 @@ class TrainConfig:
     out: str = "runs"  # output folder: model.pt, metrics.json, curves.png, errors.png
     resume: str | None = None  # checkpoint to continue from
     force: bool = False  # replace an existing out/model.pt instead of refusing
-    progress: bool = True  # show a progress bar
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

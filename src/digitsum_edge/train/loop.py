@@ -1,12 +1,19 @@
-"""`digitsum-edge train`: the whole training set in one tensor, batched augmentation, exhaustive eval."""
+"""`digitsum-edge train`: build, then epoch by epoch train and evaluate, then finish the outputs.
+
+The whole training set is one uint8 tensor on the device; each step indexes a batch, draws a fresh rand
+for every image and warps every image by its own small random affine transform. Everything random comes
+from generators seeded by (seed, epoch, batch), so an interrupted run resumes to the same weights.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -14,11 +21,14 @@ from tqdm import tqdm
 from digitsum_edge import checkpoint, mnist
 from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.evaluate import torch_exhaustive
-from digitsum_edge.files import write_json
+from digitsum_edge.files import check_folder, write_json
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
+from digitsum_edge.onnx_contract import normalize
 from digitsum_edge.train.augment import random_affine
 from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.report import plot_curves, plot_errors
+
+log = logging.getLogger(__name__)
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
 RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
@@ -28,7 +38,64 @@ RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_sm
 @dataclass
 class TrainResult:
     checkpoint: Path
-    metrics: dict
+    metrics: dict  # what metrics.json holds
+
+    def summary(self) -> str:
+        """One line: test accuracies, size, time, checkpoint."""
+        m = self.metrics
+        return (f"digit {100 * m['digit_accuracy']:.2f}% | sum {100 * m['sum_accuracy']:.2f}% | consistency "
+                f"{100 * m['sum_consistency']:.2f}% ({m['pairs']:,} test pairs) | {m['params']:,} params, "
+                f"{m['macs'] / 1e6:.2f} M MACs | {m['train_seconds']:.1f} s on {m['device']} | {self.checkpoint}")
+
+
+@dataclass
+class TrainState:
+    """What crosses batches and epochs; saved in every checkpoint so that --resume continues exactly."""
+
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches finished in the current epoch
+    step: int = 0  # optimizer steps so far
+    train_seconds: float = 0.0  # time spent in training steps (evaluation not counted)
+    history: list[dict] = field(default_factory=list)  # one entry per finished epoch: train and test metrics
+    loss_sum: float = 0.0  # running sums of the current epoch
+    digit_correct: int = 0
+    sum_correct: int = 0
+    seen: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainState:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    def new_epoch(self) -> None:
+        self.epoch, self.batch, self.loss_sum, self.digit_correct, self.sum_correct, self.seen = \
+            self.epoch + 1, 0, 0.0, 0, 0, 0
+
+
+@dataclass
+class Run:
+    """One training run: its settings, data, model, optimizer and state."""
+
+    cfg: TrainConfig
+    device: torch.device
+    train_images: torch.Tensor  # (N, 1, 28, 28) uint8, on the device
+    train_labels: torch.Tensor  # (N,) int64, on the device
+    test: mnist.Split
+    model: DigitSumNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    state: TrainState
+    steps_per_epoch: int
+    last_eval: tuple[dict, np.ndarray] | None = None  # test metrics and digit logits of the current weights
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.cfg.out) / "model.pt"
+
+    def save(self, metrics: dict, complete: bool) -> None:
+        train_state = {**asdict(self.state), "optimizer": self.optimizer.state_dict(),
+                       "scheduler": self.scheduler.state_dict()}
+        checkpoint.save(self.checkpoint_path, self.model, train_config=self.cfg.to_dict(), metrics=metrics,
+                        train_state=train_state, complete=complete)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,152 +109,173 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _lr_factor(step: int, total: int, warmup: float) -> float:
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up over the first `warmup` fraction of the steps, then cosine decay to zero."""
     warm = max(1, int(total * warmup))
     if step < warm:
         return (step + 1) / warm
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
-def _seeded(*parts: int) -> torch.Generator:
+def seeded(*parts: int) -> torch.Generator:
     """A CPU generator for one (seed, epoch[, batch]): any batch can be replayed exactly on resume."""
-    return torch.Generator().manual_seed(hash(parts) & 0x7FFF_FFFF_FFFF)
+    value = 0
+    for part in parts:  # a fixed polynomial mix of the parts, the same in every Python process
+        value = (value * 1_000_003 + part) % 2**63
+    return torch.Generator().manual_seed(value)
 
 
-def _setup(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
-    out_ckpt = Path(cfg.out) / "model.pt"
+def settle_config(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
+    """Complete the settings (a resumed run's own from its checkpoint) and check the output folder."""
+    if (cfg.epochs is not None and cfg.epochs < 1) or cfg.batch_size < 2:
+        raise DigitsumError("--epochs must be at least 1 and --batch-size at least 2")
+    resume = None
     if cfg.resume is None:
+        out_ckpt = Path(cfg.out) / "model.pt"
         if out_ckpt.exists() and not cfg.force:
             raise DigitsumError(f"{out_ckpt} exists: continue it with --resume {out_ckpt}, replace it with "
                                 f"--force, or choose another --out")
-        return cfg, None
-    ckpt = checkpoint.load(cfg.resume)
-    if not ckpt.get("train_state"):
-        raise DigitsumError(f"{cfg.resume} holds no training state to resume from")
-    saved = ckpt["train_config"]
-    run_settings = {k: saved.get(k, getattr(cfg, k)) for k in RUN_FIELDS}
-    run_settings["channels"] = tuple(run_settings["channels"])
-    epochs = cfg.epochs if cfg.epochs is not None else saved["epochs"]
-    return replace(cfg, epochs=epochs, **run_settings), ckpt
+    else:
+        resume = checkpoint.load(cfg.resume)
+        if not resume.get("train_state"):
+            raise DigitsumError(f"{cfg.resume} holds no training state to resume from")
+        saved = resume["train_config"]
+        run_settings = {k: saved.get(k, getattr(cfg, k)) for k in RUN_FIELDS}
+        run_settings["channels"] = tuple(run_settings["channels"])
+        cfg = replace(cfg, epochs=cfg.epochs or saved["epochs"], **run_settings)
+    check_folder(cfg.out)  # before any work: a run that cannot save must not start
+    return replace(cfg, epochs=cfg.epochs or TrainConfig.default_epochs), resume
 
 
-def run(cfg: TrainConfig) -> TrainResult:
-    """Train (or resume), evaluate exhaustively every epoch, write model.pt, metrics.json and plots."""
-    cfg, resume = _setup(cfg)
-    cfg = replace(cfg, epochs=cfg.epochs if cfg.epochs is not None else TrainConfig.default_epochs)
-    if cfg.epochs < 1 or cfg.batch_size < 2:
-        raise DigitsumError("--epochs must be at least 1 and --batch-size at least 2")
+def build(cfg: TrainConfig, resume: dict | None) -> Run:
+    """Data on the device, the model, AdamW with warm-up and cosine decay; restored from `resume`."""
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    ckpt_path = out / "model.pt"
-
     train, test = mnist.load("train", cfg.data_dir), mnist.load("test", cfg.data_dir)
-    if cfg.limit:
-        train = mnist.Split(train.images[:cfg.limit], train.labels[:cfg.limit])
-    train_images = train.images.unsqueeze(1).to(device)  # (N, 1, 28, 28) uint8, lives on the device
-    train_labels = train.labels.long().to(device)  # (N,)
-    n = len(train_labels)
+    n = min(cfg.limit or len(train), len(train))
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BatchNorm)
-    total_steps = cfg.epochs * steps_per_epoch
 
     torch.manual_seed(cfg.seed)
-    model_cfg = ModelConfig(channels=tuple(cfg.channels))
-    model = DigitSumNet(model_cfg).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW([
-        {"params": model.reader.parameters()},
-        {"params": model.adder.parameters(), "lr": cfg.lr * cfg.sum_head_lr_scale},
-    ], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _lr_factor(step, total_steps, cfg.warmup))
-    state = {"epoch": 0, "batch": 0, "step": 0, "train_seconds": 0.0, "history": [],
-             "loss_sum": 0.0, "digit_correct": 0, "sum_correct": 0, "seen": 0}
+    model = DigitSumNet(ModelConfig(channels=tuple(cfg.channels))).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.sum_head_lr_scale), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg.warmup))
+    state = TrainState()
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
-        ts = resume["train_state"]
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        state.update({k: ts[k] for k in state})
-    step_model = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    params, macs = count_params(model), count_macs(model)
+        optimizer.load_state_dict(resume["train_state"]["optimizer"])
+        scheduler.load_state_dict(resume["train_state"]["scheduler"])
+        state = TrainState.from_dict(resume["train_state"])
+    return Run(cfg, device, torch.from_numpy(train.images[:n, None]).to(device),
+               torch.from_numpy(train.labels[:n]).long().to(device), test, model, optimizer, scheduler, state,
+               steps_per_epoch)
 
-    def save(complete: bool, metrics: dict) -> None:
-        train_state = {**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        checkpoint.save(ckpt_path, model, train_config=cfg.to_dict(), metrics=metrics,
-                        train_state=train_state, complete=complete)
 
-    metrics: dict = state["history"][-1] if state["history"] else {}
-    bar = None
+def train_epoch(run: Run) -> None:
+    """Optimizer steps from the state's batch to the end of the epoch, on fresh rand and augmentation."""
+    cfg, state, model = run.cfg, run.state, run.model
+    step_model = torch.compile(model) if cfg.compile and run.device.type == "cuda" else model
+    use_bf16 = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    epoch_gen = seeded(cfg.seed, state.epoch)
+    n = len(run.train_labels)
+    order = torch.randperm(n, generator=epoch_gen).to(run.device)
+    rands = torch.randint(0, model.config.num_rand, (n,), generator=epoch_gen).to(run.device)  # fresh every epoch
+    model.train()
+    bar = tqdm(total=run.steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+               disable=not log.isEnabledFor(logging.INFO), leave=False, dynamic_ncols=True)
+    started = time.perf_counter()
     try:
-        while state["epoch"] < cfg.epochs:
-            epoch = state["epoch"]
-            gen = _seeded(cfg.seed, epoch)
-            order = torch.randperm(n, generator=gen).to(device)
-            rands = torch.randint(0, model_cfg.num_rand, (n,), generator=gen).to(device)  # fresh every epoch
-            model.train()
-            bar = tqdm(total=steps_per_epoch, initial=state["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not cfg.progress, leave=False, dynamic_ncols=True)
-            started = time.perf_counter()
-            while state["batch"] < steps_per_epoch:
-                idx = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
-                x = train_images[idx].float().div_(255)  # (B, 1, 28, 28) in [0, 1]
-                if cfg.augment:
-                    x = random_affine(x, _seeded(cfg.seed, epoch, state["batch"]))
-                x = ((x - mnist.MEAN) / mnist.STD).contiguous(memory_format=torch.channels_last)
-                digit_true, rand = train_labels[idx], rands[idx]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    digit_logits, sum_logits = step_model(x, rand)
-                    loss = F.cross_entropy(digit_logits.float(), digit_true, label_smoothing=cfg.label_smoothing) \
-                        + F.cross_entropy(sum_logits.float(), digit_true + rand, label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                state["loss_sum"] += float(loss.detach()) * len(idx)
-                state["digit_correct"] += int((digit_logits.argmax(1) == digit_true).sum())
-                state["sum_correct"] += int((sum_logits.argmax(1) == digit_true + rand).sum())
-                state["seen"] += len(idx)
-                state["batch"] += 1
-                state["step"] += 1
-                bar.update()
-                if state["batch"] % 20 == 0 or state["batch"] == steps_per_epoch:
-                    bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.4f}",
-                                    acc=f"{100 * state['digit_correct'] / state['seen']:.2f}%")
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            state["train_seconds"] += time.perf_counter() - started
-            bar.close()
-            metrics, digit_logits_all, _ = torch_exhaustive(model, test.images, test.labels, device)
-            state["history"].append({
-                "epoch": epoch + 1, "train_seconds": round(state["train_seconds"], 3),
-                "train_loss": state["loss_sum"] / state["seen"],
-                "train_digit_accuracy": state["digit_correct"] / state["seen"],
-                "train_sum_accuracy": state["sum_correct"] / state["seen"], **metrics})
-            state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, digit_correct=0, sum_correct=0, seen=0)
-            if cfg.progress:
-                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {state['history'][-1]['train_loss']:.4f}, "
-                           f"test digit {100 * metrics['digit_accuracy']:.2f}%, "
-                           f"sum {100 * metrics['sum_accuracy']:.2f}% ({state['train_seconds']:.1f} s)")
-            save(complete=state["epoch"] == cfg.epochs, metrics=metrics)
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        save(complete=False, metrics=metrics)
-        raise Interrupted(f"interrupted in epoch {state['epoch'] + 1}/{cfg.epochs}; checkpoint saved, "
-                          f"continue with: digitsum-edge train --resume {ckpt_path}") from None
+        while state.batch < run.steps_per_epoch:
+            idx = order[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
+            x = run.train_images[idx].float()  # (B, 1, 28, 28), pixels 0-255
+            if cfg.augment:
+                x = random_affine(x, seeded(cfg.seed, state.epoch, state.batch))
+            x = normalize(x).contiguous(memory_format=torch.channels_last)
+            digit_true, rand = run.train_labels[idx], rands[idx]
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                digit_logits, sum_logits = step_model(x, rand)
+                loss = F.cross_entropy(digit_logits.float(), digit_true, label_smoothing=cfg.label_smoothing) \
+                    + F.cross_entropy(sum_logits.float(), digit_true + rand, label_smoothing=cfg.label_smoothing)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimizer.step()
+            run.scheduler.step()
+            state.loss_sum += float(loss.detach()) * len(idx)
+            state.digit_correct += int((digit_logits.argmax(1) == digit_true).sum())
+            state.sum_correct += int((sum_logits.argmax(1) == digit_true + rand).sum())
+            state.seen += len(idx)
+            state.batch += 1
+            state.step += 1
+            bar.update()
+            if state.batch % 20 == 0:
+                bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}",
+                                acc=f"{100 * state.digit_correct / state.seen:.2f}%")
+    finally:
+        if run.device.type == "cuda":
+            torch.cuda.synchronize()
+        state.train_seconds += time.perf_counter() - started
+        bar.close()
+    run.last_eval = None  # the weights changed
 
+
+def evaluate(run: Run) -> tuple[dict, np.ndarray]:
+    """Exhaustive test metrics and (100,000, 10) digit logits of the current weights (cached until they change)."""
+    if run.last_eval is None:
+        metrics, digit_logits, _ = torch_exhaustive(run.model, run.test.images, run.test.labels, str(run.device))
+        run.last_eval = metrics, digit_logits
+    return run.last_eval
+
+
+def end_epoch(run: Run) -> None:
+    """Evaluate, record the epoch in the history, and save a checkpoint to resume from."""
+    state = run.state
+    metrics, _ = evaluate(run)
+    state.history.append({
+        "epoch": state.epoch + 1, "train_seconds": round(state.train_seconds, 3),
+        "train_loss": state.loss_sum / state.seen, "train_digit_accuracy": state.digit_correct / state.seen,
+        "train_sum_accuracy": state.sum_correct / state.seen, **metrics})
+    state.new_epoch()
+    log.info(f"epoch {state.epoch}/{run.cfg.epochs}: loss {state.history[-1]['train_loss']:.4f}, "
+             f"test digit {100 * metrics['digit_accuracy']:.2f}%, sum {100 * metrics['sum_accuracy']:.2f}% "
+             f"({state.train_seconds:.1f} s)")
+    run.save(metrics, complete=False)  # complete only once metrics.json and the plots exist
+
+
+def finish(run: Run) -> TrainResult:
+    """The final checkpoint (marked complete), metrics.json, curves.png and errors.png."""
+    out, state, model = Path(run.cfg.out), run.state, run.model
+    metrics, digit_logits = evaluate(run)
     summary = {
         **{k: metrics[k] for k in ("digit_accuracy", "sum_accuracy", "sum_consistency", "pairs")},
-        "params": params, "macs": macs, "train_seconds": round(state["train_seconds"], 3),
-        "device": str(device), "threads": torch.get_num_threads(), "epochs": cfg.epochs,
-        "train_images": n, "versions": checkpoint.versions(), "history": state["history"],
+        "params": count_params(model), "macs": count_macs(model), "train_seconds": round(state.train_seconds, 3),
+        "device": str(run.device), "threads": torch.get_num_threads(), "epochs": run.cfg.epochs,
+        "train_images": len(run.train_labels), "versions": checkpoint.versions(), "history": state.history,
     }
-    summary["misread_test_digits"] = plot_errors(test.images, test.labels, digit_logits_all[::10].argmax(1),
-                                                 out / "errors.png")
-    plot_curves(state["history"], out / "curves.png")
-    save(complete=True, metrics=summary)
+    num_rand = model.config.num_rand
+    summary["misread_test_digits"] = plot_errors(run.test.images, run.test.labels,
+                                                 digit_logits[::num_rand].argmax(1), out / "errors.png")
+    if state.history:
+        plot_curves(state.history, out / "curves.png")
     write_json(out / "metrics.json", summary)
-    return TrainResult(checkpoint=ckpt_path, metrics=summary)
+    run.save(summary, complete=True)
+    return TrainResult(checkpoint=run.checkpoint_path, metrics=summary)
 
+
+def run(cfg: TrainConfig) -> TrainResult:
+    """Train (or resume) the model; write model.pt after every epoch, then metrics.json and the plots."""
+    cfg, resume = settle_config(cfg)
+    current = build(cfg, resume)
+    if current.state.epoch >= cfg.epochs:
+        log.info(f"{cfg.resume} has finished all {cfg.epochs} epochs: nothing left to train, writing its outputs")
+    try:
+        while current.state.epoch < cfg.epochs:
+            train_epoch(current)
+            end_epoch(current)
+    except KeyboardInterrupt:
+        metrics = current.state.history[-1] if current.state.history else {}
+        current.save(metrics, complete=False)
+        raise Interrupted(f"interrupted in epoch {current.state.epoch + 1}/{cfg.epochs}; checkpoint saved, "
+                          f"continue with: digitsum-edge train --resume {current.checkpoint_path}") from None
+    return finish(current)
