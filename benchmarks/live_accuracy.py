@@ -24,7 +24,7 @@ from digitsum_edge.files import write_json
 from digitsum_edge.runtime.preprocess import prepare
 from digitsum_edge.runtime.reader import DigitReader
 from digitsum_edge.runtime.session import open_model
-from digitsum_edge.runtime.synth import frames, pick_digits
+from digitsum_edge.synth.frames import frames, pick_digits
 
 
 def main() -> None:

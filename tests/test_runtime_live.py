@@ -14,7 +14,7 @@ from digitsum_edge.runtime import live as live_module
 from digitsum_edge.runtime import sources as sources_module
 from digitsum_edge.runtime.reader import DigitReader
 from digitsum_edge.runtime.session import cuda_usable
-from digitsum_edge.runtime.synth import pick_digits, read_labels, write_images, write_video
+from digitsum_edge.synth.frames import pick_digits, read_labels, write_images, write_video
 from helpers import invoke, one_line_error
 
 # The tiny test model reads ~96 % of clean MNIST and ~94 % of synthetic camera frames; a pipeline that
@@ -137,7 +137,7 @@ def test_predict_still_images(sample_folder: Path, tiny_onnx: Path, tmp_path: Pa
     paths = []
     for i in range(40):  # raw MNIST: white on black, 28x28, already centred
         paths.append(tmp_path / f"mnist_{i}.png")
-        cv2.imwrite(str(paths[-1]), split.images[i].numpy())
+        cv2.imwrite(str(paths[-1]), split.images[i])
     result = invoke("predict", *paths, "--model", tiny_onnx, "--rand", 3)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -8,7 +8,7 @@ import pytest
 
 from digitsum_edge import mnist
 from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare, roi_box, to_mnist
-from digitsum_edge.runtime.synth import camera_frame, frames, pick_digits
+from digitsum_edge.synth.frames import camera_frame, frames, pick_digits
 
 
 def paper(value: int = 200, size: tuple[int, int] = (480, 640)) -> np.ndarray:
@@ -28,7 +28,7 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def test_digits() -> tuple[np.ndarray, np.ndarray]:
     split = mnist.load("test")
-    return split.images[:200].numpy(), split.labels[:200].numpy()
+    return split.images[:200], split.labels[:200]
 
 
 def test_dark_ink_on_light_paper_becomes_white_on_black() -> None:

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime.live import RandPicker
-from digitsum_edge.runtime.reader import DigitReader, Smoother, softmax
+from digitsum_edge.runtime.reader import DigitReader, RandPicker, Smoother, json_line, softmax
 from digitsum_edge.runtime.session import open_model
-from digitsum_edge.runtime.synth import camera_frame, pick_digits
+from digitsum_edge.synth.frames import camera_frame, pick_digits
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def test_read_a_frame(reader: DigitReader, frame_and_label) -> None:
     assert reading.found and reading.digit == label and reading.rand == 6
     assert reading.sum == label + 6 and 0.5 < reading.digit_confidence <= 1 and 0 < reading.sum_confidence <= 1
     assert reading.mnist.shape == (28, 28) and reading.ms > 0
-    line = reading.to_json(3, "cam", "cpu")
+    line = json_line(3, "cam", reading, "cpu")
     assert line["frame"] == 3 and line["digit"] == label and line["box"] == list(reading.box)
     assert line["reason"] is None and line["provider"] == "cpu"
 
@@ -44,7 +43,7 @@ def test_read_a_frame(reader: DigitReader, frame_and_label) -> None:
 def test_blank_frame_is_no_digit(reader: DigitReader) -> None:
     reading = reader.read(camera_frame(None, np.random.default_rng(1)), 2)
     assert not reading.found and reading.digit is None and reading.sum is None and reading.mnist is None
-    line = reading.to_json(0, "cam", "cpu")
+    line = json_line(0, "cam", reading, "cpu")
     assert line["found"] is False and line["digit_confidence"] is None and line["reason"] == "blank"
 
 

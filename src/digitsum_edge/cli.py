@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -10,7 +11,8 @@ from digitsum_edge import __version__
 from digitsum_edge.bench.command import bench
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.export.command import export
-from digitsum_edge.runtime.command import live, predict, synth
+from digitsum_edge.runtime.command import live, predict
+from digitsum_edge.synth.command import synth
 from digitsum_edge.train.command import train
 
 
@@ -40,9 +42,27 @@ class _OneLineErrors(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+class _Stderr(logging.Handler):
+    """Log records as lines on stderr (through click, so tests' runners capture them); notes say so."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "note: " if record.levelno == logging.WARNING else ""
+        click.echo(prefix + record.getMessage(), err=True)
+
+
+def configure_logging(verbosity: int) -> None:
+    """The package logger at INFO (progress, summaries), WARNING with -q (notes only), DEBUG with -v."""
+    logger = logging.getLogger("digitsum_edge")
+    logger.handlers = [_Stderr()]
+    logger.propagate = False
+    logger.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="digitsum-edge")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also print debugging detail.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results, notes and errors (no progress).")
+def main(verbose: bool, quiet: bool) -> None:
     """Read a handwritten digit and add a number to it, from training to a camera.
 
     \b
@@ -53,6 +73,7 @@ def main() -> None:
     digitsum-edge bench              PyTorch against ONNX Runtime: latency beside accuracy
     digitsum-edge synth OUT          camera-like frames of MNIST digits, for demos and tests
     """
+    configure_logging(-1 if quiet else int(verbose))
 
 
 for command in (train, export, live, predict, synth, bench):

@@ -1,4 +1,5 @@
-"""`digitsum-edge live | predict | synth`: options -> config -> one library call (cv2/onnxruntime load late)."""
+"""`digitsum-edge live | predict`: options (named like the config fields) -> one library call; cv2 and
+onnxruntime load only then."""
 
 from __future__ import annotations
 
@@ -46,27 +47,16 @@ def _err(message: str) -> None:
 @click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for snapshots saved with the s key.")
 @click.option("--force", is_flag=True, help="Replace existing --jsonl / --save-video files.")
-def live(source: str, model: str, rand: int | None, provider: str, threads: int | None, window: bool | None,
-         jsonl: str | None, save_video: str | None, max_frames: int | None, roi: float, ink: str, smooth: int,
-         seed: int | None, snapshot_dir: str, force: bool) -> None:
+def live(**options: object) -> None:
     """Read a digit held up to a camera (or in a video, image or folder) and add --rand to it.
 
     \b
     Window keys: q/Esc quit, 0-9 set rand, r random rand, space pause (next image), s snapshot.
     Headless (--no-window, or no display): one JSON line per frame.
     """
-    import statistics
-
     from digitsum_edge.runtime.live import LiveConfig, run
 
-    result = run(LiveConfig(
-        source=source, model=model, rand=rand, provider=provider, threads=threads, window=window, jsonl=jsonl,
-        save_video=save_video, max_frames=max_frames, roi=roi, ink=ink, smooth=smooth, seed=seed,
-        snapshot_dir=snapshot_dir, force=force), log=_err)
-    ms = sorted(result.read_ms) or [0.0]
-    _err(f"{result.frames} frames, {result.found} with a digit | read {statistics.median(ms):.2f} ms median "
-         f"(preprocessing + inference) | {result.provider}"
-         + "".join(f" | wrote {path}" for path in result.outputs))
+    _err(run(LiveConfig(**options)).summary())  # type: ignore[arg-type]  # click checked the types
 
 
 @click.command()
@@ -82,44 +72,8 @@ def live(source: str, model: str, rand: int | None, provider: str, threads: int 
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None,
               help="Write the JSON lines to this file instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace an existing --jsonl file.")
-def predict(images: tuple[str, ...], model: str, rand: int | None, provider: str, threads: int | None, roi: float,
-            ink: str, seed: int | None, jsonl: str | None, force: bool) -> None:
+def predict(**options: object) -> None:
     """Read the digit in each still IMAGE (or folder of images): one JSON line per image."""
     from digitsum_edge.runtime.predict import PredictConfig, run
 
-    run(PredictConfig(images=images, model=model, rand=rand, provider=provider, threads=threads, roi=roi,
-                      ink=ink, seed=seed, jsonl=jsonl, force=force), log=_err)
-
-
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        width = height = 0
-    if width < 32 or height < 32:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT of at least 32x32, like 640x480, got {value!r}")
-    return width, height
-
-
-@click.command()
-@click.argument("out", type=click.Path())
-@click.option("--count", type=click.IntRange(min=1), default=60, show_default=True, help="Digits to show.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same frames.")
-@click.option("--format", "format_", type=click.Choice(["video", "images"]), default=None,
-              help="[default: video for .mp4/.avi, else a folder of PNG images]")
-@click.option("--fps", type=click.FloatRange(min=1, max=120), default=15.0, show_default=True)
-@click.option("--hold", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Video frames per digit (same scene, fresh noise).")
-@click.option("--blank", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-              help="Fraction of digits replaced by blank paper (label null).")
-@click.option("--size", callback=_size, default="640x480", show_default=True, help="Frame size WIDTHxHEIGHT.")
-@click.option("--force", is_flag=True, help="Replace an existing OUT.")
-def synth(out: str, count: int, seed: int, format_: str | None, fps: float, hold: int, blank: float,
-          size: tuple[int, int], force: bool) -> None:
-    """Write camera-like frames of MNIST test digits (a video or a folder of images) with their labels."""
-    from digitsum_edge.runtime.synth import SynthConfig, labels_path, run
-
-    path, frames = run(SynthConfig(out=out, count=count, seed=seed, format=format_, fps=fps, hold=hold,
-                                   blank=blank, width=size[0], height=size[1], force=force))
-    labels = path / "labels.json" if path.is_dir() else labels_path(path)
-    _err(f"wrote {path} ({frames} frames of {size[0]}x{size[1]}) and {labels}")
+    run(PredictConfig(**options))  # type: ignore[arg-type]  # click checked the types

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +19,12 @@ from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.files import atomic_path, check_writable, write_bytes
 from digitsum_edge.runtime import overlay
 from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.reader import DigitReader, Reading, Smoother, check_options
-from digitsum_edge.runtime.session import DEFAULT_MODEL, open_model
-from digitsum_edge.runtime.sources import CameraLost, Source
+from digitsum_edge.runtime.reader import DigitReader, RandPicker, Smoother, check_options, json_line, load
+from digitsum_edge.runtime.session import DEFAULT_MODEL
+from digitsum_edge.runtime.sources import VIDEO_FOURCC, CameraLost, Source
 
 TITLE = "digitsum-edge live"
-VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
-Log = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,6 +60,12 @@ class LiveResult:
     read_ms: list[float] = field(default_factory=list)  # preprocessing + inference per frame
     outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: frames read, how many held a digit, the median reading time, the provider, the files."""
+        median = float(np.median(self.read_ms)) if self.read_ms else 0.0
+        return (f"{self.frames} frames, {self.found} with a digit | read {median:.2f} ms median "
+                f"(preprocessing + inference) | {self.provider}" + "".join(f" | wrote {p}" for p in self.outputs))
 
 
 def has_display() -> bool:
@@ -106,35 +111,6 @@ def check_config(cfg: LiveConfig) -> None:
     for path in (cfg.jsonl, cfg.save_video):
         if path:
             check_writable(path, force=cfg.force)
-
-
-class RandPicker:
-    """A fixed rand, or a new random one for every new digit (after a gap, or when the digit changes)."""
-
-    def __init__(self, fixed: int | None, seed: int | None, num_rand: int = 10):
-        self.rng = np.random.default_rng(seed)
-        self.num_rand = num_rand
-        self.auto = fixed is None
-        self.value = self.draw() if fixed is None else fixed
-        self._last: int | None = None
-
-    def draw(self) -> int:
-        self.value = int(self.rng.integers(0, self.num_rand))
-        return self.value
-
-    def update(self, reader: DigitReader, reading: Reading) -> Reading:
-        """After a frame: draw a new rand if a new digit showed up, and re-read it with that rand."""
-        if not self.auto:
-            return reading
-        if not reading.found:
-            if self._last is not None:
-                self.draw()  # the digit left: the next one gets a new rand
-            self._last = None
-            return reading
-        if self._last is not None and reading.digit != self._last:
-            reading = reader.with_rand(reading, self.draw())
-        self._last = reading.digit
-        return reading
 
 
 class _Window:
@@ -200,37 +176,36 @@ class _Sinks:
             self.window = None
 
 
-def _snapshot(folder: str, index: int, image: np.ndarray, log: Log) -> None:
+def _snapshot(folder: str, index: int, image: np.ndarray) -> None:
     path = Path(folder) / f"digitsum-{time.strftime('%Y%m%d-%H%M%S')}-{index:05d}.png"
     write_bytes(path, cv2.imencode(".png", image)[1].tobytes())
-    log(f"snapshot {path}")
+    log.info(f"snapshot {path}")
 
 
-def run(cfg: LiveConfig, log: Log = lambda message: None) -> LiveResult:
+def run(cfg: LiveConfig) -> LiveResult:
     """Read digits from cfg.source until it ends, q/Esc, --max-frames or Ctrl-C; outputs written atomically.
 
     Ctrl-C and a camera that stops keep what was read so far (the outputs are published, then the error
     is raised); any other error leaves no output behind.
     """
     check_config(cfg)
-    model = open_model(cfg.model, cfg.provider, cfg.threads)
+    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink)
     if cfg.threads:
         cv2.setNumThreads(cfg.threads)
-    reader = DigitReader(model, PreprocessConfig(roi=cfg.roi, ink=cfg.ink))
     if cfg.rand is not None:
         reader.check_rand(cfg.rand)
-    notes = list(model.notes)
+    notes = list(reader.model.notes)
     window = _want_window(cfg.window, notes)
-    result = LiveResult(cfg.source, model.provider, window, notes=notes)
+    result = LiveResult(cfg.source, reader.provider, window, notes=notes)
     stopped: BaseException | None = None
     with Source(cfg.source) as source, ExitStack() as outputs:
         for note in notes:
-            log(f"note: {note}")
-        log(f"provider: {model.provider} | model {model.path} | source {source.name} | "
-            + ("window" if window else "headless"))
+            log.warning(note)
+        log.info(f"provider: {reader.provider} | model {reader.model.path} | source {source.name} | "
+                 + ("window" if window else "headless"))
         sinks = _Sinks(cfg, window, outputs, source.fps)
         try:
-            _loop(cfg, source, reader, result, sinks, log)
+            _loop(cfg, source, reader, result, sinks)
         except (KeyboardInterrupt, CameraLost) as e:
             stopped = e
             if not result.frames:  # nothing was read: publish nothing
@@ -246,8 +221,7 @@ def run(cfg: LiveConfig, log: Log = lambda message: None) -> LiveResult:
     return result
 
 
-def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResult, sinks: _Sinks,
-          log: Log) -> None:
+def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResult, sinks: _Sinks) -> None:
     rand = RandPicker(cfg.rand, cfg.seed, reader.model.info.num_rand)
     smooth = Smoother(cfg.smooth)
     provider = reader.model.provider
@@ -259,7 +233,7 @@ def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResu
         if cfg.max_frames is not None and result.frames >= cfg.max_frames:
             break
         reading = rand.update(reader, smooth(reader.read(frame, rand.value)))
-        sinks.line(reading.to_json(result.frames, name, provider))
+        sinks.line(json_line(result.frames, name, reading, provider))
         now = time.perf_counter()
         rate = 1 / max(now - last, 1e-6)
         fps, last = (rate if fps is None else 0.9 * fps + 0.1 * rate), now
@@ -276,7 +250,7 @@ def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResu
             if key in (ord("q"), 27):  # q or Esc
                 return
             if key == ord("s"):
-                _snapshot(cfg.snapshot_dir, result.frames - 1, shown, log)
+                _snapshot(cfg.snapshot_dir, result.frames - 1, shown)
             elif key == ord(" "):
                 paused = not paused
             elif key == ord("r") or ord("0") <= key <= ord("9"):

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_writable
-from digitsum_edge.runtime.live import RandPicker
 from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.reader import DigitReader, check_options
-from digitsum_edge.runtime.session import DEFAULT_MODEL, open_model
+from digitsum_edge.runtime.reader import RandPicker, check_options, json_line, load
+from digitsum_edge.runtime.session import DEFAULT_MODEL
 from digitsum_edge.runtime.sources import list_images, read_image
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,18 +48,17 @@ def expand(images: tuple[str, ...]) -> list[Path]:
     return paths
 
 
-def run(cfg: PredictConfig, log: Callable[[str], None] = lambda message: None) -> list[dict]:
+def run(cfg: PredictConfig) -> list[dict]:
     """Read every image; print (or write to cfg.jsonl) one JSON line each and return them."""
     check_options(cfg.rand, cfg.roi, cfg.ink)
     paths = expand(cfg.images)
     if cfg.jsonl:
         check_writable(cfg.jsonl, force=cfg.force)
-    model = open_model(cfg.model, cfg.provider, cfg.threads)
-    for note in model.notes:
-        log(f"note: {note}")
-    log(f"provider: {model.provider} | model {model.path} | {len(paths)} images")
-    reader = DigitReader(model, PreprocessConfig(roi=cfg.roi, ink=cfg.ink))
-    rand = RandPicker(cfg.rand, cfg.seed, model.info.num_rand)
+    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink)
+    for note in reader.model.notes:
+        log.warning(note)
+    log.info(f"provider: {reader.provider} | model {reader.model.path} | {len(paths)} images")
+    rand = RandPicker(cfg.rand, cfg.seed, reader.model.info.num_rand)
     lines = []
     with ExitStack() as stack:
         out = sys.stdout
@@ -66,7 +66,7 @@ def run(cfg: PredictConfig, log: Callable[[str], None] = lambda message: None) -
             out = stack.enter_context(open(stack.enter_context(atomic_path(cfg.jsonl)), "w"))
         for index, path in enumerate(paths):
             value = rand.value if not rand.auto or index == 0 else rand.draw()  # a new rand per image
-            line = reader.read(read_image(path), value).to_json(index, str(path), model.provider)
+            line = json_line(index, str(path), reader.read(read_image(path), value), reader.provider)
             out.write(json.dumps(line) + "\n")
             out.flush()
             lines.append(line)

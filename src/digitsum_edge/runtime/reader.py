@@ -1,21 +1,30 @@
-"""One frame and one rand -> a Reading: the digit, digit + rand, their confidences, and the time it took."""
+"""The reader API: `load` a model once, then `read` camera frames or `predict` batches of 28x28 images.
+
+    reader = digitsum_edge.load("runs/model.onnx")      # provider "auto": CUDA when usable, else CPU
+    reading = reader.read(frame_bgr, rand=7)             # Reading: digit, sum, confidences, box, ms
+    prediction = reader.predict(images, rand=3)          # Prediction: digits and sums as arrays
+
+Everything the reader needs comes from the .onnx file and its metadata; torch is never imported.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge import onnx_contract
+from digitsum_edge.errors import DigitsumError, InvalidInput
 from digitsum_edge.runtime.preprocess import PreprocessConfig, Rect, prepare
-from digitsum_edge.runtime.session import LoadedModel
+from digitsum_edge.runtime.session import LoadedModel, open_model
 
 
 def check_options(rand: int | None, roi: float, ink: str) -> None:
     """Reject a bad --rand, --roi or --ink (shared by live and predict) before any model or file is opened."""
-    if rand is not None and not 0 <= rand <= 9:
-        raise DigitsumError(f"--rand must be in 0-9, got {rand}")
+    if rand is not None:
+        onnx_contract.check_rand(rand)
     if not 0 < roi <= 1:
         raise DigitsumError(f"--roi must be in (0, 1], got {roi}")
     if ink not in ("dark", "light", "auto"):
@@ -47,16 +56,38 @@ class Reading:
     digit_probs: np.ndarray | None = None  # (10,) float64
     sum_probs: np.ndarray | None = None  # (19,) float64
 
-    def to_json(self, frame: int, source: str, provider: str) -> dict:
-        """The JSON line of `live` and `predict`."""
+    def to_dict(self) -> dict:
+        """The reading's fields of a `live` / `predict` JSON line (which adds frame, source and provider)."""
         def r(v: float | None) -> float | None:
             return None if v is None else round(float(v), 4)
 
-        return {"frame": frame, "source": source, "found": self.found, "digit": self.digit,
-                "digit_confidence": r(self.digit_confidence), "rand": self.rand, "sum": self.sum,
-                "sum_confidence": r(self.sum_confidence), "ms": round(self.ms, 3),
-                "box": list(self.box) if self.found and self.box else None,
-                "reason": self.reason or None, "provider": provider}
+        return {"found": self.found, "digit": self.digit, "digit_confidence": r(self.digit_confidence),
+                "rand": self.rand, "sum": self.sum, "sum_confidence": r(self.sum_confidence),
+                "ms": round(self.ms, 3), "box": list(self.box) if self.found and self.box else None,
+                "reason": self.reason or None}
+
+
+def json_line(frame: int, source: str, reading: Reading, provider: str) -> dict:
+    """One line of `live` and `predict` output: frame number and source, the reading, the provider."""
+    return {"frame": frame, "source": source, **reading.to_dict(), "provider": provider}
+
+
+@dataclass
+class Prediction:
+    """A batch of 28x28 images read at once."""
+
+    digits: np.ndarray  # (N,) int64
+    sums: np.ndarray  # (N,) int64, digit + rand as the sum head reads it
+    digit_probs: np.ndarray  # (N, 10) float64
+    sum_probs: np.ndarray  # (N, 19) float64
+
+    @property
+    def digit_confidences(self) -> np.ndarray:
+        return self.digit_probs.max(axis=1)
+
+    @property
+    def sum_confidences(self) -> np.ndarray:
+        return self.sum_probs.max(axis=1)
 
 
 class DigitReader:
@@ -66,31 +97,58 @@ class DigitReader:
         self.model = model
         self.preprocess = preprocess or PreprocessConfig()
         info = model.info
-        self._scale = np.float32(1.0 / (255.0 * info.std))  # image = pixel / (255 std) - mean / std
-        self._shift = np.float32(info.mean / info.std)
         self._rand = np.zeros(1, np.int64)
-        if info.input_size != 28:
+        if info.input_size != onnx_contract.IMAGE_SIZE:
             raise DigitsumError(f"{model.path} wants {info.input_size}x{info.input_size} images; "
                                 "the camera pipeline makes 28x28")
         self.classify(np.zeros((28, 28), np.uint8), 0)  # warm-up: the first run allocates, keep it off frame 0
 
+    @property
+    def provider(self) -> str:
+        """"cuda" or "cpu": where onnxruntime really runs the model."""
+        return self.model.provider
+
     def check_rand(self, rand: int) -> int:
         """rand must be an integer in 0 .. num_rand-1 of this model."""
-        top = self.model.info.num_rand - 1
-        if isinstance(rand, bool) or not isinstance(rand, (int, np.integer)) or not 0 <= rand <= top:
-            raise DigitsumError(f"rand must be an integer in 0-{top}, got {rand!r}")
+        onnx_contract.check_rand(rand, self.model.info.num_rand)
         return int(rand)
 
     def classify(self, mnist: np.ndarray, rand: int) -> tuple[np.ndarray, np.ndarray]:
         """(28, 28) uint8 white-on-black -> digit probabilities (10,) and sum probabilities (19,)."""
-        image = mnist.astype(np.float32)[None, None] * self._scale - self._shift  # (1, 1, 28, 28)
+        info = self.model.info
+        image = onnx_contract.normalize(mnist[None, None], info.mean, info.std)  # (1, 1, 28, 28) float32
         self._rand[0] = rand
-        digit_logits, sum_logits = self.model.session.run(None, {"image": image, "rand": self._rand})
+        digit_logits, sum_logits = self.model.session.run(list(onnx_contract.OUTPUTS),
+                                                          {"image": image, "rand": self._rand})
         return softmax(digit_logits[0]), softmax(sum_logits[0])
+
+    def predict(self, images: np.ndarray, rand: int | np.ndarray) -> Prediction:
+        """A batch of MNIST-like images, uint8 (N, 28, 28) white on black, with one rand or one per image."""
+        info = self.model.info
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        size = info.input_size
+        if images.ndim != 3 or images.shape[1:] != (size, size) or images.dtype != np.uint8:
+            raise InvalidInput(f"images must be uint8 (N, {size}, {size}), got {images.dtype} {images.shape}")
+        rands = np.broadcast_to(np.asarray(rand), (len(images),)) if np.ndim(rand) == 0 else np.asarray(rand)
+        if rands.shape != (len(images),):
+            raise InvalidInput(f"rand must be one integer or one per image ({len(images)}), got shape {rands.shape}")
+        onnx_contract.check_rand(rands, info.num_rand)
+        digit_logits, sum_logits = self.model.session.run(list(onnx_contract.OUTPUTS), {
+            "image": onnx_contract.normalize(images[:, None], info.mean, info.std),
+            "rand": rands.astype(np.int64)})
+        digit_probs, sum_probs = softmax(digit_logits), softmax(sum_logits)
+        return Prediction(digit_probs.argmax(1), sum_probs.argmax(1), digit_probs, sum_probs)
 
     def read(self, frame_bgr: np.ndarray, rand: int) -> Reading:
         """Find the digit in the frame's region of interest and read it, with `rand` added."""
         rand = self.check_rand(rand)
+        if not isinstance(frame_bgr, np.ndarray) or frame_bgr.dtype != np.uint8 or frame_bgr.ndim not in (2, 3) \
+                or min(frame_bgr.shape[:2]) < 1 or (frame_bgr.ndim == 3 and frame_bgr.shape[2] not in (1, 3, 4)):
+            raise InvalidInput("frame must be a uint8 image array, (H, W) gray or (H, W, 3) BGR, got "
+                               f"{getattr(frame_bgr, 'dtype', type(frame_bgr).__name__)} "
+                               f"{getattr(frame_bgr, 'shape', '')}")
         started = time.perf_counter()
         prep = prepare(frame_bgr, self.preprocess)
         if prep.mnist is None:
@@ -141,3 +199,45 @@ class Smoother:
         digit_probs = np.mean([d for d, _ in self._history], axis=0)
         sum_probs = np.mean([s for _, s in self._history], axis=0)
         return finish(reading, digit_probs, sum_probs)
+
+
+class RandPicker:
+    """A fixed rand, or a new random one for every new digit (after a gap, or when the digit changes)."""
+
+    def __init__(self, fixed: int | None, seed: int | None, num_rand: int = onnx_contract.NUM_RAND):
+        self.rng = np.random.default_rng(seed)
+        self.num_rand = num_rand
+        self.auto = fixed is None
+        self.value = self.draw() if fixed is None else fixed
+        self._last: int | None = None
+
+    def draw(self) -> int:
+        self.value = int(self.rng.integers(0, self.num_rand))
+        return self.value
+
+    def update(self, reader: DigitReader, reading: Reading) -> Reading:
+        """After a frame: draw a new rand if a new digit showed up, and re-read it with that rand."""
+        if not self.auto:
+            return reading
+        if not reading.found:
+            if self._last is not None:
+                self.draw()  # the digit left: the next one gets a new rand
+            self._last = None
+            return reading
+        if self._last is not None and reading.digit != self._last:
+            reading = reader.with_rand(reading, self.draw())
+        self._last = reading.digit
+        return reading
+
+
+def load(model: str | os.PathLike, provider: str = "auto", threads: int | None = None, roi: float = 0.6,
+         ink: str = "auto") -> DigitReader:
+    """Open a digitsum-edge .onnx file once and return a reader for camera frames and image batches.
+
+    provider: "auto" (CUDA when onnxruntime can really use it, else CPU), "cuda" or "cpu". threads:
+    onnxruntime intra-op threads (None: its default). roi: side of the central square of a frame that
+    is read, as a fraction of the shorter side. ink: "dark" on light paper, "light" on dark, or "auto".
+    A file that is not a digitsum-edge model raises DigitsumError with one clear line.
+    """
+    check_options(None, roi, ink)
+    return DigitReader(open_model(model, provider, threads), PreprocessConfig(roi=roi, ink=ink))

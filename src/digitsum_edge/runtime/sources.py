@@ -13,6 +13,7 @@ import numpy as np
 from digitsum_edge.errors import DigitsumError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # videos written by live and synth; OpenCV's FFmpeg reads both
 
 
 class CameraLost(DigitsumError):

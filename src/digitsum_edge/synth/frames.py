@@ -1,12 +1,13 @@
 """Camera-like frames of MNIST test digits: dark ink on unevenly lit paper, blurred, noisy, JPEG-compressed.
 
-A data generator for demos, tests and benchmarks (so it may use the bundled MNIST); the runtime never
+A data generator for demos, tests and benchmarks: it needs the bundled MNIST, and the runtime never
 imports it. Each digit is placed, at a random size and small rotation, inside the region the reader uses.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,12 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from digitsum_edge import mnist
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.files import atomic_path, check_writable, write_json
+from digitsum_edge.files import atomic_path, check_folder, check_writable, write_json
 from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
+from digitsum_edge.runtime.sources import VIDEO_FOURCC
 
-FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # both read back by OpenCV's FFmpeg backend
 LABELS = "labels.json"  # in an image folder; beside a video it is <stem>.labels.json
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,13 +97,11 @@ def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple
 
 def pick_digits(count: int, seed: int, blank: float = 0.0) -> tuple[np.ndarray, list[int | None]]:
     """`count` random MNIST test digits ((count, 28, 28) uint8) and labels; a `blank` fraction is None."""
-    from digitsum_edge import mnist
-
     test = mnist.load("test")
     rng = np.random.default_rng(seed)
     index = rng.choice(len(test), size=count, replace=count > len(test))
-    images = test.images.numpy()[index]
-    labels: list[int | None] = [int(v) for v in test.labels.numpy()[index]]
+    images = test.images[index]
+    labels: list[int | None] = [int(v) for v in test.labels[index]]
     for i in np.flatnonzero(rng.random(count) < blank):
         labels[i] = None
     return images, labels
@@ -120,11 +121,11 @@ def write_video(path: str | os.PathLike, digits: np.ndarray, labels: Sequence[in
                 fps: float = 15.0, hold: int = 1, size: tuple[int, int] = (640, 480)) -> list[int | None]:
     """Write a .mp4 (mp4v) or .avi (MJPG) video and <stem>.labels.json beside it; per-frame labels."""
     path = Path(path)
-    if path.suffix.lower() not in FOURCC:
-        raise DigitsumError(f"video {path} must end in {' or '.join(FOURCC)}")
+    if path.suffix.lower() not in VIDEO_FOURCC:
+        raise DigitsumError(f"video {path} must end in {' or '.join(VIDEO_FOURCC)}")
     per_frame: list[int | None] = []
     with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[path.suffix.lower()]), fps, size)
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*VIDEO_FOURCC[path.suffix.lower()]), fps, size)
         if not writer.isOpened():
             raise DigitsumError(f"OpenCV cannot write video {path}")
         try:
@@ -141,12 +142,7 @@ def write_video(path: str | os.PathLike, digits: np.ndarray, labels: Sequence[in
 def write_images(folder: str | os.PathLike, digits: np.ndarray, labels: Sequence[int | None], seed: int = 0,
                  size: tuple[int, int] = (640, 480), force: bool = False) -> dict[str, int | None]:
     """Write frame_00000.png ... and labels.json {file: label} into `folder`, replaced whole or not at all."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise DigitsumError(f"output {folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not force:
-        raise DigitsumError(f"output {folder} exists (use --force to replace it)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder = check_image_folder(folder, force=force)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         names: dict[str, int | None] = {}
@@ -163,6 +159,17 @@ def write_images(folder: str | os.PathLike, digits: np.ndarray, labels: Sequence
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return names
+
+
+def check_image_folder(folder: str | os.PathLike, *, force: bool) -> Path:
+    """An output folder of images: not a file, not a non-empty folder unless `force`, its parent writable."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DigitsumError(f"output {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise DigitsumError(f"output {folder} exists (use --force to replace it)")
+    check_folder(folder.parent, output=folder)
+    return folder
 
 
 def labels_path(video: str | os.PathLike) -> Path:
@@ -184,14 +191,22 @@ def read_labels(source: str | os.PathLike) -> list[int | None] | dict[str, int |
 def run(cfg: SynthConfig) -> tuple[Path, int]:
     """Generate the frames `cfg` asks for; returns (output path, number of frames)."""
     out = Path(cfg.out)
-    kind = cfg.format or ("video" if out.suffix.lower() in FOURCC else "images")
+    kind = cfg.format or ("video" if out.suffix.lower() in VIDEO_FOURCC else "images")
     if kind not in ("video", "images"):
         raise DigitsumError(f"unknown format {kind!r} (video or images)")
     if cfg.count < 1 or cfg.hold < 1 or not 0 <= cfg.blank <= 1 or cfg.width < 32 or cfg.height < 32:
         raise DigitsumError("count and hold must be >= 1, blank in 0-1, size at least 32x32")
+    if kind == "images":
+        check_image_folder(out, force=cfg.force)
+    else:
+        check_writable(out, force=cfg.force)
+        check_writable(labels_path(out), force=True)  # the labels belong to the video: replaced with it
     digits, labels = pick_digits(cfg.count, cfg.seed, cfg.blank)
     size = (cfg.width, cfg.height)
     if kind == "images":
-        return out, len(write_images(out, digits, labels, cfg.seed, size, cfg.force))
-    check_writable(out, force=cfg.force)
-    return out, len(write_video(out, digits, labels, cfg.seed, cfg.fps, cfg.hold, size))
+        count = len(write_images(out, digits, labels, cfg.seed, size, cfg.force))
+    else:
+        count = len(write_video(out, digits, labels, cfg.seed, cfg.fps, cfg.hold, size))
+    log.info(f"wrote {out} ({count} frames of {cfg.width}x{cfg.height}) and "
+             f"{out / LABELS if kind == 'images' else labels_path(out)}")
+    return out, count
