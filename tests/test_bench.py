@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from digitsum_edge import checkpoint
-from digitsum_edge.bench.timing import measure, summarize
+from digitsum_edge.timing import measure, summarize
 from helpers import invoke, one_line_error
 
 # One thread: under load from other processes, two torch threads on two cores stall for ~100 ms per call.
@@ -59,8 +59,12 @@ def test_json_holds_header_rows_for_every_backend_and_batch(report) -> None:
         assert row["runs"] >= 10 and 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert row["images_per_s"] == pytest.approx(batch / row["median_ms"] * 1e3)
         assert 0.5 < row["digit_accuracy"] <= 1 and 0.5 < row["sum_accuracy"] <= 1
-    assert set(data["speedup"]["by_device"]["cpu"]) == {"1", "8"}
-    assert data["targets"]["onnxruntime_batch1_speedup"]["value"] > 0
+    speedup = data["speedup"]["by_device"]["cpu"]
+    assert set(speedup) == {"1", "8"} and "targets" not in data  # measurements, no project targets
+    for batch, entry in speedup.items():  # the ratio of the two rows' medians, same threads
+        torch_row, ort_row = rows["pytorch", "fp32", int(batch)], rows["onnxruntime", "fp32", int(batch)]
+        assert entry["speedup"] == pytest.approx(torch_row["median_ms"] / ort_row["median_ms"])
+        assert entry["threads"] == ort_row["threads"] == torch_row["threads"]
 
 
 def test_fp32_parity_is_exact_and_int8_is_close(report) -> None:
@@ -84,7 +88,7 @@ def test_terminal_table_live_row_and_plot(report) -> None:
     assert table.strip().splitlines()[-1].startswith("ONNX Runtime fp32 over PyTorch eager, same threads: CPU: ")
     live = data["live"]
     assert live["status"] == "ok" and live["frames"] == 20 and live["threads"] == 1 and live["median_ms"] > 0
-    assert 0 <= live["digit_accuracy"] <= 1
+    assert live["digit_accuracy"] >= 0.6 and live["no_digit"] <= 0.2  # the tiny model reads synthetic frames
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
     from digitsum_edge.bench.report import write_plot
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from digitsum_edge import onnx_contract
-from digitsum_edge.bench.timing import summarize
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import batched_logits, exhaustive_pairs, onnx_exhaustive, score, torch_exhaustive
+from digitsum_edge.runtime.session import open_model
 
 PROVIDERS = ("cpu", "cuda")
 
@@ -60,6 +60,13 @@ class Backend:
     def sync(self) -> None:
         """Wait for queued device work (only torch on CUDA queues any)."""
 
+    def first_call(self, images: np.ndarray, rand: np.ndarray) -> float:
+        """Run once outside the timings (torch.compile compiles here); seconds it took."""
+        start = time.perf_counter()
+        self.run(images, rand)
+        self.sync()
+        return time.perf_counter() - start
+
     def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
         """Scores and logits on every (image, rand) pair, uint8 images, exhaustive_pairs order."""
         raise NotImplementedError
@@ -101,9 +108,7 @@ class TorchEager(Backend):
             torch.cuda.synchronize()
 
     def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
-        import torch
-
-        return torch_exhaustive(self.model, torch.from_numpy(images), torch.from_numpy(labels), self.device)
+        return torch_exhaustive(self.model, images, labels, self.device)
 
 
 class TorchCompiled(TorchEager):
@@ -133,11 +138,9 @@ class TorchCompiled(TorchEager):
         return outputs
 
     def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
-        from digitsum_edge.mnist import MEAN, STD
-
         image_index, rand = exhaustive_pairs(len(images), self.model.config.num_rand)
-        digit_logits, sum_logits = batched_logits(self.run, images[image_index], rand, MEAN, STD, self.eval_batch,
-                                                  pad=True)
+        digit_logits, sum_logits = batched_logits(self.run, images[image_index], rand, onnx_contract.MEAN,
+                                                  onnx_contract.STD, self.eval_batch, pad=True)
         return score(digit_logits, sum_logits, labels[image_index], rand), digit_logits, sum_logits
 
 
@@ -154,9 +157,11 @@ class OnnxRuntime(Backend):
         self.session = session
 
     def _open(self, path: Path, provider: str, threads: int):
-        session, info = open_session(path, provider, threads)
-        self._sessions[threads] = session
-        return session, info
+        loaded = open_model(path, provider=provider, threads=threads)
+        if loaded.provider != provider:
+            raise DigitsumError(f"{path}: onnxruntime opened it on {loaded.provider}, not {provider}")
+        self._sessions[threads] = loaded.session
+        return loaded.session, loaded.info
 
     def set_threads(self, threads: int) -> None:
         if threads not in self._sessions:
@@ -169,65 +174,3 @@ class OnnxRuntime(Backend):
 
     def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
         return onnx_exhaustive(self.session, images, labels, self.info.mean, self.info.std, self.info.num_rand)
-
-
-def open_session(path: Path, provider: str, threads: int):
-    """(onnxruntime session on `provider` with `threads` intra-op threads, the file's ModelInfo)."""
-    from digitsum_edge.runtime.session import open_model
-
-    loaded = open_model(path, provider=provider, threads=threads)
-    if loaded.provider != provider:
-        raise DigitsumError(f"{path}: onnxruntime opened it on {loaded.provider}, not {provider}")
-    return loaded.session, loaded.info
-
-
-def cuda_usable() -> bool:
-    """True when onnxruntime's CUDA provider really runs here."""
-    from digitsum_edge.runtime.session import cuda_usable as usable
-
-    return usable()
-
-
-def timed_first_call(backend: Backend, images: np.ndarray, rand: np.ndarray) -> float:
-    """Run once untimed by the benchmark (torch.compile compiles here); seconds it took."""
-    start = time.perf_counter()
-    backend.run(images, rand)
-    backend.sync()
-    return time.perf_counter() - start
-
-
-def live_row(onnx_path: Path, test, frames: int) -> dict:
-    """The live pipeline on one CPU thread: synthetic 640x480 camera frames of test digits -> DigitReader."""
-    try:
-        import cv2
-
-        from digitsum_edge.runtime.reader import DigitReader
-        from digitsum_edge.runtime.session import open_model
-        from digitsum_edge.runtime.synth import camera_frame
-    except ImportError as e:
-        return {"status": "skipped", "reason": f"the live pipeline is not available in this install ({e})"}
-    reader = DigitReader(open_model(onnx_path, provider="cpu", threads=1))
-    rng = np.random.default_rng(0)
-    count = min(frames, len(test))
-    labels = test.labels[:count].numpy().astype(np.int64)
-    shots = [camera_frame(digit, rng, size=(640, 480)) for digit in test.images[:count].numpy()]
-    rand = rng.integers(0, 10, count)
-    warmup = min(5, count)
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # preprocessing on one thread too, like the inference
-    try:
-        for frame, r in zip(shots[:warmup], rand[:warmup], strict=True):
-            reader.read(frame, int(r))
-        durations, readings = [], []
-        for frame, r in zip(shots, rand, strict=True):
-            start = time.perf_counter()
-            readings.append(reader.read(frame, int(r)))
-            durations.append(time.perf_counter() - start)
-    finally:
-        cv2.setNumThreads(previous)
-    timing = summarize(durations, 1, warmup)
-    return {"status": "ok", "frame": "640x480", "backend": "onnxruntime cpu fp32", "threads": 1, "frames": count,
-            **timing.to_dict(), "frames_per_s": timing.images_per_s,
-            "digit_accuracy": float(np.mean([x.digit == t for x, t in zip(readings, labels, strict=True)])),
-            "sum_accuracy": float(np.mean([x.sum == t + r for x, t, r in zip(readings, labels, rand, strict=True)])),
-            "no_digit": float(np.mean([not x.found for x in readings]))}

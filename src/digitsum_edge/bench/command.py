@@ -1,4 +1,5 @@
-"""`digitsum-edge bench`: options -> BenchConfig -> bench.run.run (torch and onnxruntime imported only when it runs)."""
+"""`digitsum-edge bench`: options (named like BenchConfig's fields) -> bench.run.run; torch and onnxruntime load
+only then."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from digitsum_edge.bench.config import BenchConfig
 from digitsum_edge.options import positive_ints
 
 _D = BenchConfig()
-
 
 
 @click.command()
@@ -30,39 +30,28 @@ _D = BenchConfig()
               help="Untimed calls before each measurement.")
 @click.option("--min-runs", type=click.IntRange(min=1), default=_D.min_runs, show_default=True,
               help="Timed calls per measurement even when the budget runs out sooner.")
-@click.option("--no-compile", is_flag=True, help="Leave out the torch.compile rows.")
+@click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="Add torch.compile rows.")
 @click.option("--eval-images", type=click.IntRange(min=1), default=None,
               help="Test images for the accuracy parity, each with rand 0-9 [default: all 10,000].")
-@click.option("--no-live", is_flag=True, help="Leave out the live-pipeline row.")
+@click.option("--live/--no-live", default=_D.live, show_default=True, help="Time the live pipeline.")
 @click.option("--live-frames", type=click.IntRange(min=1), default=_D.live_frames, show_default=True,
               help="Synthetic 640x480 camera frames timed in the live-pipeline row.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
               help="Exit 1 when any backend's digit or sum accuracy is below this fraction (e.g. 0.99).")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="MNIST folder [default: the copy in the package].")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--json", type=click.Path(dir_okay=False), default=None,
               help="Write the whole report (header, every row, parity, live, speed-up) as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of latency and throughput per backend and batch size.")
-def bench(checkpoint: str, onnx: str | None, int8: str | None, providers: str, batch_sizes: tuple[int, ...],
-          threads: int | None, budget: float, warmup: int, min_runs: int, no_compile: bool,
-          eval_images: int | None, no_live: bool, live_frames: int, min_accuracy: float | None,
-          data_dir: str | None, json_path: str | None, plot: str | None) -> None:
+def bench(**options: object) -> None:
     """PyTorch against ONNX Runtime: latency and throughput beside exhaustive accuracy, in one table."""
-    from digitsum_edge.bench.report import format_table, write_plot
+    from digitsum_edge.bench.report import format_table
     from digitsum_edge.bench.run import run
     from digitsum_edge.errors import DigitsumError
-    from digitsum_edge.files import write_json
 
-    report = run(BenchConfig(
-        checkpoint=checkpoint, onnx=onnx, int8=int8, providers=providers, batch_sizes=batch_sizes,
-        threads=threads, budget=budget, warmup=warmup, min_runs=min_runs, compile=not no_compile,
-        eval_images=eval_images, live=not no_live, live_frames=live_frames, min_accuracy=min_accuracy,
-        data_dir=data_dir, json=json_path, plot=plot), log=lambda m: click.echo(m, err=True))
+    report = run(BenchConfig(**options))  # type: ignore[arg-type]  # click checked the types
     click.echo(format_table(report))
-    if json_path:
-        write_json(json_path, report)
-    if plot:
-        write_plot(report, plot)
-    if report["below_min_accuracy"]:
-        raise DigitsumError(f"below --min-accuracy {min_accuracy:.2%}: " + ", ".join(report["below_min_accuracy"]))
+    if report["below_min_accuracy"]:  # the exit status says it too, for scripts
+        raise DigitsumError(f"below --min-accuracy {options['min_accuracy']:.2%}: "
+                            + ", ".join(report["below_min_accuracy"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import sys
@@ -25,24 +26,54 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _version(module: str) -> str | None:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except ImportError:  # the runtime-only install has no torch or onnx
+        return None
+
+
 def header(model: dict, gpu: bool) -> dict:
     """Machine and library versions beside the model facts: what every figure was measured with."""
-    import onnx
     import onnxruntime
-    import torch
 
+    gpu_name = None
+    if gpu and _version("torch"):
+        import torch
+
+        gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     command = Path(sys.argv[0]).name == "digitsum-edge"
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["digitsum-edge", *sys.argv[1:]]) if command else None,
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-                    "gpu": torch.cuda.get_device_name(0) if gpu and torch.cuda.is_available() else None,
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "gpu": gpu_name,
                     "onnxruntime_providers": onnxruntime.get_available_providers()},
         "versions": {"digitsum_edge": __version__, "python": platform.python_version(),
-                     "torch": str(torch.__version__), "onnxruntime": onnxruntime.__version__,
-                     "onnx": onnx.__version__, "numpy": np.__version__},
+                     "torch": _version("torch"), "onnxruntime": onnxruntime.__version__,
+                     "onnx": _version("onnx"), "numpy": np.__version__},
         "model": model,
     }
+
+
+def model_facts(paths: tuple[Path | None, Path, Path | None], ckpt: dict | None = None, model=None,
+                onnx_path: Path | None = None) -> dict:
+    """Parameters, MACs, config and files of the benchmarked model: from the checkpoint when torch is here,
+    else from the ONNX file (parameters counted from its initializers, MACs unknown)."""
+    names = ("checkpoint", "onnx", "int8")
+    files = {k: {"path": str(p), "bytes": p.stat().st_size} for k, p in zip(names, paths, strict=True) if p}
+    if ckpt is not None:
+        from digitsum_edge import checkpoint
+        from digitsum_edge.model import count_macs, count_params
+
+        metrics = ckpt.get("metrics", {})
+        return {"params": metrics.get("params") or count_params(model),
+                "macs": metrics.get("macs") or count_macs(model), "model_config": ckpt["model_config"], "weights_sha256": checkpoint.weights_sha256(ckpt["state_dict"]),
+                "files": files}
+    from digitsum_edge.runtime.session import open_model
+
+    loaded = open_model(onnx_path, provider="cpu")
+    return {"params": None, "macs": None, "model_config": loaded.info.model_config,
+            "weights_sha256": loaded.info.weights_sha256, "files": files}
 
 
 def _kib(n: int) -> str:
@@ -66,9 +97,10 @@ def format_table(report: dict) -> str:
     lines = [
         f"digitsum-edge bench | {h['machine']['cpu']}, {h['machine']['cores']} cores{gpu} | "
         f"{h['machine']['platform']}{load}",
-        f"torch {v['torch']}, onnxruntime {v['onnxruntime']}, onnx {v['onnx']}, numpy {v['numpy']}, "
-        f"digitsum-edge {v['digitsum_edge']}, Python {v['python']}",
-        f"model: {m['params']:,} parameters, {m['macs'] / 1e6:.2f} M MACs per image | "
+        f"torch {v['torch'] or '(not installed)'}, onnxruntime {v['onnxruntime']}, onnx {v['onnx'] or '-'}, "
+        f"numpy {v['numpy']}, digitsum-edge {v['digitsum_edge']}, Python {v['python']}",
+        (f"model: {m['params']:,} parameters, {m['macs'] / 1e6:.2f} M MACs per image | " if m["params"] else
+         f"model: channels {m['model_config'].get('channels')} | ")
         + ", ".join(f"{Path(f['path']).name} {_kib(f['bytes'])}" for f in m["files"].values()),
         f"timing: {cfg['warmup']} warm-up calls, then single calls for {cfg['budget']:g} s (at least "
         f"{cfg['min_runs']}) per row | threads, the same for every backend: {threads}",
@@ -89,7 +121,7 @@ def format_table(report: dict) -> str:
     if parity:
         pairs = parity[0]["pairs"]
         lines += ["", f"accuracy parity on {pairs:,} pairs ({pairs // 10:,} test images x rand 0-9) against "
-                      f"PyTorch eager, {t['parity']} thread{'s' * (t['parity'] > 1)}",
+                      f"{parity[0]['label']}, {t['parity']} thread{'s' * (t['parity'] > 1)}",
                   f"{'backend':<28} {'digit %':>8} {'sum %':>7} {'argmax same':>12} {'max |diff|':>10}  check"]
         for p in parity:
             lines.append(f"{p['label']:<28} {_pct(p['digit_accuracy']):>8} {_pct(p['sum_accuracy']):>7} "
@@ -152,7 +184,7 @@ def write_plot(report: dict, path: str | os.PathLike) -> None:
     threads = (f"{t['batch_1']} thread(s)" if t["fixed"]
                else f"{t['batch_1']} thread at batch 1, {t['larger_batches']} above")
     fig.suptitle(f"digitsum-edge bench: {h['machine']['cpu']}, {h['machine']['cores']} cores, {threads} | "
-                 f"torch {h['versions']['torch']}, onnxruntime {h['versions']['onnxruntime']}", fontsize=10)
+                 f"torch {h['versions']['torch'] or '-'}, onnxruntime {h['versions']['onnxruntime']}", fontsize=10)
     fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legend below the axes
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

@@ -1,37 +1,37 @@
-"""`digitsum-edge bench`: every backend's latency, throughput and exhaustive accuracy, in one report."""
+"""`digitsum-edge bench`: every backend's latency, throughput and exhaustive accuracy, in one report.
+
+With the train extra (torch) it compares PyTorch eager and torch.compile against ONNX Runtime; in the
+runtime-only install it benchmarks the ONNX files alone, against the fp32 file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from digitsum_edge import checkpoint, mnist
-from digitsum_edge.bench.backends import (
-    Backend,
-    OnnxRuntime,
-    TorchCompiled,
-    TorchEager,
-    cuda_usable,
-    live_row,
-    resolve_providers,
-    timed_first_call,
-)
+from digitsum_edge import mnist, onnx_contract
+from digitsum_edge.bench.backends import Backend, OnnxRuntime, TorchCompiled, TorchEager, resolve_providers
 from digitsum_edge.bench.config import BenchConfig
-from digitsum_edge.bench.report import header
-from digitsum_edge.bench.timing import cpu_snapshot, measure, others_cpu_share
+from digitsum_edge.bench.report import header, model_facts, write_plot
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.evaluate import compare_logits
-from digitsum_edge.files import check_writable
+from digitsum_edge.files import check_writable, write_json
+from digitsum_edge.runtime.session import cuda_usable
+from digitsum_edge.timing import cpu_snapshot, measure, others_cpu_share
 
 SCHEMA = "digitsum-edge.bench/1"
-FP32_TOLERANCE = 1e-4  # largest logit difference from PyTorch an fp32 backend may show
-INT8_MAX_DROP = 0.001  # int8 may lose at most 0.1 percentage point of accuracy against ONNX fp32
-SPEEDUP_TARGET = 4.0  # onnxruntime batch-1 latency at least 4x below PyTorch eager, same threads
+log = logging.getLogger(__name__)
+
+
+def torch_installed() -> bool:
+    """The train extra is installed: PyTorch rows can be measured."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def _validate(cfg: BenchConfig) -> None:
@@ -48,82 +48,178 @@ def _validate(cfg: BenchConfig) -> None:
         raise DigitsumError(f"--eval-images must be at least 1, got {cfg.eval_images}")
     if cfg.min_accuracy is not None and not 0 <= cfg.min_accuracy <= 1:
         raise DigitsumError(f"--min-accuracy is a fraction between 0 and 1, got {cfg.min_accuracy}")
+    for out in (cfg.json, cfg.plot):
+        if out:
+            check_writable(out, force=True)
 
 
-def resolve_paths(cfg: BenchConfig) -> tuple[Path, Path, Path | None]:
-    """(checkpoint, fp32 .onnx, int8 .onnx or None); a file that was named but is missing is an error."""
+def resolve_paths(cfg: BenchConfig, with_torch: bool) -> tuple[Path | None, Path, Path | None]:
+    """(checkpoint or None without torch, fp32 .onnx, int8 .onnx or None); a named file that is missing is
+    an error."""
     ckpt = Path(cfg.checkpoint)
-    if not ckpt.is_file():
+    if with_torch and not ckpt.is_file():
         raise DigitsumError(f"checkpoint {ckpt} not found (train one with `digitsum-edge train`, "
                             "or pass --checkpoint)")
     fp32 = Path(cfg.onnx) if cfg.onnx else ckpt.with_suffix(".onnx")
     if not fp32.is_file():
         raise DigitsumError(f"ONNX file {fp32} not found (export it with `digitsum-edge export {ckpt}`, "
                             "or pass --onnx)")
-    if cfg.int8:
-        int8 = Path(cfg.int8)
-        if not int8.is_file():
-            raise DigitsumError(f"int8 ONNX file {int8} not found")
-        return ckpt, fp32, int8
-    beside = fp32.with_name(f"{fp32.name.removesuffix('.onnx')}.int8.onnx")
-    return ckpt, fp32, beside if beside.is_file() else None
+    int8 = Path(cfg.int8) if cfg.int8 else onnx_contract.variant_path(fp32, "int8")
+    if cfg.int8 and not int8.is_file():
+        raise DigitsumError(f"int8 ONNX file {int8} not found")
+    return (ckpt if with_torch else None), fp32, (int8 if int8.is_file() else None)
 
 
-def _same_model(backend: OnnxRuntime, ckpt_path: Path, sha: str, precision: str, option: str) -> None:
-    """The ONNX file must come from this checkpoint (metadata weights_sha256) and hold `precision`."""
-    if backend.info.weights_sha256 != sha:
+def _check_same_model(backend: OnnxRuntime, reference_sha: str, reference: Path, precision: str,
+                      option: str) -> None:
+    """The ONNX file must come from the same weights (metadata weights_sha256) and hold `precision`."""
+    if backend.info.weights_sha256 != reference_sha:
         raise DigitsumError(
-            f"{backend.source} and {ckpt_path} are different models: the file's metadata says it was "
-            f"exported from weights {backend.info.weights_sha256[:12]}, the checkpoint holds {sha[:12]} "
-            f"(export the checkpoint again, or pass the matching {option})")
+            f"{backend.source} and {reference} are different models: the file's metadata says it was "
+            f"exported from weights {backend.info.weights_sha256[:12]}, {reference.name} from "
+            f"{reference_sha[:12]} (export the checkpoint again, or pass the matching {option})")
     if backend.precision != precision:
         raise DigitsumError(f"{backend.source} holds an {backend.precision} model; {option} takes an {precision} file")
 
 
-def _latency_rows(backend: Backend, cfg: BenchConfig, images: np.ndarray, threads_for,
-                  log: Callable[[str], None]) -> list[dict]:
+def build_backends(cfg: BenchConfig, paths: tuple[Path | None, Path, Path | None], providers: list[str],
+                   threads: int, notes: list[str]) -> tuple[list[Backend], list[dict], dict]:
+    """PyTorch eager (+ torch.compile) per torch device when torch is here, onnxruntime fp32 per provider,
+    int8 on the CPU; the model facts for the header."""
+    ckpt_path, onnx_path, int8_path = paths
+    backends: list[Backend] = []
+    skipped: list[dict] = []
+    if ckpt_path is not None:
+        backends, skipped, ckpt = _torch_backends(cfg, ckpt_path, providers, notes)
+        from digitsum_edge import checkpoint
+
+        sha, reference = checkpoint.weights_sha256(ckpt["state_dict"]), ckpt_path
+        facts = model_facts(paths, ckpt=ckpt, model=backends[0].model)  # type: ignore[attr-defined]
+    for provider in providers:
+        backends.append(OnnxRuntime(onnx_path, provider, threads))
+        if ckpt_path is None and provider == providers[0]:
+            sha, reference = backends[-1].info.weights_sha256, onnx_path
+            facts = model_facts(paths, onnx_path=onnx_path)
+        _check_same_model(backends[-1], sha, reference, "fp32", "--onnx")
+    if int8_path is not None and "cpu" in providers:
+        backends.append(OnnxRuntime(int8_path, "cpu", threads))
+        _check_same_model(backends[-1], sha, reference, "int8", "--int8")
+    elif int8_path is not None:  # QDQ int8 is a CPU format; the CUDA provider would run most of it in fp32
+        notes.append(f"{int8_path} not run: int8 runs on the CPU provider only")
+    return backends, skipped, facts
+
+
+def _torch_backends(cfg: BenchConfig, ckpt_path: Path, providers: list[str],
+                    notes: list[str]) -> tuple[list[Backend], list[dict], dict]:
+    import torch
+
+    from digitsum_edge import checkpoint
+
+    ckpt = checkpoint.load(ckpt_path)
+    if not ckpt.get("complete", True):
+        notes.append(f"{ckpt_path} is from an unfinished run")
+    with contextlib.suppress(RuntimeError):  # it can be set only once per process
+        torch.set_num_interop_threads(1)
+    devices = ["cpu", *(["cuda"] if "cuda" in providers and torch.cuda.is_available() else [])]
+    backends: list[Backend] = [TorchEager(checkpoint.build_model(ckpt), d, ckpt_path) for d in devices]
+    skipped = []
+    for device in devices if cfg.compile else []:
+        try:
+            backends.append(TorchCompiled(checkpoint.build_model(ckpt), device, ckpt_path, max(cfg.batch_sizes)))
+        except Exception as e:  # torch.compile unsupported on this Python/platform
+            skipped.append({"label": f"torch.compile {device} fp32", "backend": "torch.compile", "device": device,
+                            "precision": "fp32", "source": str(ckpt_path), "status": "skipped",
+                            "reason": first_line(e, 200)})
+    return backends, skipped, ckpt
+
+
+def _latency_rows(backend: Backend, cfg: BenchConfig, images: np.ndarray, threads_for) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     for batch in cfg.batch_sizes:
         threads = threads_for(batch)
         backend.set_threads(threads)
         x = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])))  # (batch, 1, 28, 28)
-        r = rng.integers(0, 10, batch).astype(np.int64)
-        first = timed_first_call(backend, x, r)  # torch.compile compiles here, outside the timings
+        r = rng.integers(0, onnx_contract.NUM_RAND, batch).astype(np.int64)
+        first = backend.first_call(x, r)  # torch.compile compiles here, outside the timings
         timing = measure(lambda x=x, r=r: backend.run(x, r), batch, cfg.budget, cfg.warmup, cfg.min_runs,
                          sync=backend.sync)
         rows.append({**backend.describe(), "status": "ok", "batch": batch, "threads": threads,
                      "first_call_s": round(first, 4), **timing.to_dict()})
-        log(f"{backend.label:<28} batch {batch:>5} | {threads} thread(s) | median {timing.median_ms:.3f} ms | "
-            f"{timing.images_per_s:,.0f} images/s")
+        log.info(f"{backend.label:<28} batch {batch:>5} | {threads} thread(s) | median {timing.median_ms:.3f} ms | "
+                 f"{timing.images_per_s:,.0f} images/s")
     return rows
 
 
-def _parity(backend: Backend, test_images: np.ndarray, test_labels: np.ndarray, reference) -> dict:
-    metrics, digit_logits, sum_logits = backend.exhaustive(test_images, test_labels)
-    if reference is None:  # this is the reference
-        reference = (digit_logits, sum_logits)
-    max_abs_diff, argmax_agreement = compare_logits((digit_logits, sum_logits), reference)
-    entry = {**backend.describe(), **metrics, "argmax_agreement": argmax_agreement, "max_abs_diff": max_abs_diff}
-    return entry, reference
+def _verdict(entry: dict, fp32_onnx: dict | None) -> None:
+    """fp32: identical argmax and logits within FP32_TOLERANCE; int8: accuracy within MAX_ACCURACY_DROP of fp32."""
+    if entry["precision"] == "int8" and fp32_onnx is not None:
+        drop = max(fp32_onnx[k] - entry[k] for k in ("digit_accuracy", "sum_accuracy"))
+        entry["check"] = (f"accuracy drop vs fp32 {100 * drop:+.3f} pp "
+                          f"(max {100 * onnx_contract.MAX_ACCURACY_DROP:.1f} pp)")
+        entry["pass"] = drop <= onnx_contract.MAX_ACCURACY_DROP
+    else:
+        worst, agree = max(entry["max_abs_diff"].values()), min(entry["argmax_agreement"].values())
+        entry["check"] = f"argmax agreement {agree:.2%}, max diff {worst:.1e} (< {onnx_contract.FP32_TOLERANCE:.0e})"
+        entry["pass"] = agree == 1.0 and worst < onnx_contract.FP32_TOLERANCE
 
 
-def _verdicts(parity: list[dict]) -> None:
-    """Mark each parity entry pass/fail: fp32 identical argmax and < 1e-4; int8 within 0.1 pp of fp32."""
+def measure_backends(backends: list[Backend], cfg: BenchConfig, test: mnist.Split, threads_for,
+                     parity_threads: int) -> tuple[list[dict], list[dict]]:
+    """Latency rows and parity entries (against the first backend) of every backend; an optional backend
+    that fails is one skipped row."""
+    count = min(cfg.eval_images or len(test), len(test))
+    test_images, test_labels = test.images[:count], test.labels[:count].astype(np.int64)
+    timing_images = onnx_contract.normalize(test.images[:max(cfg.batch_sizes), None])  # (B, 1, 28, 28) float32
+    log.info(f"benchmarking {len(backends)} backends at batch sizes {', '.join(map(str, cfg.batch_sizes))}, "
+             f"{cfg.budget:g} s each; parity on {count * onnx_contract.NUM_RAND:,} pairs")
+    rows, parity, reference = [], [], None
+    for backend in backends:
+        try:
+            backend_rows = _latency_rows(backend, cfg, timing_images, threads_for)
+            backend.set_threads(parity_threads)
+            metrics, *logits = backend.exhaustive(test_images, test_labels)
+        except DigitsumError:
+            raise
+        except Exception as e:
+            if not backend.optional:
+                raise DigitsumError(f"{backend.label} failed: {first_line(e, 200)}") from None
+            rows.append({**backend.describe(), "status": "skipped", "reason": first_line(e, 200)})
+            log.info(f"{backend.label}: skipped ({rows[-1]['reason']})")
+            continue
+        reference = reference or tuple(logits)
+        max_abs_diff, argmax_agreement = compare_logits(tuple(logits), reference)
+        parity.append({**backend.describe(), **metrics, "argmax_agreement": argmax_agreement,
+                       "max_abs_diff": max_abs_diff})
+        rows += [{**row, "digit_accuracy": metrics["digit_accuracy"], "sum_accuracy": metrics["sum_accuracy"]}
+                 for row in backend_rows]
     fp32_onnx = next((p for p in parity if p["backend"] == "onnxruntime" and p["precision"] == "fp32"), None)
-    for p in parity:
-        if p["precision"] == "int8" and fp32_onnx is not None:
-            drop = max(fp32_onnx[k] - p[k] for k in ("digit_accuracy", "sum_accuracy"))
-            p["check"] = f"accuracy drop vs fp32 {100 * drop:+.3f} pp (max {100 * INT8_MAX_DROP:.1f} pp)"
-            p["pass"] = drop <= INT8_MAX_DROP
-        else:
-            worst = max(p["max_abs_diff"].values())
-            agree = min(p["argmax_agreement"].values())
-            p["check"] = f"argmax agreement {agree:.2%}, max diff {worst:.1e} (< {FP32_TOLERANCE:.0e})"
-            p["pass"] = agree == 1.0 and worst < FP32_TOLERANCE
+    for entry in parity:
+        _verdict(entry, fp32_onnx)
+    return rows, parity
 
 
-def _speedup(rows: list[dict]) -> dict:
+def live_pipeline(cfg: BenchConfig, onnx_path: Path, test: mnist.Split) -> dict:
+    """The camera pipeline on synthetic 640x480 frames of test digits, one thread (a skipped row if it fails)."""
+    if not cfg.live:
+        return {"status": "skipped", "reason": "--no-live"}
+    try:
+        from digitsum_edge.runtime.profile import time_pipeline
+        from digitsum_edge.runtime.reader import load
+        from digitsum_edge.synth.frames import camera_frame
+
+        rng = np.random.default_rng(0)
+        count = min(cfg.live_frames, len(test))
+        frames = [camera_frame(digit, rng, size=(640, 480)) for digit in test.images[:count]]
+        live = time_pipeline(load(onnx_path, provider="cpu", threads=1), frames,
+                             test.labels[:count].tolist(), rng.integers(0, onnx_contract.NUM_RAND, count).tolist())
+    except Exception as e:  # the live row is extra: a broken camera pipeline must not hide the rest
+        return {"status": "skipped", "reason": f"the live pipeline failed: {first_line(e, 200)}"}
+    log.info(f"live pipeline: median {live['median_ms']:.2f} ms per 640x480 frame")
+    return live
+
+
+def speedup(rows: list[dict]) -> dict:
     """onnxruntime fp32 against PyTorch eager on the same device, batch by batch, same threads."""
     def median(backend: str, device: str, batch: int) -> tuple[float, int] | None:
         return next(((r["median_ms"], r["threads"]) for r in rows if r["status"] == "ok" and r["backend"] == backend
@@ -147,125 +243,40 @@ def _speedup(rows: list[dict]) -> dict:
     return {"baseline": "pytorch fp32", "backend": "onnxruntime fp32", "by_device": result, "line": line}
 
 
-def _backends(cfg: BenchConfig, ckpt: dict, paths: tuple[Path, Path, Path | None], providers: list[str],
-              threads: int, notes: list[str]) -> tuple[list[Backend], list[dict]]:
-    """PyTorch eager (+ torch.compile) per torch device, onnxruntime fp32 per provider, int8 on CPU."""
-    import torch
-
-    ckpt_path, onnx_path, int8_path = paths
-    sha = checkpoint.weights_sha256(ckpt["state_dict"])
-    devices = ["cpu", *(["cuda"] if "cuda" in providers and torch.cuda.is_available() else [])]
-    backends: list[Backend] = [TorchEager(checkpoint.build_model(ckpt), d, ckpt_path) for d in devices]
-    skipped = []
-    for device in devices if cfg.compile else []:
-        try:
-            backends.append(TorchCompiled(checkpoint.build_model(ckpt), device, ckpt_path, max(cfg.batch_sizes)))
-        except Exception as e:  # torch.compile unsupported on this Python/platform
-            skipped.append({"label": f"torch.compile {device} fp32", "backend": "torch.compile", "device": device,
-                            "precision": "fp32", "source": str(ckpt_path), "status": "skipped",
-                            "reason": first_line(e, 200)})
-    for provider in providers:
-        backends.append(OnnxRuntime(onnx_path, provider, threads))
-        _same_model(backends[-1], ckpt_path, sha, "fp32", "--onnx")
-    if int8_path is not None and "cpu" in providers:
-        backends.append(OnnxRuntime(int8_path, "cpu", threads))
-        _same_model(backends[-1], ckpt_path, sha, "int8", "--int8")
-    elif int8_path is not None:  # QDQ int8 is a CPU format; the CUDA provider would run most of it in fp32
-        notes.append(f"{int8_path} not run: int8 runs on the CPU provider only")
-    return backends, skipped
-
-
-def _measure(backends: list[Backend], cfg: BenchConfig, test, threads_for, parity_threads: int,
-             log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
-    """Latency rows and parity entries of every backend; an optional backend that fails is one skipped row."""
-    count = min(cfg.eval_images or len(test), len(test))
-    test_images, test_labels = test.images[:count].numpy(), test.labels[:count].numpy().astype(np.int64)
-    timing_images = mnist.normalize(test.images[:max(cfg.batch_sizes)]).numpy()  # (B, 1, 28, 28) float32
-    log(f"benchmarking {len(backends)} backends at batch sizes {', '.join(map(str, cfg.batch_sizes))}, "
-        f"{cfg.budget:g} s each; parity on {count * 10:,} pairs")
-    rows, parity, reference = [], [], None
-    for backend in backends:
-        try:
-            backend_rows = _latency_rows(backend, cfg, timing_images, threads_for, log)
-            backend.set_threads(parity_threads)
-            entry, reference = _parity(backend, test_images, test_labels, reference)
-        except DigitsumError:
-            raise
-        except Exception as e:
-            if not backend.optional:
-                raise DigitsumError(f"{backend.label} failed: {first_line(e, 200)}") from None
-            rows.append({**backend.describe(), "status": "skipped", "reason": first_line(e, 200)})
-            log(f"{backend.label}: skipped ({rows[-1]['reason']})")
-            continue
-        parity.append(entry)
-        rows += [{**row, "digit_accuracy": entry["digit_accuracy"], "sum_accuracy": entry["sum_accuracy"]}
-                 for row in backend_rows]
-    _verdicts(parity)
-    return rows, parity
-
-
-def run(cfg: BenchConfig, log: Callable[[str], None] = lambda message: None) -> dict:
-    """Measure every backend at every batch size, check accuracy parity; the whole report as a dict."""
+def run(cfg: BenchConfig) -> dict:
+    """Measure every backend at every batch size, check accuracy parity, time the live pipeline; write
+    cfg.json / cfg.plot and return the whole report (`format_table` makes it text)."""
     started = time.perf_counter()
     cpu_at_start = cpu_snapshot()  # other work on the machine skews timings: measure how much there was
     _validate(cfg)
-    paths = resolve_paths(cfg)
-    for out in (cfg.json, cfg.plot):
-        if out:
-            check_writable(out, force=True)
+    with_torch = torch_installed()
+    paths = resolve_paths(cfg, with_torch)
     providers, notes = resolve_providers(cfg.providers, cuda_usable())
-    model, ckpt = checkpoint.load_model(paths[0])
-    if not ckpt.get("complete", True):
-        notes.append(f"{paths[0]} is from an unfinished run")
+    if not with_torch:
+        notes.append("PyTorch is not installed (runtime-only install): ONNX Runtime alone, parity against "
+                     f"{paths[1].name}")
     cores = os.cpu_count() or 1
-    parity_threads = cfg.threads or cores
 
     def threads_for(batch: int) -> int:
         return cfg.threads or (1 if batch == 1 else cores)
 
-    import torch
-
-    with contextlib.suppress(RuntimeError):  # it can be set only once per process
-        torch.set_num_interop_threads(1)
-    backends, skipped = _backends(cfg, ckpt, paths, providers, parity_threads, notes)
+    backends, skipped, facts = build_backends(cfg, paths, providers, cfg.threads or cores, notes)
     test = mnist.load("test", cfg.data_dir)
-    rows, parity = _measure(backends, cfg, test, threads_for, parity_threads, log)
-    live = {"status": "skipped", "reason": "--no-live"}
-    if cfg.live:
-        try:
-            live = live_row(paths[1], test, cfg.live_frames)
-        except Exception as e:  # the live row is extra: a broken camera pipeline must not hide the rest
-            live = {"status": "skipped", "reason": f"the live pipeline failed: {first_line(e, 200)}"}
-    if live["status"] == "ok":
-        log(f"live pipeline: median {live['median_ms']:.2f} ms per 640x480 frame")
-    speedup = _speedup(rows)
-    batch1 = speedup["by_device"].get("cpu", {}).get("1")
-    targets = {
-        "onnxruntime_batch1_speedup": {"target": f">= {SPEEDUP_TARGET:g}x on CPU",
-                                       "value": batch1["speedup"] if batch1 else None,
-                                       "met": bool(batch1 and batch1["speedup"] >= SPEEDUP_TARGET)},
-        "parity": {"target": f"fp32: identical argmax, max diff < {FP32_TOLERANCE:.0e}; int8: within "
-                             f"{100 * INT8_MAX_DROP:.1f} pp of fp32", "met": all(p["pass"] for p in parity)},
-    }
+    rows, parity = measure_backends(backends, cfg, test, threads_for, cfg.threads or cores)
+    live = live_pipeline(cfg, paths[1], test)
     below = [f"{p['label']} {key.split('_')[0]} {p[key]:.2%}" for p in parity
              for key in ("digit_accuracy", "sum_accuracy")
              if cfg.min_accuracy is not None and p[key] < cfg.min_accuracy]
-    info = header(_model_facts(model, ckpt, *paths), "cuda" in providers)
+    info = header(facts, "cuda" in providers)
     share = others_cpu_share(cpu_at_start, cpu_snapshot())
     info["machine"]["other_processes_cpu_share"] = None if share is None else round(share, 3)
-    return {"schema": SCHEMA, "config": cfg.to_dict(), "header": info,
-            "threads": {"batch_1": threads_for(1), "larger_batches": threads_for(2), "parity": parity_threads,
-                        "fixed": cfg.threads is not None},
-            "rows": rows + skipped, "parity": parity, "live": live, "speedup": speedup, "targets": targets,
-            "below_min_accuracy": below, "notes": notes, "seconds": round(time.perf_counter() - started, 1)}
-
-
-
-def _model_facts(model, ckpt: dict, ckpt_path: Path, onnx_path: Path, int8_path: Path | None) -> dict:
-    from digitsum_edge.model import count_macs, count_params
-
-    metrics = ckpt.get("metrics", {})
-    files = {"checkpoint": ckpt_path, "onnx": onnx_path, "int8": int8_path}
-    return {"params": metrics.get("params") or count_params(model), "macs": metrics.get("macs") or count_macs(model),
-            "model_config": ckpt["model_config"], "weights_sha256": checkpoint.weights_sha256(ckpt["state_dict"]),
-            "files": {k: {"path": str(p), "bytes": p.stat().st_size} for k, p in files.items() if p is not None}}
+    report = {"schema": SCHEMA, "config": cfg.to_dict(), "header": info,
+              "threads": {"batch_1": threads_for(1), "larger_batches": threads_for(2),
+                          "parity": cfg.threads or cores, "fixed": cfg.threads is not None},
+              "rows": rows + skipped, "parity": parity, "live": live, "speedup": speedup(rows),
+              "below_min_accuracy": below, "notes": notes, "seconds": round(time.perf_counter() - started, 1)}
+    if cfg.json:
+        write_json(cfg.json, report)
+    if cfg.plot:
+        write_plot(report, cfg.plot)
+    return report
