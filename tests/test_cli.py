@@ -25,7 +25,8 @@ def test_train_runs_and_prints_a_summary(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     summary = result.stdout.strip().splitlines()[-1]  # -q: the result line alone, no progress
-    assert summary.startswith(f"digit {100 * metrics['digit_accuracy']:.2f}% | sum {100 * metrics['sum_accuracy']:.2f}%")
+    digit, total = 100 * metrics["digit_accuracy"], 100 * metrics["sum_accuracy"]
+    assert summary.startswith(f"digit {digit:.2f}% | sum {total:.2f}%")
     assert f"{metrics['params']:,} params" in summary and summary.endswith(str(tmp_path / "model.pt"))
     assert checkpoint.load(tmp_path / "model.pt")["metrics"] == metrics
 

@@ -54,8 +54,12 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         raise DigitsumError(f"checkpoint {path} not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-        raise DigitsumError(f"{path} is not a readable checkpoint ({first_line(e, 120)})") from None
+    except pickle.UnpicklingError:  # weights_only=True met something other than tensors and plain data
+        raise DigitsumError(f"{path} is not a readable checkpoint (it holds Python objects beyond tensors and "
+                            "plain data; refused without running them)") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        reason = "truncated or corrupt" if isinstance(e, (OSError, EOFError)) else first_line(e, 120)
+        raise DigitsumError(f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DigitsumError(f"{path} is not a digitsum-edge checkpoint")
     if ckpt.get("format_version") != FORMAT_VERSION:

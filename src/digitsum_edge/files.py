@@ -75,6 +75,9 @@ def check_folder(folder: str | os.PathLike, *, output: str | os.PathLike | None 
     """Create `folder` if needed and prove a file can be made in it (permission bits do not stop root)."""
     folder = Path(folder) if str(folder) else Path(".")
     what = output if output is not None else folder
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise DigitsumError(f"cannot write {what}: {blocker} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

@@ -85,6 +85,7 @@ def run(cfg: ExportConfig) -> ExportResult:
         log.warning(note)
     test = mnist.load("test", cfg.data_dir)
     images, labels = test.images[:cfg.verify_images], test.labels[:cfg.verify_images]
+    calibration = mnist.load("train", cfg.data_dir).images[:cfg.calibration_images] if cfg.int8 else None
 
     metrics = ckpt.get("metrics", {})
     info = onnx_contract.ModelInfo(
@@ -121,8 +122,8 @@ def run(cfg: ExportConfig) -> ExportResult:
         try:
             for precision in onnx_contract.VARIANTS:
                 if precision in paths:
-                    written.append(_variant(precision, paths[precision], fp32_tmp, proto, info, cfg,
-                                            tuple(reference), images, labels, result.metrics))
+                    written.append(_variant(precision, paths[precision], fp32_tmp, proto, info, cfg.static_batch,
+                                            calibration, tuple(reference), images, labels, result.metrics))
             for variant in written[1:]:  # publish the variants only once everything passed
                 _staged(variant.path).rename(variant.path)
         except BaseException:
@@ -142,20 +143,20 @@ def _staged(path: Path) -> Path:
 
 
 def _variant(precision: str, path: Path, fp32_file: Path, proto: onnx.ModelProto,
-             info: onnx_contract.ModelInfo, cfg: ExportConfig, reference: tuple[np.ndarray, np.ndarray],
+             info: onnx_contract.ModelInfo, static_batch: int | None, calibration: np.ndarray | None,
+             reference: tuple[np.ndarray, np.ndarray],
              images: np.ndarray, labels: np.ndarray, fp32_metrics: dict) -> Written:
     """Write, stamp and verify an int8 or fp16 file; it stays under a hidden name until all passed."""
     with atomic_path(_staged(path)) as tmp:
         if precision == "int8":
-            train = mnist.load("train", cfg.data_dir)
-            count = min(cfg.calibration_images, len(train))
-            rand = np.random.default_rng(0).integers(0, info.num_rand, count)
-            to_int8(fp32_file, tmp, train.images[:count], rand, info.mean, info.std, cfg.static_batch)
+            assert calibration is not None  # loaded (and checked) before any work
+            rand = np.random.default_rng(0).integers(0, info.num_rand, len(calibration))
+            to_int8(fp32_file, tmp, calibration, rand, info.mean, info.std, static_batch)
             variant = onnx.load(tmp)
         else:
             variant = to_fp16(proto)
         save_checked(stamp(variant, replace(info, precision=precision)), tmp)
-        result = compare(tmp, reference, images, labels, info, cfg.static_batch)
+        result = compare(tmp, reference, images, labels, info, static_batch)
         log.info(f"{precision}: digit {result.metrics['digit_accuracy']:.2%}, sum {result.metrics['sum_accuracy']:.2%}"
             f" (fp32 {fp32_metrics['digit_accuracy']:.2%}, {fp32_metrics['sum_accuracy']:.2%}), largest "
             f"difference {max(result.max_abs_diff.values()):.2e}")
