@@ -51,6 +51,8 @@ def _validate(cfg: BenchConfig) -> None:
     for out in (cfg.json, cfg.plot):
         if out:
             check_writable(out, force=True)
+    if cfg.plot and importlib.util.find_spec("matplotlib") is None:
+        raise DigitsumError('--plot needs matplotlib, part of the train extra: pip install "digitsum-edge[train]"')
 
 
 def resolve_paths(cfg: BenchConfig, with_torch: bool) -> tuple[Path | None, Path, Path | None]:

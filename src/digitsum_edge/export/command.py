@@ -33,6 +33,9 @@ _D = ExportConfig(checkpoint="")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 def export(**options: object) -> None:
     """Export CHECKPOINT to ONNX, simplify it, and verify it against PyTorch before writing it."""
+    from digitsum_edge.extras import require
+
+    require("train", "export")
     from digitsum_edge.export.pipeline import run
 
     click.echo(run(ExportConfig(**options)).summary())  # type: ignore[arg-type]  # click checked the types

@@ -47,6 +47,9 @@ _D = TrainConfig()
 @click.option("--force", is_flag=True, help="Replace an existing OUT/model.pt.")
 def train(**options: object) -> None:
     """Train the digit + sum model on MNIST and write a self-describing checkpoint."""
+    from digitsum_edge.extras import require
+
+    require("train", "train")
     from digitsum_edge.train.loop import run
 
     click.echo(run(TrainConfig(**options)).summary())  # type: ignore[arg-type]  # click checked the types
