@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,13 +20,54 @@ def _umask() -> int:
     return mask
 
 
+# Temporary and staged files are hidden and carry the writer's process id: `.model.~1234.x8f2k.pt`.
+_OWNED = re.compile(r"^\..*\.~(\d+)\.")
+
+
+def temp_name(path: Path, tag: str = "") -> Path:
+    """A hidden name beside `path` that says which process owns it (so a later run can sweep it)."""
+    return path.with_name(f".{path.name}.~{os.getpid()}.{tag}")
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Remove temporary files left in `folder` by processes that no longer exist (kill -9, power loss)."""
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _OWNED.match(entry.name)
+        if match and not _alive(int(match.group(1))) and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); move it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path` (same suffix); move it onto `path` only if the block succeeds.
+
+    What a killed run left beside it (its own temporary files, named with their dead process id) is
+    swept first.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        sweep_stale(path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.~{os.getpid()}.", suffix=path.suffix, dir=path.parent)
     except OSError as e:
         raise DigitsumError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)

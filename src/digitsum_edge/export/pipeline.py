@@ -18,7 +18,7 @@ from digitsum_edge.export.config import ExportConfig
 from digitsum_edge.export.onnx_file import export_model, now_utc, save_checked, simplify, stamp
 from digitsum_edge.export.quantize import to_fp16, to_int8
 from digitsum_edge.export.verify import Comparison, compare, require_close, require_no_drop
-from digitsum_edge.files import atomic_path, check_writable, write_json
+from digitsum_edge.files import atomic_path, check_writable, temp_name, write_json
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +139,12 @@ def run(cfg: ExportConfig) -> ExportResult:
 
 
 def _staged(path: Path) -> Path:
-    return path.with_name(f".{path.name}.verified")
+    return temp_name(path, "verified")
 
 
 def _variant(precision: str, path: Path, fp32_file: Path, proto: onnx.ModelProto,
              info: onnx_contract.ModelInfo, static_batch: int | None, calibration: np.ndarray | None,
-             reference: tuple[np.ndarray, np.ndarray],
+             reference: tuple[np.ndarray, ...],
              images: np.ndarray, labels: np.ndarray, fp32_metrics: dict) -> Written:
     """Write, stamp and verify an int8 or fp16 file; it stays under a hidden name until all passed."""
     with atomic_path(_staged(path)) as tmp:
