@@ -22,7 +22,7 @@ class _OneLineErrors(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # pipeline order, not alphabetical
 
-    def main(self, args=None, prog_name=None, **extra):
+    def main(self, args=None, prog_name=None, **extra):  # type: ignore[override]  # exits, never returns
         extra.pop("standalone_mode", None)
         try:
             result = super().main(args, prog_name, standalone_mode=False, **extra)
@@ -30,7 +30,8 @@ class _OneLineErrors(click.Group):
             click.echo(e.format_message(), err=True)
             sys.exit(2)
         except click.ClickException as e:  # bad options: click's own message, without the usage block
-            hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
+            ctx = getattr(e, "ctx", None)  # set on usage errors
+            hint = f" (see '{ctx.command_path} --help')" if ctx else ""
             click.echo(f"error: {e.format_message()}{hint}", err=True)
             sys.exit(e.exit_code)
         except DigitsumError as e:

@@ -87,7 +87,7 @@ def onnx_logits(session, images: np.ndarray, rand: np.ndarray, mean: float, std:
     return batched_logits(run, images, rand, mean, std, static_batch or batch_size, pad=static_batch is not None)
 
 
-def compare_logits(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray],
+def compare_logits(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...],
                    ) -> tuple[dict[str, float], dict[str, float]]:
     """Per head: (largest |got - want|, fraction of rows with the same argmax), keyed by output name."""
     max_abs_diff, argmax_agreement = {}, {}

@@ -71,7 +71,7 @@ def model_facts(paths: tuple[Path | None, Path, Path | None], ckpt: dict | None 
                 "weights_sha256": checkpoint.weights_sha256(ckpt["state_dict"]), "files": files}
     from digitsum_edge.runtime.session import open_model
 
-    loaded = open_model(onnx_path, provider="cpu")
+    loaded = open_model(onnx_path or paths[1], provider="cpu")
     return {"params": None, "macs": None, "model_config": loaded.info.model_config,
             "weights_sha256": loaded.info.weights_sha256, "files": files}
 

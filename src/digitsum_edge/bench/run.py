@@ -7,6 +7,7 @@ runtime-only install it benchmarks the ONNX files alone, against the fp32 file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -89,30 +90,30 @@ def build_backends(cfg: BenchConfig, paths: tuple[Path | None, Path, Path | None
     """PyTorch eager (+ torch.compile) per torch device when torch is here, onnxruntime fp32 per provider,
     int8 on the CPU; the model facts for the header."""
     ckpt_path, onnx_path, int8_path = paths
-    backends: list[Backend] = []
+    fp32 = [OnnxRuntime(onnx_path, provider, threads) for provider in providers]
+    int8 = [OnnxRuntime(int8_path, "cpu", threads)] if int8_path is not None and "cpu" in providers else []
+    if int8_path is not None and not int8:  # QDQ int8 is a CPU format; CUDA would run most of it in fp32
+        notes.append(f"{int8_path} not run: int8 runs on the CPU provider only")
+    torch_backends: list[TorchEager] = []
     skipped: list[dict] = []
     if ckpt_path is not None:
-        backends, skipped, ckpt = _torch_backends(cfg, ckpt_path, providers, notes)
         from digitsum_edge import checkpoint
 
+        torch_backends, skipped, ckpt = _torch_backends(cfg, ckpt_path, providers, notes)
         sha, reference = checkpoint.weights_sha256(ckpt["state_dict"]), ckpt_path
-        facts = model_facts(paths, ckpt=ckpt, model=backends[0].model)  # type: ignore[attr-defined]
-    for provider in providers:
-        backends.append(OnnxRuntime(onnx_path, provider, threads))
-        if ckpt_path is None and provider == providers[0]:
-            sha, reference = backends[-1].info.weights_sha256, onnx_path
-            facts = model_facts(paths, onnx_path=onnx_path)
-        _check_same_model(backends[-1], sha, reference, "fp32", "--onnx")
-    if int8_path is not None and "cpu" in providers:
-        backends.append(OnnxRuntime(int8_path, "cpu", threads))
-        _check_same_model(backends[-1], sha, reference, "int8", "--int8")
-    elif int8_path is not None:  # QDQ int8 is a CPU format; the CUDA provider would run most of it in fp32
-        notes.append(f"{int8_path} not run: int8 runs on the CPU provider only")
-    return backends, skipped, facts
+        facts = model_facts(paths, ckpt=ckpt, model=torch_backends[0].model)
+    else:
+        sha, reference = fp32[0].info.weights_sha256, onnx_path
+        facts = model_facts(paths, onnx_path=onnx_path)
+    for backend in fp32:
+        _check_same_model(backend, sha, reference, "fp32", "--onnx")
+    for backend in int8:
+        _check_same_model(backend, sha, reference, "int8", "--int8")
+    return [*torch_backends, *fp32, *int8], skipped, facts
 
 
 def _torch_backends(cfg: BenchConfig, ckpt_path: Path, providers: list[str],
-                    notes: list[str]) -> tuple[list[Backend], list[dict], dict]:
+                    notes: list[str]) -> tuple[list[TorchEager], list[dict], dict]:
     import torch
 
     from digitsum_edge import checkpoint
@@ -123,7 +124,7 @@ def _torch_backends(cfg: BenchConfig, ckpt_path: Path, providers: list[str],
     with contextlib.suppress(RuntimeError):  # it can be set only once per process
         torch.set_num_interop_threads(1)
     devices = ["cpu", *(["cuda"] if "cuda" in providers and torch.cuda.is_available() else [])]
-    backends: list[Backend] = [TorchEager(checkpoint.build_model(ckpt), d, ckpt_path) for d in devices]
+    backends = [TorchEager(checkpoint.build_model(ckpt), d, ckpt_path) for d in devices]
     skipped = []
     for device in devices if cfg.compile else []:
         try:
@@ -144,7 +145,7 @@ def _latency_rows(backend: Backend, cfg: BenchConfig, images: np.ndarray, thread
         x = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])))  # (batch, 1, 28, 28)
         r = rng.integers(0, onnx_contract.NUM_RAND, batch).astype(np.int64)
         first = backend.first_call(x, r)  # torch.compile compiles here, outside the timings
-        timing = measure(lambda x=x, r=r: backend.run(x, r), batch, cfg.budget, cfg.warmup, cfg.min_runs,
+        timing = measure(functools.partial(backend.run, x, r), batch, cfg.budget, cfg.warmup, cfg.min_runs,
                          sync=backend.sync)
         rows.append({**backend.describe(), "status": "ok", "batch": batch, "threads": threads,
                      "first_call_s": round(first, 4), **timing.to_dict()})

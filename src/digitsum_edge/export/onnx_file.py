@@ -34,6 +34,7 @@ def export_model(model: DigitSumNet, opset: int, static_batch: int | None) -> on
                 model, (image, rand), None, input_names=list(onnx_contract.INPUTS),
                 output_names=list(onnx_contract.OUTPUTS), opset_version=opset, dynamo=True,
                 external_data=False, dynamic_shapes=dynamic_shapes, verbose=False)
+    assert program is not None  # dynamo=True returns the program
     proto = program.model_proto
     if static_batch is None:  # name the batch axis the same on every input and output
         for value in [*proto.graph.input, *proto.graph.output]:

@@ -27,7 +27,7 @@ class Comparison:
                 "argmax_agreement": self.argmax_agreement, "metrics": self.metrics}
 
 
-def compare(path: str | os.PathLike, reference: tuple[np.ndarray, np.ndarray], images: np.ndarray,
+def compare(path: str | os.PathLike, reference: tuple[np.ndarray, ...], images: np.ndarray,
             labels: np.ndarray, info: onnx_contract.ModelInfo, static_batch: int | None) -> Comparison:
     """Names and shapes (the runtime's own check, on the CPU provider), then values of `path` against
     reference logits (exhaustive_pairs order)."""

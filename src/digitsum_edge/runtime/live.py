@@ -160,7 +160,7 @@ class _Sinks:
         if self.video_tmp is None:
             return
         if self.writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[Path(self.cfg.save_video).suffix.lower()])
+            fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC[self.video_tmp.suffix.lower()])
             size = (annotated.shape[1], annotated.shape[0])
             self.writer = cv2.VideoWriter(str(self.video_tmp), fourcc, self.fps, size)
             if not self.writer.isOpened():

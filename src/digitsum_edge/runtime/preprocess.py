@@ -104,7 +104,7 @@ def to_mnist(digit: np.ndarray) -> np.ndarray:
         cx, cy = size[0] / 2, size[1] / 2
     else:
         cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
-    shift = np.float32([[1, 0, round(CENTRE - cx)], [0, 1, round(CENTRE - cy)]])  # whole pixels: no blur
+    shift = np.array([[1, 0, round(CENTRE - cx)], [0, 1, round(CENTRE - cy)]], np.float32)  # whole pixels: no blur
     return cv2.warpAffine(small, shift, (MNIST_SIZE, MNIST_SIZE), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
@@ -127,7 +127,7 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
 
     min_area = (0.03 * n) ** 2  # specks below ~3 % of the region's side squared are noise
     # Pixel area of a mark: the polygon through the edge pixels' centres plus half its perimeter.
-    blobs = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, cv2.boundingRect(c), c) for c in contours]
+    blobs = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, _rect(cv2.boundingRect(c)), c) for c in contours]
     blobs = [b for b in blobs if b[0] >= min_area]
     if not blobs:
         return Prepared(None, roi, None, "blank")
@@ -146,12 +146,17 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
     if longer > cfg.max_size:
         return Prepared(None, roi, frame_box, "too large")
 
-    keep = np.zeros((bh, bw), np.uint8)  # only the digit's own marks, not a neighbour's
-    cv2.drawContours(keep, chosen, -1, 255, thickness=cv2.FILLED, offset=(-bx, -by))
-    keep = cv2.dilate(keep, None)  # keep the soft edge just outside the threshold
+    marks = np.zeros((bh, bw), np.uint8)  # only the digit's own marks, not a neighbour's
+    cv2.drawContours(marks, chosen, -1, 255, thickness=cv2.FILLED, offset=(-bx, -by))
+    keep = cv2.dilate(marks, np.ones((3, 3), np.uint8))  # keep the soft edge just outside the threshold
     digit = cv2.bitwise_and(ink[by:by + bh, bx:bx + bw], keep)  # (bh, bw) uint8
     _, core, _, _ = cv2.minMaxLoc(digit)
     return Prepared(to_mnist(_stretch(digit, level * 0.5, core * 0.8)), roi, frame_box)
+
+
+def _rect(values) -> Rect:
+    x, y, w, h = values
+    return int(x), int(y), int(w), int(h)
 
 
 def _touches_edge(rect: Rect, n: int) -> bool:

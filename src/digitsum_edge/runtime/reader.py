@@ -164,6 +164,7 @@ class DigitReader:
         if not reading.found:
             return replace(reading, rand=rand)
         started = time.perf_counter()
+        assert reading.mnist is not None  # a found digit always has its 28x28 image
         digit_probs, sum_probs = self.classify(reading.mnist, rand)
         ms = reading.ms + (time.perf_counter() - started) * 1e3
         return finish(replace(reading, rand=rand, ms=ms), digit_probs, sum_probs)
@@ -195,6 +196,7 @@ class Smoother:
         self._rand = reading.rand
         if not reading.found:
             return reading
+        assert reading.digit_probs is not None and reading.sum_probs is not None  # set by finish()
         self._history = [*self._history[-(self.frames - 1):], (reading.digit_probs, reading.sum_probs)]
         digit_probs = np.mean([d for d, _ in self._history], axis=0)
         sum_probs = np.mean([s for _, s in self._history], axis=0)

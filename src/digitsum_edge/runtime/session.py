@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
@@ -24,7 +25,7 @@ DEFAULT_MODEL = "runs/model.onnx"  # where `digitsum-edge export runs/model.pt` 
 class LoadedModel:
     """An onnxruntime session on a checked digitsum-edge model, and the provider it really runs on."""
 
-    session: object  # onnxruntime.InferenceSession
+    session: Any  # onnxruntime.InferenceSession
     info: onnx_contract.ModelInfo
     provider: str  # "cuda" or "cpu": what the session actually uses
     path: Path

@@ -74,7 +74,7 @@ def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple
         room = max(0.0, side / 2 - 15 * scale)  # keep the rotated digit inside the region
         cx, cy = rx + side / 2 + rng.uniform(-room, room), ry + side / 2 + rng.uniform(-room, room)
         warp = cv2.getRotationMatrix2D((14.0, 14.0), rng.uniform(-12, 12), scale)
-        warp[:, 2] += (cx - 14.0, cy - 14.0)
+        warp[:, 2] += np.array([cx - 14.0, cy - 14.0])
         ink = cv2.warpAffine(digit.astype(np.float32) / 255.0, warp, (width, height), flags=cv2.INTER_CUBIC)
         pen = int(rng.integers(-1, 2)) * round(scale / 4)  # a thinner or thicker pen than MNIST's
         if pen:
@@ -89,10 +89,10 @@ def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple
     frame = cv2.GaussianBlur(np.clip(paper, 0, 255).astype(np.uint8), (0, 0), noise_rng.uniform(0.4, 1.4))
     noise = np.empty(frame.shape[:2], np.int16)  # sensor noise, (H, W): mostly luma after JPEG anyway
     cv2.setRNGSeed(int(noise_rng.integers(2**31)))  # OpenCV's generator, seeded: fast and repeatable
-    cv2.randn(noise, 0.0, float(noise_rng.uniform(2, 8)))
+    noise[:] = cv2.randn(noise, np.zeros(1), np.full(1, noise_rng.uniform(2, 8)))
     frame = cv2.add(frame, cv2.merge([noise] * 3), dtype=cv2.CV_8U)  # saturating
     _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(noise_rng.integers(50, 91))])
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    return np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
 
 
 def pick_digits(count: int, seed: int, blank: float = 0.0) -> tuple[np.ndarray, list[int | None]]:
@@ -125,7 +125,7 @@ def write_video(path: str | os.PathLike, digits: np.ndarray, labels: Sequence[in
         raise DigitsumError(f"video {path} must end in {' or '.join(VIDEO_FOURCC)}")
     per_frame: list[int | None] = []
     with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*VIDEO_FOURCC[path.suffix.lower()]), fps, size)
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*VIDEO_FOURCC[path.suffix.lower()]), fps, size)
         if not writer.isOpened():
             raise DigitsumError(f"OpenCV cannot write video {path}")
         try:

@@ -125,6 +125,12 @@ def seeded(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(value)
 
 
+def epochs(cfg: TrainConfig) -> int:
+    """The run's number of epochs, once settle_config has filled it in."""
+    assert cfg.epochs is not None, "settle_config() fills in the epochs"
+    return cfg.epochs
+
+
 def settle_config(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
     """Complete the settings (a resumed run's own from its checkpoint) and check the output folder."""
     if (cfg.epochs is not None and cfg.epochs < 1) or cfg.batch_size < 2:
@@ -160,7 +166,7 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
     model = DigitSumNet(ModelConfig(channels=tuple(cfg.channels))).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.sum_head_lr_scale), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = epochs(cfg) * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg.warmup))
     state = TrainState()
     if resume is not None:
@@ -267,10 +273,10 @@ def run(cfg: TrainConfig) -> TrainResult:
     """Train (or resume) the model; write model.pt after every epoch, then metrics.json and the plots."""
     cfg, resume = settle_config(cfg)
     current = build(cfg, resume)
-    if current.state.epoch >= cfg.epochs:
+    if current.state.epoch >= epochs(cfg):
         log.info(f"{cfg.resume} has finished all {cfg.epochs} epochs: nothing left to train, writing its outputs")
     try:
-        while current.state.epoch < cfg.epochs:
+        while current.state.epoch < epochs(cfg):
             train_epoch(current)
             end_epoch(current)
     except KeyboardInterrupt:
