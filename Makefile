@@ -31,9 +31,12 @@ live: install
 	$(CLI) live --source $(RUNS)/sample.mp4 --model $(RUNS)/model.onnx --rand 7 --no-window \
 		--jsonl $(RUNS)/live.jsonl --save-video $(RUNS)/live_annotated.mp4 --force
 
-# The test command (what CI runs): lint, then the fast test suite.
+# The test command (what CI runs): Xvfb for the window test (apt-get as root; a printed skip elsewhere),
+# lint, type check, then the fast test suite (it also builds the wheel and installs it without extras).
 test: install
+	@scripts/install-test-deps.sh
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not slow"
 
 test-slow: install
