@@ -1,0 +1,126 @@
+"""The runtime-only install: build the wheel, install it without extras into a fresh venv, read digits there.
+
+The packages come through pip's own configuration (the local mirror first), so this takes seconds; a
+machine without `venv` skips with the reason printed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from digitsum_edge.synth.frames import pick_digits, write_images, write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding the wheel of this checkout and its base dependencies only; its bin folder."""
+    tmp = tmp_path_factory.mktemp("runtime_install")
+    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                 tmp / "wheels", ROOT)
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp / "wheels").glob("digitsum_edge-*.whl"))
+    try:
+        venv.EnvBuilder(with_pip=True).create(tmp / "venv")
+    except Exception as e:  # no ensurepip on this Python
+        pytest.skip(f"cannot create a venv with pip here: {e}")
+    bin_dir = tmp / "venv" / "bin"
+    installed = _run(bin_dir / "python", "-m", "pip", "install", "-q", wheel)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return bin_dir
+
+
+def _cli(bin_dir: Path, *args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return _run(bin_dir / "digitsum-edge", *args, timeout=120, cwd=cwd)
+
+
+def test_the_wheel_holds_no_training_stack(runtime_venv: Path) -> None:
+    probe = ("import importlib.util as u, json; "
+             "print(json.dumps({m: u.find_spec(m) is not None for m in "
+             "['torch', 'onnx', 'onnxsim', 'matplotlib', 'tqdm', 'onnxruntime', 'cv2', 'numpy', 'click']}))")
+    found = json.loads(_run(runtime_venv / "python", "-c", probe).stdout)
+    assert found == {"torch": False, "onnx": False, "onnxsim": False, "matplotlib": False, "tqdm": False,
+                     "onnxruntime": True, "cv2": True, "numpy": True, "click": True}
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_training_commands_name_the_extra(runtime_venv: Path, command: str, tmp_path: Path) -> None:
+    args = [command, *(["model.pt"] if command == "export" else [])]
+    done = _cli(runtime_venv, *args, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f'error: {command} needs the train extra: pip install "digitsum-edge[train]"'
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_reads_what_the_full_install_reads(runtime_venv: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    digits, labels = pick_digits(12, seed=5)
+    write_images(tmp_path / "shots", digits, labels, seed=5)
+    args = ["predict", tmp_path / "shots", "--model", tiny_onnx, "--rand", "6", "--provider", "cpu"]
+    runtime = _cli(runtime_venv, *args)
+    full = _run(sys.executable, "-c", "from digitsum_edge.cli import main; main()", *args)
+    assert runtime.returncode == 0 and full.returncode == 0, runtime.stderr + full.stderr
+
+    def readings(out: str) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k != "ms"} for line in out.splitlines()]
+
+    assert readings(runtime.stdout) == readings(full.stdout) and len(readings(runtime.stdout)) == 12
+    read = [r["digit"] for r in readings(runtime.stdout)]
+    assert sum(d == t for d, t in zip(read, labels, strict=True)) >= 9  # the tiny model reads most frames
+
+
+def test_live_headless_on_a_video(runtime_venv: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    digits, labels = pick_digits(4, seed=2)
+    video = tmp_path / "clip.mp4"
+    write_video(video, digits, labels, seed=2, hold=3)
+    done = _cli(runtime_venv, "live", "--source", video, "--model", tiny_onnx, "--rand", "3", "--no-window",
+                "--jsonl", tmp_path / "live.jsonl", "--save-video", tmp_path / "live.avi")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert len(lines) == 12 and all(line["rand"] == 3 for line in lines)
+    found = [line for line in lines if line["found"]]
+    assert len(found) >= 9 and all(line["sum"] == line["digit"] + 3 for line in found)
+    assert (tmp_path / "live.avi").stat().st_size > 0
+
+
+def test_bench_without_torch_runs_onnx_runtime_alone(runtime_venv: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    done = _cli(runtime_venv, "bench", "--onnx", tiny_onnx, "--checkpoint", tmp_path / "absent.pt",
+                "--batch-sizes", "1,4", "--budget", "0.02", "--warmup", "1", "--min-runs", "2",
+                "--eval-images", "50", "--live-frames", "5", "--json", tmp_path / "bench.json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["backend"] for r in report["rows"]} == {"onnxruntime"}
+    assert report["header"]["versions"]["torch"] is None
+    assert any("PyTorch is not installed" in note for note in report["notes"])
+    assert [p["label"] for p in report["parity"]] == ["onnxruntime cpu fp32"] and report["parity"][0]["pass"]
+    assert report["live"]["status"] == "ok"
+    plot = _cli(runtime_venv, "bench", "--onnx", tiny_onnx, "--plot", tmp_path / "b.png")
+    assert plot.returncode == 1 and plot.stderr.strip().endswith('pip install "digitsum-edge[train]"')
+
+
+def test_api_in_the_runtime_install(runtime_venv: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    import digitsum_edge
+    from digitsum_edge import mnist
+
+    images, rand = mnist.load("test").images[:64], np.arange(64) % 10
+    np.save(tmp_path / "images.npy", images)
+    code = ("import sys, json, numpy as np, digitsum_edge as d; r = d.load(sys.argv[1], provider='cpu'); "
+            "p = r.predict(np.load(sys.argv[2]), rand=np.arange(64) % 10); assert 'torch' not in sys.modules; "
+            "print(json.dumps([p.digits.tolist(), p.sums.tolist()]))")
+    done = _run(runtime_venv / "python", "-c", code, tiny_onnx, tmp_path / "images.npy")
+    assert done.returncode == 0, done.stderr
+    here = digitsum_edge.load(tiny_onnx, provider="cpu").predict(images, rand)
+    assert json.loads(done.stdout) == [here.digits.tolist(), here.sums.tolist()]
