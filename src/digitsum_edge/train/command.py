@@ -26,6 +26,8 @@ _D = TrainConfig()
               default=_D.sum_head_lr_scale, show_default=True, help="Learning-rate multiplier of the sum table.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
               help="auto: CUDA (bf16 autocast) when available, else CPU.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=_D.precision, show_default=True,
+              help="auto: bf16 autocast where the hardware computes bf16 natively (CUDA, AVX512-BF16/AMX CPUs).")
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
               help="Same seed, same model (on CPU, same thread count).")
 @click.option("--out", type=click.Path(file_okay=False), default=_D.out, show_default=True,
@@ -35,6 +37,10 @@ _D = TrainConfig()
                    "(only --epochs, --device, --threads may differ).")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder with the four MNIST IDX files (gzip or not) [default: the copy in the package].")
+@click.option("--stroke", type=click.FloatRange(0, 1), default=_D.stroke, show_default=True,
+              help="Stroke-width augmentation: blend up to this far towards a 1-pixel thicker or thinner stroke.")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=_D.ema, show_default=True,
+              help="Keep an exponential moving average of the weights with this decay and save it (0: off).")
 @click.option("--channels", callback=positive_ints("widths like 16,32,64"), default=",".join(map(str, _D.channels)),
               show_default=True,
               help="Conv widths of the digit reader, one per stage.")
@@ -42,6 +48,8 @@ _D = TrainConfig()
               help="Random rotation/scale/shift of every training image.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Train on the first N training images only (quick runs).")
+@click.option("--holdout", type=click.IntRange(min=0), default=_D.holdout, show_default=True,
+              help="Evaluate on the last N training images (left out of training) instead of the test set.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--compile", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--force", is_flag=True, help="Replace an existing OUT/model.pt.")

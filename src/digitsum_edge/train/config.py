@@ -18,12 +18,16 @@ class TrainConfig:
     label_smoothing: float = 0.1  # cross-entropy label smoothing, both heads (+0.05 pp accuracy measured)
     warmup: float = 0.1  # fraction of all steps spent warming the learning rate up
     augment: bool = True  # per-image random rotation (+-10 deg), scale (0.9-1.1), shift (+-2 px); no flips
+    stroke: float = 0.0  # with augment: blend each image up to this far towards a thicker or thinner stroke
+    ema: float = 0.0  # decay of an exponential moving average of the weights, which is what is saved (0: off)
     channels: tuple[int, ...] = (16, 32, 64)  # conv widths of the digit reader (see ModelConfig)
     seed: int = 0  # seeds init, shuffling, rand and augmentation: same seed, same model on CPU
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    precision: str = "auto"  # auto: bf16 autocast where it is native (CUDA, CPUs with AVX512-BF16/AMX) | bf16 | fp32
     threads: int | None = None  # CPU threads for torch (default: torch's own choice)
     compile: bool = False  # torch.compile the model (CUDA only; ignored on CPU)
     limit: int | None = None  # train on the first N training images only (quick experiments, tests)
+    holdout: int = 0  # evaluate on the last N training images (not trained on) instead of the test set: tuning
     data_dir: str | None = None  # folder with the four MNIST IDX files; default: the copy in the package
     out: str = "runs"  # output folder: model.pt, metrics.json, curves.png, errors.png
     resume: str | None = None  # checkpoint to continue from

@@ -24,15 +24,16 @@ from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.files import check_folder, write_json
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
 from digitsum_edge.onnx_contract import normalize
-from digitsum_edge.train.augment import random_affine
+from digitsum_edge.train.augment import random_affine, random_stroke_width
 from digitsum_edge.train.config import TrainConfig
+from digitsum_edge.train.device import resolve_device, use_bf16
 from digitsum_edge.train.report import plot_curves, plot_errors
 
 log = logging.getLogger(__name__)
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
 RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
-              "channels", "seed", "limit")
+              "stroke", "ema", "channels", "seed", "limit", "holdout")
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Run:
 
     cfg: TrainConfig
     device: torch.device
+    bf16: bool  # autocast to bfloat16 in the training steps
     train_images: torch.Tensor  # (N, 1, 28, 28) uint8, on the device
     train_labels: torch.Tensor  # (N,) int64, on the device
     test: mnist.Split
@@ -85,28 +87,26 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     state: TrainState
     steps_per_epoch: int
+    ema: torch.optim.swa_utils.AveragedModel | None = None  # exponential moving average of the weights
     last_eval: tuple[dict, np.ndarray] | None = None  # test metrics and digit logits of the current weights
 
     @property
     def checkpoint_path(self) -> Path:
         return Path(self.cfg.out) / "model.pt"
 
+    @property
+    def deployed(self) -> DigitSumNet:
+        """The weights that are evaluated, saved and exported: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model  # type: ignore[return-value]
+
     def save(self, metrics: dict, complete: bool) -> None:
         train_state = {**asdict(self.state), "optimizer": self.optimizer.state_dict(),
                        "scheduler": self.scheduler.state_dict()}
-        checkpoint.save(self.checkpoint_path, self.model, train_config=self.cfg.to_dict(), metrics=metrics,
+        if self.ema is not None:  # resume needs the raw weights too, and how many steps were averaged
+            train_state["raw_state_dict"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            train_state["ema_steps"] = int(self.ema.n_averaged)
+        checkpoint.save(self.checkpoint_path, self.deployed, train_config=self.cfg.to_dict(), metrics=metrics,
                         train_state=train_state, complete=complete)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when usable, else cpu; 'cuda' without a usable GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DigitsumError("--device cuda: no usable CUDA device (torch.cuda.is_available() is False)")
-    if name not in ("cpu", "cuda"):
-        raise DigitsumError(f"--device must be auto, cpu or cuda, not {name!r}")
-    return torch.device(name)
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -158,7 +158,13 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    bf16 = use_bf16(cfg.precision, device)
     train, test = mnist.load("train", cfg.data_dir), mnist.load("test", cfg.data_dir)
+    if cfg.holdout:  # tune on the last training images and leave the test set unseen
+        if not 0 < cfg.holdout < len(train) - 1:
+            raise DigitsumError(f"--holdout must be between 1 and {len(train) - 2}, got {cfg.holdout}")
+        test = mnist.Split(train.images[-cfg.holdout:], train.labels[-cfg.holdout:])
+        train = mnist.Split(train.images[:-cfg.holdout], train.labels[:-cfg.holdout])
     n = min(cfg.limit or len(train), len(train))
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BatchNorm)
 
@@ -168,22 +174,32 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
                                   weight_decay=cfg.weight_decay)
     total_steps = epochs(cfg) * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg.warmup))
+    ema = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     state = TrainState()
     if resume is not None:
-        model.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["train_state"]["optimizer"])
-        scheduler.load_state_dict(resume["train_state"]["scheduler"])
-        state = TrainState.from_dict(resume["train_state"])
-    return Run(cfg, device, torch.from_numpy(train.images[:n, None]).to(device),
+        saved = resume["train_state"]
+        model.load_state_dict(saved.get("raw_state_dict", resume["state_dict"]))
+        if ema is not None:
+            ema.module.load_state_dict(resume["state_dict"])
+            ema.n_averaged.fill_(saved.get("ema_steps", 0))
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = TrainState.from_dict(saved)
+    log.info(f"training on {device}" + (" with bf16 autocast" if bf16 else " in fp32")
+             + (f", evaluating on {len(test):,} held-out training images" if cfg.holdout else ""))
+    return Run(cfg, device, bf16, torch.from_numpy(train.images[:n, None]).to(device),
                torch.from_numpy(train.labels[:n]).long().to(device), test, model, optimizer, scheduler, state,
-               steps_per_epoch)
+               steps_per_epoch, ema)
 
 
 def train_epoch(run: Run) -> None:
     """Optimizer steps from the state's batch to the end of the epoch, on fresh rand and augmentation."""
     cfg, state, model = run.cfg, run.state, run.model
     step_model = torch.compile(model) if cfg.compile and run.device.type == "cuda" else model
-    use_bf16 = run.device.type == "cuda" and torch.cuda.is_bf16_supported()
     epoch_gen = seeded(cfg.seed, state.epoch)
     n = len(run.train_labels)
     order = torch.randperm(n, generator=epoch_gen).to(run.device)
@@ -197,10 +213,13 @@ def train_epoch(run: Run) -> None:
             idx = order[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
             x = run.train_images[idx].float()  # (B, 1, 28, 28), pixels 0-255
             if cfg.augment:
-                x = random_affine(x, seeded(cfg.seed, state.epoch, state.batch))
+                batch_gen = seeded(cfg.seed, state.epoch, state.batch)
+                x = random_affine(x, batch_gen)
+                if cfg.stroke:
+                    x = random_stroke_width(x, batch_gen, cfg.stroke)
             x = normalize(x).contiguous(memory_format=torch.channels_last)
             digit_true, rand = run.train_labels[idx], rands[idx]
-            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.bf16):
                 digit_logits, sum_logits = step_model(x, rand)
                 loss = F.cross_entropy(digit_logits.float(), digit_true, label_smoothing=cfg.label_smoothing) \
                     + F.cross_entropy(sum_logits.float(), digit_true + rand, label_smoothing=cfg.label_smoothing)
@@ -208,6 +227,8 @@ def train_epoch(run: Run) -> None:
             loss.backward()
             run.optimizer.step()
             run.scheduler.step()
+            if run.ema is not None:
+                run.ema.update_parameters(model)
             state.loss_sum += float(loss.detach()) * len(idx)
             state.digit_correct += int((digit_logits.argmax(1) == digit_true).sum())
             state.sum_correct += int((sum_logits.argmax(1) == digit_true + rand).sum())
@@ -229,7 +250,7 @@ def train_epoch(run: Run) -> None:
 def evaluate(run: Run) -> tuple[dict, np.ndarray]:
     """Exhaustive test metrics and (100,000, 10) digit logits of the current weights (cached until they change)."""
     if run.last_eval is None:
-        metrics, digit_logits, _ = torch_exhaustive(run.model, run.test.images, run.test.labels, str(run.device))
+        metrics, digit_logits, _ = torch_exhaustive(run.deployed, run.test.images, run.test.labels, str(run.device))
         run.last_eval = metrics, digit_logits
     return run.last_eval
 
@@ -251,12 +272,13 @@ def end_epoch(run: Run) -> None:
 
 def finish(run: Run) -> TrainResult:
     """The final checkpoint (marked complete), metrics.json, curves.png and errors.png."""
-    out, state, model = Path(run.cfg.out), run.state, run.model
+    out, state, model = Path(run.cfg.out), run.state, run.deployed
     metrics, digit_logits = evaluate(run)
     summary = {
         **{k: metrics[k] for k in ("digit_accuracy", "sum_accuracy", "sum_consistency", "pairs")},
         "params": count_params(model), "macs": count_macs(model), "train_seconds": round(state.train_seconds, 3),
-        "device": str(run.device), "threads": torch.get_num_threads(), "epochs": run.cfg.epochs,
+        "device": str(run.device), "precision": "bf16" if run.bf16 else "fp32",
+        "threads": torch.get_num_threads(), "epochs": run.cfg.epochs,
         "train_images": len(run.train_labels), "versions": checkpoint.versions(), "history": state.history,
     }
     num_rand = model.config.num_rand
