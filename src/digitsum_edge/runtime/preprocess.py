@@ -52,8 +52,8 @@ def roi_box(height: int, width: int, fraction: float) -> Rect:
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """BGR, BGRA or gray uint8 -> gray uint8 (any size)."""
-    if image.ndim == 2:
-        return image
+    if image.ndim == 2 or image.shape[2] == 1:
+        return image.reshape(image.shape[:2])
     code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
     return cv2.cvtColor(image, code)
 
