@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,8 @@ def temp_name(path: Path, tag: str = "") -> Path:
 
 
 def sweep_stale(folder: Path) -> list[Path]:
-    """Remove temporary files left in `folder` by processes that no longer exist (kill -9, power loss)."""
+    """Remove temporary files (and work folders) left in `folder` by processes that no longer exist (kill -9,
+    power loss)."""
     removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
@@ -38,8 +40,11 @@ def sweep_stale(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _OWNED.match(entry.name)
-        if match and not _alive(int(match.group(1))) and entry.is_file():
-            entry.unlink(missing_ok=True)
+        if match and not _alive(int(match.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import onnx
+
+from digitsum_edge.files import temp_name
 
 
 def _calibration_reader(images: np.ndarray, rand: np.ndarray, mean: float, std: float, batch: int):
@@ -28,6 +33,20 @@ def _calibration_reader(images: np.ndarray, rand: np.ndarray, mean: float, std: 
     return Batches()
 
 
+@contextmanager
+def work_folder(beside: Path) -> Iterator[Path]:
+    """A hidden folder beside `beside`, named with this process id, that also holds onnxruntime's own
+    temporary files: removed at the end, and swept by the next run if this one is killed."""
+    folder = temp_name(beside, "work")
+    folder.mkdir(parents=True)
+    saved, tempfile.tempdir = tempfile.tempdir, str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def to_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, images: np.ndarray,
             rand: np.ndarray, mean: float, std: float, static_batch: int | None) -> None:
     """Static int8 quantization in QDQ format, per-channel weights, calibrated with MinMax.
@@ -39,8 +58,8 @@ def to_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, images: 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
+    with work_folder(Path(int8_path)) as tmp:
+        prepared = tmp / "prepared.onnx"
         quant_pre_process(os.fspath(fp32_path), os.fspath(prepared), skip_symbolic_shape=True)
         model = onnx.load(prepared)
         names = [node.name for node in model.graph.node]
