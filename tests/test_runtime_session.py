@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnx
@@ -39,13 +40,109 @@ def test_open_on_cpu_reads_the_metadata(tiny_onnx: Path) -> None:
     assert digit.shape == (2, 10) and total.shape == (2, 19)
 
 
-def test_cuda_probe_is_silent_and_cached(capfd: pytest.CaptureFixture) -> None:
+@pytest.fixture
+def fresh_probe():
+    """cuda_usable() with an empty cache before and after the test (a monkeypatched answer must not stick)."""
     cuda_usable.cache_clear()
-    answer = cuda_usable()
-    assert isinstance(answer, bool) and cuda_usable() is answer
-    assert cuda_usable.cache_info().hits >= 1
-    err = capfd.readouterr().err
-    assert "Error" not in err and "[E:" not in err and "[W:" not in err, err  # no red onnxruntime spam
+    yield cuda_usable
+    cuda_usable.cache_clear()
+
+
+def _really_runs_on_cuda(path: Path) -> bool:
+    """Independently of the probe: does a CUDA session on a real model get CUDA first and run?"""
+    ort = __import__("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    ort.set_default_logger_severity(4)  # a missing libcublas is expected on a CPU machine; keep the log clean
+    try:
+        session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        if session.get_providers()[0] != "CUDAExecutionProvider":
+            return False
+        session.run(None, {"image": np.zeros((1, 1, 28, 28), np.float32), "rand": np.zeros(1, np.int64)})
+        return True
+    except Exception:
+        return False
+    finally:
+        ort.set_default_logger_severity(3)
+
+
+def test_cuda_probe_is_silent_and_agrees_with_a_real_cuda_session(fresh_probe, tiny_onnx: Path,
+                                                                   capfd: pytest.CaptureFixture) -> None:
+    capfd.readouterr()
+    answer = fresh_probe()
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", captured  # no red onnxruntime spam, nothing at all
+    assert answer is _really_runs_on_cuda(tiny_onnx)
+
+
+class FakeSession:
+    """onnxruntime.InferenceSession stand-in: which provider it reports first, and whether it can run."""
+
+    made: ClassVar[list[FakeSession]] = []
+
+    def __init__(self, first: str = "CUDAExecutionProvider", create_fails: bool = False, run_fails: bool = False):
+        if create_fails:
+            raise RuntimeError("CUDA failure 35: CUDA driver version is insufficient")
+        self.first, self.run_fails = first, run_fails
+        FakeSession.made.append(self)
+
+    def get_providers(self) -> list[str]:
+        return [self.first, "CPUExecutionProvider"]
+
+    def run(self, names, feed):
+        if self.run_fails:
+            raise RuntimeError("cudaErrorNoKernelImageForDevice")
+        return [feed["X"] * 2]
+
+
+@pytest.fixture
+def fake_ort(monkeypatch: pytest.MonkeyPatch):
+    """Make onnxruntime list `providers` and open sessions as FakeSession(**session)."""
+    ort = __import__("onnxruntime")
+    FakeSession.made = []
+
+    def install(providers: list[str], **session):
+        monkeypatch.setattr(ort, "get_available_providers", lambda: list(providers))
+        monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: FakeSession(**session))
+        return FakeSession.made
+
+    return install
+
+
+WITH_CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize(("providers", "session", "expected"), [
+    (WITH_CUDA, {}, True),
+    (["CPUExecutionProvider"], {}, False),
+    (WITH_CUDA, {"first": "CPUExecutionProvider"}, False),
+    (WITH_CUDA, {"create_fails": True}, False),
+    (WITH_CUDA, {"run_fails": True}, False),
+], ids=["cuda-works", "cuda-not-listed", "silent-cpu-fallback", "create-fails", "run-fails"])
+def test_cuda_probe_answer_follows_what_onnxruntime_does(fresh_probe, fake_ort, capfd: pytest.CaptureFixture,
+                                                         providers: list[str], session: dict, expected: bool) -> None:
+    made = fake_ort(providers, **session)
+    assert fresh_probe() is expected
+    if "CUDAExecutionProvider" not in providers:
+        assert made == []  # not listed: no session is even tried
+    assert capfd.readouterr().err == ""
+
+
+def test_cuda_probe_is_cached(fresh_probe, fake_ort) -> None:
+    made = fake_ort(WITH_CUDA)
+    assert fresh_probe() is True and len(made) == 1
+    assert fresh_probe() is True and len(made) == 1  # the second answer comes without a new session
+    fresh_probe.cache_clear()
+    assert fresh_probe() is True and len(made) == 2
+
+
+def test_auto_without_cuda_listed_is_cpu_and_says_nothing(fresh_probe, tiny_onnx: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(__import__("onnxruntime"), "get_available_providers", lambda: ["CPUExecutionProvider"])
+    loaded = open_model(tiny_onnx, "auto")
+    assert loaded.provider == "cpu" and loaded.notes == []  # nothing to explain: CUDA was never on offer
+    with pytest.raises(DigitsumError, match="provider cpu"):
+        open_model(tiny_onnx, "cuda")
 
 
 def test_auto_uses_what_really_works(tiny_onnx: Path, capfd: pytest.CaptureFixture) -> None:
