@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-slow lint bench-train clean
+.PHONY: install demo train export bench live test test-slow lint bench-train bench-seeds clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test-slow: install
 # Time-to-accuracy of the default recipe against the reference notebook recipe (about 10 minutes).
 bench-train: install
 	$(BIN)/python benchmarks/train_vs_reference.py --json $(RUNS)/train_vs_reference.json
+
+# Accuracy of the default recipe over 5 seeds: table, mean/std/min/max, worst seed (about 5 minutes).
+bench-seeds: install
+	$(BIN)/python benchmarks/seeds.py --seeds 5 --json $(RUNS)/seeds.json
 
 clean:
 	rm -rf $(RUNS) .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.files import write_json
+from digitsum_edge.timing import cpu_snapshot
 
 KEYS = ("digit_accuracy", "sum_accuracy", "sum_consistency", "train_seconds")
 
@@ -29,10 +31,18 @@ def train_seed(seed: int, options: list[str], out: Path) -> dict:
     """One `digitsum-edge train` run in its own process; its metrics.json."""
     command = [sys.executable, "-c", "from digitsum_edge.cli import main; main()", "-q", "train", "--seed",
                str(seed), "--out", str(out), "--force", *options]
+    before, children = cpu_snapshot(), os.times()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"seed {seed} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
-    return json.loads((out / "metrics.json").read_text())
+    after, ended = cpu_snapshot(), os.times()
+    metrics = json.loads((out / "metrics.json").read_text())
+    share = None
+    if before and after:  # the CPU other processes used while this seed trained: what skews its time
+        child = (ended.children_user + ended.children_system) - (children.children_user + children.children_system)
+        share = max(0.0, (after[1] - before[1]) - child - (after[2] - before[2])) / (
+            (after[0] - before[0]) * (os.cpu_count() or 1))
+    return {**metrics, "others_cpu_share": None if share is None else round(share, 3)}
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -72,10 +82,11 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             metrics = train_seed(seed, args.train_options, Path(tmp) / f"seed{seed}")
             runs.append({"seed": seed, **{k: metrics[k] for k in (*KEYS, "params", "macs", "precision", "threads")},
-                         "epochs": metrics["epochs"]})
+                         "epochs": metrics["epochs"], "others_cpu_share": metrics["others_cpu_share"]})
             r = runs[-1]
             print(f"seed {seed}: digit {100 * r['digit_accuracy']:.2f}%, sum {100 * r['sum_accuracy']:.2f}%, "
-                  f"consistency {100 * r['sum_consistency']:.2f}%, {r['train_seconds']:.1f} s", flush=True)
+                  f"consistency {100 * r['sum_consistency']:.2f}%, {r['train_seconds']:.1f} s (other processes used "
+                  f"{r['others_cpu_share'] or 0:.0%} of the CPU meanwhile)", flush=True)
     summary = summarize(runs)
     print(table(runs, summary))
     if args.json:
