@@ -29,12 +29,12 @@ _D = TrainConfig()
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=_D.precision, show_default=True,
               help="auto: bf16 autocast where the hardware computes bf16 natively (CUDA, AVX512-BF16/AMX CPUs).")
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
-              help="Same seed, same model (on CPU, same thread count).")
+              help="Same seed, same model on one machine with the same thread count.")
 @click.option("--out", type=click.Path(file_okay=False), default=_D.out, show_default=True,
               help="Folder for model.pt, metrics.json, curves.png, errors.png.")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
               help="Continue an interrupted run from its checkpoint, with the run's own settings "
-                   "(only --epochs, --device, --threads may differ).")
+                   "(only --epochs, --device, --precision, --threads may differ).")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Folder with the four MNIST IDX files (gzip or not) [default: the copy in the package].")
 @click.option("--stroke", type=click.FloatRange(0, 1), default=_D.stroke, show_default=True,
