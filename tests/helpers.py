@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from click.testing import CliRunner, Result
 
 from digitsum_edge.cli import main
@@ -27,3 +29,23 @@ def one_line_error(result: Result, *fragments: str, started: bool = False) -> No
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+class RunsCode:
+    """Unpickling this runs `os.system(command)`: what a checkpoint from a stranger can do."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class ExecsCode:
+    """Unpickling this runs Python source with `exec`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __reduce__(self):
+        return exec, (self.source,)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import os
 import pickle
 import shutil
 import sys
@@ -34,7 +33,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import invoke, one_line_error
+from helpers import ExecsCode, RunsCode, invoke, one_line_error
 
 # Options that keep a run tiny when the bad option is not one of them; the bad option comes last and wins.
 TRAIN_FAST = ("--epochs", "1", "--limit", "64", "--batch-size", "32", "--channels", "4,8", "--no-augment",
@@ -51,24 +50,6 @@ TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # magic, deflate, no flags, mtime 0, no xfl, Unix
 
 
-class RunsCode:
-    """Unpickling this runs `os.system(command)`: what a checkpoint from a stranger can do."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-class ExecsCode:
-    """Unpickling this runs Python source with `exec`."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __reduce__(self):
-        return exec, (self.source,)
 
 
 def idx(array: np.ndarray) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
@@ -12,26 +11,7 @@ import torch
 from digitsum_edge import checkpoint
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.model import DigitSumNet, ModelConfig
-
-
-class RunsCode:
-    """Unpickling this runs `os.system(command)`: what a checkpoint from a stranger can do."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-class ExecsCode:
-    """Unpickling this runs Python source with `exec`."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __reduce__(self):
-        return exec, (self.source,)
+from helpers import ExecsCode, RunsCode
 
 
 @pytest.fixture(scope="module")
