@@ -24,7 +24,7 @@ from helpers import invoke
 LIVE_JSON_EXTRA = {"frame", "source", "provider"}  # what a `live`/`predict` line adds to Reading.to_dict()
 # the fields of a live JSON line as README documents them, in order
 LIVE_JSON_FIELDS = ["frame", "source", "found", "digit", "digit_confidence", "rand", "sum", "sum_confidence", "ms",
-                    "box", "reason", "provider"]
+                    "box", "reason", "uncertain", "provider"]
 
 
 @pytest.fixture(scope="module")

@@ -91,3 +91,31 @@ def test_rand_picker_draws_a_new_rand_per_digit(reader: DigitReader, frame_and_l
         picker.update(reader, blank)
         values.append(picker.value)
     assert len(set(values)) > 3 and all(0 <= v <= 9 for v in values)
+
+
+def test_finish_marks_a_reading_below_min_confidence_uncertain() -> None:
+    from digitsum_edge.runtime.reader import MIN_CONFIDENCE, Reading, finish
+
+    digit_probs, sum_probs = np.full(10, 0.05), np.full(19, 0.01)
+    digit_probs[4] = 0.55
+    reading = finish(Reading(True, 0, 1.0, (0, 0, 1, 1)), digit_probs, sum_probs, min_confidence=0.6)
+    assert reading.digit == 4 and reading.uncertain and reading.to_dict()["uncertain"] is True
+    assert not finish(Reading(True, 0, 1.0, (0, 0, 1, 1)), digit_probs, sum_probs, 0.5).uncertain
+    assert Reading(False, 0, 1.0, (0, 0, 1, 1)).to_dict()["uncertain"] is False  # no digit: nothing to doubt
+    assert 0.3 <= MIN_CONFIDENCE <= 0.7
+
+
+def test_the_cli_default_min_confidence_is_the_readers() -> None:
+    from digitsum_edge.runtime.command import live, predict
+    from digitsum_edge.runtime.reader import MIN_CONFIDENCE
+
+    for command in (live, predict):
+        option = next(p for p in command.params if p.name == "min_confidence")
+        assert option.default == MIN_CONFIDENCE
+
+
+def test_smoothed_readings_are_judged_on_the_smoothed_confidence(reader: DigitReader, frame_and_label) -> None:
+    reading = reader.read(frame_and_label[0], 1)
+    smooth = Smoother(2, min_confidence=1.0)
+    assert smooth(reading).uncertain  # every confidence is below 1
+    assert not Smoother(2, min_confidence=0.0)(reader.read(frame_and_label[0], 1)).uncertain

@@ -214,3 +214,30 @@ def test_run_refuses_an_image_folder_that_is_a_file_and_bad_settings(tmp_path: P
             synth.run(SynthConfig(out=str(tmp_path / "new.avi"), **bad))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
     assert (tmp_path / "frames").read_text() == "a file"
+
+
+def test_run_with_conditions_records_each_frames_condition(tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    cfg = SynthConfig(out=str(out), count=6, blank=0.0, conditions=("shadow", "blank", "printed"), seed=3)
+    assert synth.run(cfg) == (out, 6)
+    meta = json.loads((out / "labels.json").read_text())
+    assert meta["conditions"] == ["shadow", "blank", "printed"] * 2
+    labels = list(meta["labels"].values())
+    assert labels[1] is None and labels[4] is None and all(v is not None for i, v in enumerate(labels) if i % 3 != 1)
+    for name, label in meta["labels"].items():  # what each frame shows is what its label says
+        assert (prepare(cv2.imread(str(out / name))).mnist is not None) == (label is not None), name
+    plain = tmp_path / "plain"
+    synth.run(SynthConfig(out=str(plain), count=2, blank=0.0))
+    assert "conditions" not in json.loads((plain / "labels.json").read_text())  # unchanged without conditions
+
+
+def test_synth_cli_conditions(tmp_path: Path) -> None:
+    from helpers import invoke, one_line_error
+
+    result = invoke("synth", tmp_path / "clip.avi", "--conditions", "all", "--count", 12, "--hold", 1,
+                    "--size", "320x240", "--blank", 0)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "clip.labels.json").read_text())
+    assert meta["conditions"] == ["plain", "shadow", "pen", "marker", "writers", "tilt", "lined", "dark", "motion",
+                                  "small", "printed", "blank"]
+    one_line_error(invoke("synth", tmp_path / "x.avi", "--conditions", "shadow,glare"), "unknown condition glare")

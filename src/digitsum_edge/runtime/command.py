@@ -18,6 +18,10 @@ _threads = click.option("--threads", type=click.IntRange(min=1), default=1, show
 _ink = click.option("--ink", type=click.Choice(["auto", "dark", "light"]), default="auto", show_default=True,
                     help="dark ink on light paper, light on dark, or decide per frame.")
 _seed = click.option("--seed", type=int, default=None, help="Seed of the random rand.")
+# default: reader.MIN_CONFIDENCE (not imported here: it would load numpy and cv2 for --help); a test ties them
+_min_confidence = click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                               help="A digit read with less confidence is reported as uncertain (JSON "
+                                    "\"uncertain\": true, a question mark on the overlay).")
 
 
 def _err(message: str) -> None:
@@ -41,12 +45,15 @@ def _err(message: str) -> None:
 @click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True,
               help="Side of the central square that is read, as a fraction of the frame's shorter side.")
 @_ink
+@_min_confidence
 @click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Average the confidences over the last N frames of the same digit (1: off).")
 @_seed
 @click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for snapshots saved with the s key.")
 @click.option("--force", is_flag=True, help="Replace existing --jsonl / --save-video files.")
+@click.option("--latest-frame", is_flag=True,
+              help="Camera or stream: always read the newest frame, skipping those there was no time for.")
 def live(**options: object) -> None:
     """Read a digit held up to a camera (or in a video, image or folder) and add --rand to it.
 
@@ -68,12 +75,25 @@ def live(**options: object) -> None:
 @click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Side of the central square that is read, as a fraction of the image's shorter side.")
 @_ink
+@_min_confidence
 @_seed
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None,
               help="Write the JSON lines to this file instead of stdout.")
-@click.option("--force", is_flag=True, help="Replace an existing --jsonl file.")
+@click.option("--labels", default=None,
+              help="Score the images: a CSV of file,digit (digit empty or none: no digit), a synth labels.json, "
+                   "or 'names' (file names start with the digit, or with 'blank').")
+@click.option("--report", type=click.Path(file_okay=False), default="predict_report", show_default=True,
+              help="With --labels: report.json, confusion.png and the misread images (misread/) go here.")
+@click.option("--force", is_flag=True, help="Replace an existing --jsonl file, write into a used --report.")
 def predict(**options: object) -> None:
-    """Read the digit in each still IMAGE (or folder of images): one JSON line per image."""
+    """Read the digit in each still IMAGE (or folder of images): one JSON line per image.
+
+    \b
+    With --labels: the accuracy per folder, a confusion matrix (confusion.png) and each misread image
+    beside the 28x28 image the model read (misread/), in --report.
+    """
     from digitsum_edge.runtime.predict import PredictConfig, run
 
-    run(PredictConfig(**options))  # type: ignore[arg-type]  # click checked the types
+    summary = run(PredictConfig(**options)).summary()  # type: ignore[arg-type]  # click checked the types
+    if summary:
+        _err(summary)

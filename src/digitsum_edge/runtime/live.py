@@ -19,7 +19,15 @@ from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.files import atomic_path, check_writable, write_bytes
 from digitsum_edge.runtime import overlay
 from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.reader import DigitReader, RandPicker, Smoother, check_options, json_line, load
+from digitsum_edge.runtime.reader import (
+    MIN_CONFIDENCE,
+    DigitReader,
+    RandPicker,
+    Smoother,
+    check_options,
+    json_line,
+    load,
+)
 from digitsum_edge.runtime.session import DEFAULT_MODEL
 from digitsum_edge.runtime.sources import VIDEO_FOURCC, CameraLost, Source
 
@@ -42,10 +50,12 @@ class LiveConfig:
     max_frames: int | None = None  # stop after this many frames
     roi: float = PreprocessConfig.roi  # side of the central square read, fraction of the shorter side
     ink: str = PreprocessConfig.ink  # dark | light | auto
+    min_confidence: float = MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     smooth: int = 1  # average the probabilities over this many frames of one digit (1: off)
     seed: int | None = None  # seed of the random rand (None: different every run)
     snapshot_dir: str = "."  # where the s key saves annotated frames
     force: bool = False  # replace existing --jsonl / --save-video files
+    latest_frame: bool = False  # cameras and streams: always read the newest frame (skip, never lag behind)
 
 
 @dataclass
@@ -103,7 +113,7 @@ def _want_window(asked: bool | None, notes: list[str]) -> bool:
 
 def check_config(cfg: LiveConfig) -> None:
     """Reject bad options before opening the model, the source or any output."""
-    check_options(cfg.rand, cfg.roi, cfg.ink)
+    check_options(cfg.rand, cfg.roi, cfg.ink, cfg.min_confidence)
     if cfg.smooth < 1 or (cfg.max_frames is not None and cfg.max_frames < 1):
         raise DigitsumError("--smooth and --max-frames must be at least 1")
     if cfg.save_video and Path(cfg.save_video).suffix.lower() not in VIDEO_FOURCC:
@@ -189,7 +199,7 @@ def run(cfg: LiveConfig) -> LiveResult:
     is raised); any other error leaves no output behind.
     """
     check_config(cfg)
-    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink)
+    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
     if cfg.threads:
         cv2.setNumThreads(cfg.threads)
     if cfg.rand is not None:
@@ -198,7 +208,7 @@ def run(cfg: LiveConfig) -> LiveResult:
     window = _want_window(cfg.window, notes)
     result = LiveResult(cfg.source, reader.provider, window, notes=notes)
     stopped: BaseException | None = None
-    with Source(cfg.source) as source, ExitStack() as outputs:
+    with Source(cfg.source, latest_frame=cfg.latest_frame) as source, ExitStack() as outputs:
         for note in notes:
             log.warning(note)
         log.info(f"provider: {reader.provider} | model {reader.model.path} | source {source.name} | "
@@ -223,7 +233,7 @@ def run(cfg: LiveConfig) -> LiveResult:
 
 def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResult, sinks: _Sinks) -> None:
     rand = RandPicker(cfg.rand, cfg.seed, reader.model.info.num_rand)
-    smooth = Smoother(cfg.smooth)
+    smooth = Smoother(cfg.smooth, reader.min_confidence)
     provider = reader.model.provider
     still = source.kind in ("image", "images")  # a window waits on each still image (space: next)
     # A video file plays at its own frame rate in the window (headless runs go as fast as they can).

@@ -1,4 +1,8 @@
-"""The annotated frame: region read, digit box, the 28x28 model input enlarged, digit, rand, sum, speed."""
+"""The annotated frame: region read, digit box, the 28x28 model input enlarged, digit, rand, sum, speed.
+
+Region colour: green, a digit read; yellow, a digit read with less than --min-confidence (shown with a
+question mark and "uncertain"); amber, no digit.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 from digitsum_edge.runtime.reader import Reading
 
 GREEN, AMBER, CYAN, WHITE, GREY = (80, 220, 80), (0, 170, 255), (255, 220, 0), (255, 255, 255), (170, 170, 170)
+YELLOW = (0, 230, 255)  # an uncertain reading
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 KEYS = "q quit | 0-9 rand | r random | space pause | s snapshot"
 
@@ -34,7 +39,8 @@ def draw(frame: np.ndarray, reading: Reading, fps: float | None = None, paused: 
     line = max(1, round(2 * u))
 
     x, y, rw, rh = reading.roi
-    cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), GREEN if reading.found else AMBER, line, cv2.LINE_AA)
+    region = (YELLOW if reading.uncertain else GREEN) if reading.found else AMBER
+    cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), region, line, cv2.LINE_AA)
     if reading.box is not None:
         bx, by, bw, bh = reading.box
         cv2.rectangle(out, (bx, by), (bx + bw - 1, by + bh - 1), CYAN if reading.found else GREY, 1, cv2.LINE_AA)
@@ -56,7 +62,11 @@ def draw(frame: np.ndarray, reading: Reading, fps: float | None = None, paused: 
     thick = max(1, round(2 * u))
     ty = h - band + round(32 * u)
     tx = round(12 * u)
-    if reading.found:
+    if reading.found and reading.uncertain:  # a guess, not a confident digit
+        tx += _text(out, f"digit {reading.digit}?{_pct(reading.digit_confidence)}", (tx, ty), big, YELLOW, thick)
+        tx += _text(out, f" + {reading.rand} = {reading.sum}?", (tx, ty), big, WHITE, thick)
+        _text(out, "  uncertain", (tx, ty), big * 0.8, YELLOW, thick)
+    elif reading.found:
         tx += _text(out, f"digit {reading.digit}{_pct(reading.digit_confidence)}", (tx, ty), big, GREEN, thick)
         tx += _text(out, f"  + rand {reading.rand}  = ", (tx, ty), big, WHITE, thick)
         _text(out, f"sum {reading.sum}{_pct(reading.sum_confidence)}", (tx, ty), big, CYAN, thick)

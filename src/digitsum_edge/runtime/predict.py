@@ -1,4 +1,5 @@
-"""`digitsum-edge predict`: still images -> the same JSON lines as `live`, same preprocessing."""
+"""`digitsum-edge predict`: still images -> the same JSON lines as `live`, same preprocessing; with --labels, the
+accuracy per folder, a confusion matrix and the misread images (runtime/score.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import json
 import logging
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.files import atomic_path, check_writable
+from digitsum_edge.files import atomic_path, check_folder, check_writable
+from digitsum_edge.runtime import score as scoring
 from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.reader import RandPicker, check_options, json_line, load
+from digitsum_edge.runtime.reader import MIN_CONFIDENCE, RandPicker, check_options, json_line, load
 from digitsum_edge.runtime.session import DEFAULT_MODEL
 from digitsum_edge.runtime.sources import list_images, read_image
 
@@ -30,9 +32,24 @@ class PredictConfig:
     threads: int | None = 1  # onnxruntime threads (None: its default)
     roi: float = 1.0  # a still image is usually framed on the digit: read the whole central square
     ink: str = PreprocessConfig.ink  # dark | light | auto
+    min_confidence: float = MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     seed: int | None = None  # seed of the random rand
     jsonl: str | None = None  # JSON lines to this file instead of stdout
-    force: bool = False  # replace an existing --jsonl file
+    labels: str | None = None  # labels CSV, a synth labels.json, or "names" (file names start with the digit)
+    report: str = "predict_report"  # with --labels: report.json, confusion.png, misread/ go here
+    force: bool = False  # replace an existing --jsonl file or --report folder
+
+
+@dataclass
+class PredictResult:
+    """The JSON lines, and with --labels the score (runtime/score.py)."""
+
+    lines: list[dict] = field(default_factory=list)
+    score: scoring.Score | None = None
+
+    def summary(self) -> str:
+        """What the command prints last: the accuracy table with --labels, else nothing."""
+        return "" if self.score is None else self.score.table()
 
 
 def expand(images: tuple[str, ...]) -> list[Path]:
@@ -48,26 +65,55 @@ def expand(images: tuple[str, ...]) -> list[Path]:
     return paths
 
 
-def run(cfg: PredictConfig) -> list[dict]:
-    """Read every image; print (or write to cfg.jsonl) one JSON line each and return them."""
-    check_options(cfg.rand, cfg.roi, cfg.ink)
+def _report_folder(cfg: PredictConfig) -> Path:
+    folder = Path(cfg.report)
+    if folder.exists() and not folder.is_dir():
+        raise DigitsumError(f"--report {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not cfg.force:
+        raise DigitsumError(f"--report {folder} exists and is not empty (use --force to write into it)")
+    check_folder(folder / "misread")
+    return folder
+
+
+def run(cfg: PredictConfig) -> PredictResult:
+    """Read every image; print (or write to cfg.jsonl) one JSON line each; with labels, score them."""
+    check_options(cfg.rand, cfg.roi, cfg.ink, cfg.min_confidence)
     paths = expand(cfg.images)
     if cfg.jsonl:
         check_writable(cfg.jsonl, force=cfg.force)
-    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink)
+    labels, report = None, None
+    if cfg.labels:
+        labels = scoring.read_labels(cfg.labels, paths)
+        report = _report_folder(cfg)
+    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
     for note in reader.model.notes:
         log.warning(note)
     log.info(f"provider: {reader.provider} | model {reader.model.path} | {len(paths)} images")
     rand = RandPicker(cfg.rand, cfg.seed, reader.model.info.num_rand)
-    lines = []
+    result = PredictResult()
+    score = result.score = scoring.Score() if labels is not None else None
     with ExitStack() as stack:
         out = sys.stdout
         if cfg.jsonl:
             out = stack.enter_context(open(stack.enter_context(atomic_path(cfg.jsonl)), "w"))
         for index, path in enumerate(paths):
             value = rand.value if not rand.auto or index == 0 else rand.draw()  # a new rand per image
-            line = json_line(index, str(path), reader.read(read_image(path), value), reader.provider)
+            frame = read_image(path)
+            reading = reader.read(frame, value)
+            line = json_line(index, str(path), reading, reader.provider)
+            if labels is not None and score is not None and report is not None:
+                label = labels[path]
+                line["label"] = label
+                line["correct"] = score.add(path, label, reading)
+                if not line["correct"]:
+                    name = scoring.misread_name(path, label, reading)
+                    scoring.write_png(report / "misread" / name, scoring.misread_picture(frame, reading, label))
+                    score.misread.append(name)
             out.write(json.dumps(line) + "\n")
             out.flush()
-            lines.append(line)
-    return lines
+            result.lines.append(line)
+    if score is not None and report is not None:
+        scoring.write_report(report, score)
+        log.info(f"wrote {report / 'report.json'}, {report / 'confusion.png'} and "
+                 f"{len(score.misread)} misread images in {report / 'misread'}")
+    return result

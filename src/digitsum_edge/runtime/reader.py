@@ -5,6 +5,8 @@
     prediction = reader.predict(images, rand=3)          # Prediction: digits and sums as arrays
 
 Everything the reader needs comes from the .onnx file and its metadata; torch is never imported.
+A reading whose digit confidence is below `min_confidence` is marked `uncertain` (JSON and overlay), so a
+smudge or a badly lit digit shows as a guess instead of a confident wrong digit.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from digitsum_edge.errors import DigitsumError, InvalidInput
 from digitsum_edge.runtime.preprocess import PreprocessConfig, Rect, prepare
 from digitsum_edge.runtime.session import LoadedModel, open_model
 
+MIN_CONFIDENCE = 0.5  # a digit read with less confidence is reported as uncertain (see README: 2 % of right
+# readings fall below it on camera-like frames, half of the wrong ones)
 
-def check_options(rand: int | None, roi: float, ink: str) -> None:
-    """Reject a bad --rand, --roi or --ink (shared by live and predict) before any model or file is opened."""
+
+def check_options(rand: int | None, roi: float, ink: str, min_confidence: float = MIN_CONFIDENCE) -> None:
+    """Reject a bad --rand, --roi, --ink or --min-confidence (shared by live and predict) before any model or
+    file is opened."""
     if rand is not None:
         onnx_contract.check_rand(rand)
     if not 0 < roi <= 1:
         raise DigitsumError(f"--roi must be in (0, 1], got {roi}")
+    if not 0 <= min_confidence <= 1:
+        raise DigitsumError(f"--min-confidence must be in [0, 1], got {min_confidence}")
     if ink not in ("dark", "light", "auto"):
         raise DigitsumError(f"--ink must be dark, light or auto, got {ink!r}")
 
@@ -55,6 +63,7 @@ class Reading:
     reason: str = ""  # why no digit was found
     digit_probs: np.ndarray | None = None  # (10,) float64
     sum_probs: np.ndarray | None = None  # (19,) float64
+    uncertain: bool = False  # a digit was found but read with less than the reader's min_confidence
 
     def to_dict(self) -> dict:
         """The reading's fields of a `live` / `predict` JSON line (which adds frame, source and provider)."""
@@ -64,7 +73,7 @@ class Reading:
         return {"found": self.found, "digit": self.digit, "digit_confidence": r(self.digit_confidence),
                 "rand": self.rand, "sum": self.sum, "sum_confidence": r(self.sum_confidence),
                 "ms": round(self.ms, 3), "box": list(self.box) if self.found and self.box else None,
-                "reason": self.reason or None}
+                "reason": self.reason or None, "uncertain": self.uncertain}
 
 
 def json_line(frame: int, source: str, reading: Reading, provider: str) -> dict:
@@ -93,9 +102,11 @@ class Prediction:
 class DigitReader:
     """Preprocess a camera frame and run the ONNX model on it; normalisation comes from the file's metadata."""
 
-    def __init__(self, model: LoadedModel, preprocess: PreprocessConfig | None = None):
+    def __init__(self, model: LoadedModel, preprocess: PreprocessConfig | None = None,
+                 min_confidence: float = MIN_CONFIDENCE):
         self.model = model
         self.preprocess = preprocess or PreprocessConfig()
+        self.min_confidence = min_confidence  # readings below it are marked uncertain
         info = model.info
         self._rand = np.zeros(1, np.int64)
         if info.input_size != onnx_contract.IMAGE_SIZE:
@@ -156,7 +167,8 @@ class DigitReader:
                            reason=prep.reason)
         digit_probs, sum_probs = self.classify(prep.mnist, rand)
         ms = (time.perf_counter() - started) * 1e3
-        return finish(Reading(True, rand, ms, prep.roi, prep.box, prep.mnist), digit_probs, sum_probs)
+        return finish(Reading(True, rand, ms, prep.roi, prep.box, prep.mnist), digit_probs, sum_probs,
+                      self.min_confidence)
 
     def with_rand(self, reading: Reading, rand: int) -> Reading:
         """The same frame read again with another rand (the model only, not the preprocessing)."""
@@ -167,24 +179,28 @@ class DigitReader:
         assert reading.mnist is not None  # a found digit always has its 28x28 image
         digit_probs, sum_probs = self.classify(reading.mnist, rand)
         ms = reading.ms + (time.perf_counter() - started) * 1e3
-        return finish(replace(reading, rand=rand, ms=ms), digit_probs, sum_probs)
+        return finish(replace(reading, rand=rand, ms=ms), digit_probs, sum_probs, self.min_confidence)
 
 
-def finish(reading: Reading, digit_probs: np.ndarray, sum_probs: np.ndarray) -> Reading:
-    """Fill the digit, sum and confidences from probabilities."""
+def finish(reading: Reading, digit_probs: np.ndarray, sum_probs: np.ndarray,
+           min_confidence: float = MIN_CONFIDENCE) -> Reading:
+    """Fill the digit, sum, confidences and `uncertain` (digit confidence below min_confidence) from
+    probabilities."""
     reading.digit_probs, reading.sum_probs = digit_probs, sum_probs
     reading.digit = int(digit_probs.argmax())
     reading.digit_confidence = float(digit_probs[reading.digit])
     reading.sum = int(sum_probs.argmax())
     reading.sum_confidence = float(sum_probs[reading.sum])
+    reading.uncertain = reading.digit_confidence < min_confidence
     return reading
 
 
 class Smoother:
     """Average the probabilities of the last `frames` readings of one digit with one rand (live view)."""
 
-    def __init__(self, frames: int):
+    def __init__(self, frames: int, min_confidence: float = MIN_CONFIDENCE):
         self.frames = frames
+        self.min_confidence = min_confidence
         self._history: list[tuple[np.ndarray, np.ndarray]] = []
         self._rand: int | None = None
 
@@ -200,7 +216,7 @@ class Smoother:
         self._history = [*self._history[-(self.frames - 1):], (reading.digit_probs, reading.sum_probs)]
         digit_probs = np.mean([d for d, _ in self._history], axis=0)
         sum_probs = np.mean([s for _, s in self._history], axis=0)
-        return finish(reading, digit_probs, sum_probs)
+        return finish(reading, digit_probs, sum_probs, self.min_confidence)
 
 
 class RandPicker:
@@ -233,13 +249,14 @@ class RandPicker:
 
 
 def load(model: str | os.PathLike, provider: str = "auto", threads: int | None = None, roi: float = 0.6,
-         ink: str = "auto") -> DigitReader:
+         ink: str = "auto", min_confidence: float = MIN_CONFIDENCE) -> DigitReader:
     """Open a digitsum-edge .onnx file once and return a reader for camera frames and image batches.
 
     provider: "auto" (CUDA when onnxruntime can really use it, else CPU), "cuda" or "cpu". threads:
     onnxruntime intra-op threads (None: its default). roi: side of the central square of a frame that
     is read, as a fraction of the shorter side. ink: "dark" on light paper, "light" on dark, or "auto".
+    min_confidence: a digit read with less confidence than this is marked uncertain.
     A file that is not a digitsum-edge model raises DigitsumError with one clear line.
     """
-    check_options(None, roi, ink)
-    return DigitReader(open_model(model, provider, threads), PreprocessConfig(roi=roi, ink=ink))
+    check_options(None, roi, ink, min_confidence)
+    return DigitReader(open_model(model, provider, threads), PreprocessConfig(roi=roi, ink=ink), min_confidence)

@@ -41,6 +41,7 @@ class SynthConfig:
     blank: float = 0.1  # fraction of digits replaced by blank paper (label null: "no digit")
     width: int = 640
     height: int = 480
+    conditions: tuple[str, ...] = ()  # camera conditions (synth/conditions.py) taken in turn; (): plain frames
     force: bool = False  # replace an existing OUT
 
 
@@ -108,17 +109,31 @@ def pick_digits(count: int, seed: int, blank: float = 0.0) -> tuple[np.ndarray, 
 
 
 def frames(digits: np.ndarray, labels: Sequence[int | None], seed: int = 0, hold: int = 1,
-           size: tuple[int, int] = (640, 480)) -> Iterator[tuple[np.ndarray, int | None]]:
-    """(frame BGR uint8, label) for every digit, `hold` frames each (same scene, fresh noise)."""
+           size: tuple[int, int] = (640, 480),
+           conditions: Sequence[str] = ()) -> Iterator[tuple[np.ndarray, int | None]]:
+    """(frame BGR uint8, label) for every digit, `hold` frames each (same scene, fresh noise).
+
+    conditions: digit i is drawn in conditions[i % len(conditions)] (synth/conditions.py; "blank" shows
+    no digit, label None); empty: `camera_frame`'s plain frames.
+    """
+    from digitsum_edge.synth.conditions import render  # it imports this module
+
     noise_rng = np.random.default_rng([seed, 1])
     for i, (digit, label) in enumerate(zip(digits, labels, strict=True)):
+        condition = conditions[i % len(conditions)] if conditions else None
+        if condition == "blank":
+            label = None
         for _ in range(hold):
             scene_rng = np.random.default_rng([seed, 0, i])  # same placement for every held frame
-            yield camera_frame(None if label is None else digit, scene_rng, size, noise_rng), label
+            if condition is None:
+                yield camera_frame(None if label is None else digit, scene_rng, size, noise_rng), label
+            else:
+                yield render(condition, None if label is None else digit, label, scene_rng, size, noise_rng), label
 
 
 def write_video(path: str | os.PathLike, digits: np.ndarray, labels: Sequence[int | None], seed: int = 0,
-                fps: float = 15.0, hold: int = 1, size: tuple[int, int] = (640, 480)) -> list[int | None]:
+                fps: float = 15.0, hold: int = 1, size: tuple[int, int] = (640, 480),
+                conditions: Sequence[str] = ()) -> list[int | None]:
     """Write a .mp4 (mp4v) or .avi (MJPG) video and <stem>.labels.json beside it; per-frame labels."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_FOURCC:
@@ -129,36 +144,45 @@ def write_video(path: str | os.PathLike, digits: np.ndarray, labels: Sequence[in
         if not writer.isOpened():
             raise DigitsumError(f"OpenCV cannot write video {path}")
         try:
-            for frame, label in frames(digits, labels, seed, hold, size):
+            for frame, label in frames(digits, labels, seed, hold, size, conditions):
                 writer.write(frame)
                 per_frame.append(label)
         finally:
             writer.release()
     write_json(labels_path(path), {"format": "digitsum-edge.synth", "video": path.name, "seed": seed,
-                                   "fps": fps, "hold": hold, "size": list(size), "labels": per_frame})
+                                   "fps": fps, "hold": hold, "size": list(size), "labels": per_frame,
+                                   **_conditions(conditions, len(labels), hold)})
     return per_frame
 
 
 def write_images(folder: str | os.PathLike, digits: np.ndarray, labels: Sequence[int | None], seed: int = 0,
-                 size: tuple[int, int] = (640, 480), force: bool = False) -> dict[str, int | None]:
+                 size: tuple[int, int] = (640, 480), force: bool = False,
+                 conditions: Sequence[str] = ()) -> dict[str, int | None]:
     """Write frame_00000.png ... and labels.json {file: label} into `folder`, replaced whole or not at all."""
     folder = check_image_folder(folder, force=force)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         names: dict[str, int | None] = {}
-        for i, (frame, label) in enumerate(frames(digits, labels, seed, 1, size)):
+        for i, (frame, label) in enumerate(frames(digits, labels, seed, 1, size, conditions)):
             name = f"frame_{i:05d}.png"
             if not cv2.imwrite(str(staging / name), frame):
                 raise DigitsumError(f"cannot write {folder / name}")
             names[name] = label
         write_json(staging / LABELS, {"format": "digitsum-edge.synth", "seed": seed, "size": list(size),
-                                      "labels": names})
+                                      "labels": names, **_conditions(conditions, len(names), 1)})
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return names
+
+
+def _conditions(conditions: Sequence[str], count: int, hold: int) -> dict:
+    """{"conditions": [condition of each frame]} for the labels file, or nothing for plain frames."""
+    if not conditions:
+        return {}
+    return {"conditions": [conditions[i % len(conditions)] for i in range(count) for _ in range(hold)]}
 
 
 def check_image_folder(folder: str | os.PathLike, *, force: bool) -> Path:
@@ -204,9 +228,9 @@ def run(cfg: SynthConfig) -> tuple[Path, int]:
     digits, labels = pick_digits(cfg.count, cfg.seed, cfg.blank)
     size = (cfg.width, cfg.height)
     if kind == "images":
-        count = len(write_images(out, digits, labels, cfg.seed, size, cfg.force))
+        count = len(write_images(out, digits, labels, cfg.seed, size, cfg.force, cfg.conditions))
     else:
-        count = len(write_video(out, digits, labels, cfg.seed, cfg.fps, cfg.hold, size))
+        count = len(write_video(out, digits, labels, cfg.seed, cfg.fps, cfg.hold, size, cfg.conditions))
     log.info(f"wrote {out} ({count} frames of {cfg.width}x{cfg.height}) and "
              f"{out / LABELS if kind == 'images' else labels_path(out)}")
     return out, count

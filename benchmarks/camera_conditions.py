@@ -1,0 +1,105 @@
+"""The live pipeline per camera condition: shadows, thin pens, markers, tilt, other hands, ruled paper ...
+
+For each condition of `digitsum_edge.synth.conditions` it generates N fresh 640x480 frames for the seed,
+reads each as `live --no-window --rand 3` does (1 thread, CPU provider), and prints a table: digit
+accuracy, readings marked uncertain, "no digit" and its commonest reason; blank sheets give the share
+read as a digit. Then the plain synth frames (`synth`'s own, as benchmarks/live_accuracy.py) and the
+median milliseconds per frame. Seeds 0-499 are for tuning; the README's table is seed 10000, kept back.
+
+    .venv/bin/python benchmarks/camera_conditions.py --model runs/model.onnx --frames 100 --seed 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import platform
+import time
+
+import cv2
+import numpy as np
+import onnxruntime
+
+from digitsum_edge.bench.report import cpu_name
+from digitsum_edge.files import write_json
+from digitsum_edge.runtime.reader import DigitReader, Reading
+from digitsum_edge.runtime.session import open_model
+from digitsum_edge.synth import conditions
+from digitsum_edge.synth.frames import frames, pick_digits
+
+
+def score(readings: list[tuple[Reading, int | None]]) -> dict:
+    """Accuracy (digit frames) or share read as a digit (blank frames), uncertain share, no-digit reasons."""
+    digit = [(r, label) for r, label in readings if label is not None]
+    reasons = collections.Counter(r.reason for r, _ in readings if not r.found)
+    row: dict = {"frames": len(readings), "reasons": dict(reasons.most_common())}
+    if digit:
+        row["accuracy"] = float(np.mean([r.found and r.digit == label for r, label in digit]))
+        row["no_digit"] = float(np.mean([not r.found for r, _ in digit]))
+        row["uncertain"] = float(np.mean([r.found and r.uncertain for r, _ in digit]))
+        row["confident_wrong"] = float(np.mean([r.found and not r.uncertain and r.digit != label
+                                                for r, label in digit]))
+    blank = [r for r, label in readings if label is None]
+    if blank:
+        row["blank_read_as_digit"] = int(sum(r.found for r in blank))
+        row["blank_read_confidently"] = int(sum(r.found and not r.uncertain for r in blank))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="runs/model.onnx")
+    parser.add_argument("--frames", type=int, default=100, help="frames per condition")
+    parser.add_argument("--plain", type=int, default=1000, help="plain synth frames (0: skip)")
+    parser.add_argument("--seed", type=int, default=10000, help="0-499 to tune; 10000+ is the kept-back set")
+    parser.add_argument("--conditions", default="all", help="comma-separated, or all")
+    parser.add_argument("--rand", type=int, default=3)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(1)
+    model = open_model(args.model, "cpu", threads=1)
+    reader = DigitReader(model)
+    rows, ms = {}, []
+    for name in conditions.parse(args.conditions):
+        readings = []
+        for frame, label in conditions.sample(name, args.frames, args.seed):
+            reading = reader.read(frame, args.rand)
+            readings.append((reading, label))
+            ms.append(reading.ms)
+        rows[name] = score(readings)
+    if args.plain:
+        digits, labels = pick_digits(args.plain, args.seed)
+        readings = [(reader.read(frame, args.rand), label) for frame, label in frames(digits, labels, args.seed)]
+        ms += [r.ms for r, _ in readings]
+        rows["plain synth"] = score(readings)
+
+    print(f"{'condition':<12} {'frames':>6} {'digit %':>8} {'uncertain %':>11} {'no digit %':>10}  commonest no-digit "
+          "reason / blank read as a digit")
+    for name, row in rows.items():
+        reason = next(iter(row["reasons"]), "")
+        if "accuracy" in row:
+            print(f"{name:<12} {row['frames']:>6} {100 * row['accuracy']:>8.1f} {100 * row['uncertain']:>11.1f} "
+                  f"{100 * row['no_digit']:>10.1f}  {reason}")
+        else:
+            print(f"{name:<12} {row['frames']:>6} {'':>8} {'':>11} {'':>10}  {row['blank_read_as_digit']} read as "
+                  f"a digit ({row['blank_read_confidently']} confidently)")
+    accuracies = [row["accuracy"] for name, row in rows.items() if "accuracy" in row and name != "plain synth"]
+    summary = {"mean_accuracy": float(np.mean(accuracies)), "worst_accuracy": float(np.min(accuracies)),
+               "ms_per_frame_median": float(np.median(ms)), "ms_per_frame_p90": float(np.percentile(ms, 90))}
+    print(f"mean {100 * summary['mean_accuracy']:.1f} %, worst {100 * summary['worst_accuracy']:.1f} % over "
+          f"{len(accuracies)} conditions | {summary['ms_per_frame_median']:.3f} ms median per frame "
+          f"(preprocessing + inference, 1 thread) | seed {args.seed}")
+    result = {"rows": rows, **summary, "seed": args.seed, "frames_per_condition": args.frames, "rand": args.rand,
+              "model": str(model.path), "min_confidence": reader.min_confidence, "threads": 1,
+              "cpu": cpu_name(), "generated_at": time.strftime("%Y-%m-%d %H:%M"),
+              "versions": {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
+                           "onnxruntime": onnxruntime.__version__}}
+    if args.json:
+        write_json(args.json, result)
+        print(json.dumps({"wrote": args.json}))
+
+
+if __name__ == "__main__":
+    main()
