@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-slow lint bench-train bench-seeds clean
+.PHONY: install demo train export bench live test test-slow lint bench-train bench-seeds bench-serve clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-train: install
 # Accuracy of the default recipe over 5 seeds: table, mean/std/min/max, worst seed (about 5 minutes).
 bench-seeds: install
 	$(BIN)/python benchmarks/seeds.py --seeds 5 --json $(RUNS)/seeds.json
+
+# `digitsum-edge serve` under load: 1 and 2 replicas beside the in-process ceiling (about three minutes).
+bench-serve: install
+	$(BIN)/python benchmarks/serve_load.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_load.json
 
 clean:
 	rm -rf $(RUNS) .pytest_cache .ruff_cache

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# What the test suite needs beyond the venv: Xvfb, so that the live window test runs a real window on a
-# virtual X display (the screenshot is taken with Pillow, already in the venv). Installed with apt-get
-# when running as root; anywhere else it prints one `skip:` line and exits 0, and that test is skipped.
-# It never fails the test command.
+# What the test suite needs beyond the venv, from Debian's packages:
+#   xvfb      the live window test runs a real window on a virtual X display (screenshot with Pillow)
+#   chromium  the serve page test opens the webcam page in headless Chromium with a fake camera
+# Installed with apt-get when running as root; anywhere else it prints one `skip:` line per missing package
+# and exits 0, and the test that needs it is skipped. It never fails the test command.
 set -u
 
-if command -v Xvfb >/dev/null 2>&1; then
-    exit 0
-fi
+# package, the command it provides, the test that needs it
+wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test")
+missing=()
+for entry in "${wanted[@]}"; do
+    read -r package command _ <<<"$entry"
+    command -v "$command" >/dev/null 2>&1 || missing+=("$entry")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
 
 why=""
 if [ "$(id -u)" != 0 ]; then
@@ -15,13 +21,17 @@ if [ "$(id -u)" != 0 ]; then
 elif ! command -v apt-get >/dev/null 2>&1; then
     why="no apt-get"
 else
-    echo "installing xvfb with apt-get (for the live window test)"
-    if apt-get update -qq \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb >/dev/null \
-        && command -v Xvfb >/dev/null 2>&1; then
-        exit 0
-    fi
-    why="apt-get install xvfb failed"
+    apt-get update -qq >/dev/null 2>&1 || true
+    for entry in "${missing[@]}"; do  # one at a time: a package that fails does not take the other with it
+        read -r package _ test <<<"$entry"
+        echo "installing $package with apt-get (for $test)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null 2>&1
+    done
 fi
-echo "skip: cannot install xvfb ($why): the live window test will be skipped"
+for entry in "${missing[@]}"; do
+    read -r package command test <<<"$entry"
+    if ! command -v "$command" >/dev/null 2>&1; then
+        echo "skip: cannot install $package (${why:-apt-get install failed}): $test will be skipped"
+    fi
+done
 exit 0

@@ -12,6 +12,7 @@ from digitsum_edge.bench.command import bench
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.export.command import export
 from digitsum_edge.runtime.command import live, predict
+from digitsum_edge.serve.command import serve
 from digitsum_edge.synth.command import synth
 from digitsum_edge.train.command import train
 
@@ -77,5 +78,5 @@ def main(verbose: bool, quiet: bool) -> None:
     configure_logging(-1 if quiet else int(verbose))
 
 
-for command in (train, export, live, predict, synth, bench):
+for command in (train, export, live, predict, synth, bench, serve):
     main.add_command(command)

@@ -30,6 +30,8 @@ _D = ExportConfig(checkpoint="")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="MNIST folder for verification and calibration [default: the copy in the package].")
 @click.option("--json", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
+@click.option("--triton", type=click.Path(file_okay=False), default=None,
+              help="Also write a Triton model repository into this folder (digitsum/config.pbtxt, 1/model.onnx).")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 def export(**options: object) -> None:
     """Export CHECKPOINT to ONNX, simplify it, and verify it against PyTorch before writing it."""

@@ -23,4 +23,5 @@ class ExportConfig:
     tolerance: float = onnx_contract.FP32_TOLERANCE  # largest allowed absolute logit difference for fp32
     data_dir: str | None = None  # MNIST folder for verification/calibration; default: the package's copy
     json: str | None = None  # also write the summary (files, verification figures) as JSON here
+    triton: str | None = None  # also write a Triton model repository here (DIR/digitsum/config.pbtxt, 1/model.onnx)
     force: bool = False  # replace existing output files

@@ -17,6 +17,7 @@ from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.export.config import ExportConfig
 from digitsum_edge.export.onnx_file import export_model, now_utc, save_checked, simplify, stamp
 from digitsum_edge.export.quantize import to_fp16, to_int8
+from digitsum_edge.export.triton import check_repository, write_repository
 from digitsum_edge.export.verify import Comparison, compare, require_close, require_no_drop
 from digitsum_edge.files import atomic_path, check_writable, temp_name, write_json
 
@@ -79,6 +80,8 @@ def run(cfg: ExportConfig) -> ExportResult:
         check_writable(path, force=cfg.force)
     if cfg.json:
         check_writable(cfg.json, force=True)
+    if cfg.triton:
+        check_repository(cfg.triton, force=cfg.force)
     model, ckpt = checkpoint.load_model(cfg.checkpoint)
     notes = [] if ckpt.get("complete") else [f"{cfg.checkpoint} is from an unfinished run"]
     for note in notes:
@@ -130,6 +133,8 @@ def run(cfg: ExportConfig) -> ExportResult:
             for variant in written[1:]:
                 _staged(variant.path).unlink(missing_ok=True)
             raise
+    if cfg.triton:  # the fp32 file, now verified and in place
+        write_repository(cfg.triton, paths["fp32"], info, cfg.static_batch)
     exported = ExportResult(written, nodes_exported, nodes_simplified, cfg.opset, torch_metrics,
                             round(time.perf_counter() - started, 2), notes)
     log.info(f"exported and verified in {exported.seconds:.1f} s")

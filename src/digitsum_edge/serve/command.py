@@ -1,0 +1,65 @@
+"""`digitsum-edge serve`: options (named like ServeConfig's fields) -> serve.app.run; Ray loads only then."""
+
+from __future__ import annotations
+
+import click
+
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.runtime.session import PROVIDERS
+from digitsum_edge.serve.config import LOCAL, ServeConfig
+
+_D = ServeConfig()
+EXTRA = ("ray", "fastapi")  # what `pip install "digitsum-edge[serve]"` adds to the runtime install
+
+
+def _require_extra() -> None:
+    import importlib.util
+
+    if any(importlib.util.find_spec(module) is None for module in EXTRA):
+        raise DigitsumError('serve needs the serve extra: pip install "digitsum-edge[serve]"')
+
+
+@click.command()
+@click.option("--model", type=click.Path(dir_okay=False), default=_D.model, show_default=True,
+              help="ONNX file written by `digitsum-edge export`.")
+@click.option("--host", default=_D.host, show_default=True, help="Address the HTTP server listens on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=_D.port, show_default=True)
+@click.option("--replicas", type=click.IntRange(min=1), default=_D.replicas, show_default=True,
+              help="Copies of the model (Ray actors), each with one ONNX Runtime session.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=_D.max_batch, show_default=True,
+              help="Most images in one model call (Ray Serve batching).")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=_D.batch_wait_ms, show_default=True,
+              help="How long a batch waits for more requests.")
+@click.option("--address", default=_D.address, show_default=True,
+              help=f"{LOCAL}: start a Ray instance here; auto or ray://HOST:10001: join that Ray cluster.")
+@click.option("--haproxy/--no-haproxy", default=_D.haproxy, show_default=True,
+              help="Local instance: Ray Serve's high-throughput mode (HAProxy in front of the replicas); "
+                   "--no-haproxy: Ray's Python proxy.")
+@click.option("--provider", type=click.Choice(PROVIDERS), default=_D.provider, show_default=True,
+              help="auto: CUDA when onnxruntime can really use it on the replica's node, else CPU.")
+@click.option("--threads", type=click.IntRange(min=1), default=_D.threads, show_default=True,
+              help="Per replica: image decoding and preprocessing threads (onnxruntime uses one).")
+@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=_D.roi, show_default=True,
+              help="/v1/read: side of the central square read, as a fraction of the shorter side (as in live).")
+@click.option("--ink", type=click.Choice(["auto", "dark", "light"]), default=_D.ink, show_default=True,
+              help="/v1/read: dark ink on light paper, light on dark, or decide per image.")
+@click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=_D.max_body_mb,
+              show_default=True, help="Larger request bodies are refused (HTTP 400).")
+@click.option("--ssl-certfile", type=click.Path(dir_okay=False), default=None,
+              help="Serve HTTPS with this PEM certificate (browsers on other machines give the page the camera "
+                   "only over HTTPS).")
+@click.option("--ssl-keyfile", type=click.Path(dir_okay=False), default=None, help="The certificate's PEM key.")
+def serve(**options: object) -> None:
+    """Serve the model over HTTP on Ray Serve: a webcam page, /v1/read, and the KServe v2 protocol.
+
+    \b
+    POST /v1/read?rand=7       PNG/JPEG bytes -> digit, sum, confidences, box (as `live`)
+    POST /v1/predict?rand=3    N x 28 x 28 uint8 pixels -> digits and sums
+    POST /v2/models/digitsum/infer   Open Inference Protocol (Triton / KServe clients)
+    GET  /                     the webcam page;  GET /healthz, /v1/model, /docs
+    Ctrl-C stops the service and shuts Ray down.
+    """
+    _require_extra()
+    from digitsum_edge.serve.app import run
+
+    run(ServeConfig(**options))  # type: ignore[arg-type]  # click checked the types

@@ -1,0 +1,97 @@
+"""`digitsum-edge serve` options: one dataclass, defaults in one place, each field a CLI option.
+
+Importing this loads nothing heavy (no Ray, onnxruntime or OpenCV): the CLI builds it for --help.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.runtime.session import DEFAULT_MODEL, PROVIDERS
+
+MODEL_NAME = "digitsum"  # the name in /v2/models/<name> and in the Triton model repository
+MODEL_VERSION = "1"
+LOCAL = "local"  # --address local: start a Ray instance in this process (the default)
+_CLUSTER = re.compile(r"^(auto|ray://[^\s/:]+(:\d{1,5})?|[^\s/:]+:\d{1,5})$")
+
+
+@dataclass
+class ServeConfig:
+    """What `digitsum-edge serve` runs and where it listens."""
+
+    model: str = DEFAULT_MODEL  # a .onnx file written by `digitsum-edge export`; its bytes go to every replica
+    host: str = "127.0.0.1"  # where the HTTP proxy listens (0.0.0.0: every interface)
+    port: int = 8000
+    replicas: int = 1  # copies of the model, each a Ray actor with one ONNX Runtime session
+    max_batch: int = 64  # images run in one ONNX Runtime call at most (Ray Serve's @serve.batch)
+    batch_wait_ms: float = 2.0  # how long a batch waits for more requests once the first arrived
+    address: str = LOCAL  # local: a new Ray instance here; auto or ray://HOST:10001: join that cluster
+    # A local instance runs Ray Serve's high-throughput mode: HAProxy in front of replicas that speak HTTP
+    # themselves (RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED); False: Ray's Python proxy.
+    # A cluster joined with --address has its own setting (the environment its `ray start` ran in).
+    haproxy: bool = True
+    provider: str = "auto"  # auto | cuda | cpu, on each replica's node
+    threads: int = 1  # per replica: image decoding and preprocessing threads (onnxruntime runs on one thread)
+    # /v1/read reads frames as `live` does, with its defaults (PreprocessConfig's; not imported here: no cv2)
+    roi: float = 0.6  # side of the central square read, as a fraction of the shorter side
+    ink: str = "auto"  # dark | light | auto
+    max_body_mb: float = 8.0  # larger request bodies are refused with HTTP 400
+    # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
+    # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
+    ssl_certfile: str | None = None  # PEM certificate (chain)
+    ssl_keyfile: str | None = None  # PEM private key
+
+
+def uses_haproxy(cfg: ServeConfig) -> bool:
+    """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here, and plain HTTP."""
+    return cfg.haproxy and cfg.address == LOCAL and not cfg.ssl_certfile
+
+
+def check_config(cfg: ServeConfig) -> None:
+    """Reject bad options before Ray starts (the model itself is opened next, also before Ray)."""
+    from digitsum_edge.runtime.reader import check_options
+
+    check_options(None, cfg.roi, cfg.ink)
+    if cfg.provider not in PROVIDERS:
+        raise DigitsumError(f"unknown provider {cfg.provider!r} (choose from {', '.join(PROVIDERS)})")
+    if not 1 <= cfg.port <= 65535:
+        raise DigitsumError(f"--port must be in 1-65535, got {cfg.port}")
+    for name in ("replicas", "max_batch", "threads"):
+        if getattr(cfg, name) < 1:
+            raise DigitsumError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if not 0 <= cfg.batch_wait_ms <= 1000:
+        raise DigitsumError(f"--batch-wait-ms must be in 0-1000, got {cfg.batch_wait_ms}")
+    if not 0 < cfg.max_body_mb <= 1024:
+        raise DigitsumError(f"--max-body-mb must be in (0, 1024], got {cfg.max_body_mb}")
+    if cfg.address != LOCAL and not _CLUSTER.match(cfg.address):
+        raise DigitsumError(f"--address must be local, auto, ray://HOST[:PORT] or HOST:PORT, got {cfg.address!r}")
+    if bool(cfg.ssl_certfile) != bool(cfg.ssl_keyfile):
+        raise DigitsumError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for path in (cfg.ssl_certfile, cfg.ssl_keyfile):
+        if path and not Path(path).is_file():
+            raise DigitsumError(f"{path} does not exist" if not Path(path).exists() else f"{path} is not a file")
+    if cfg.address == LOCAL:
+        check_port_free(cfg.host, cfg.port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """The HTTP port can be bound here; otherwise Ray's proxy would retry for a minute, then fail obscurely."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise DigitsumError(f"--host {host}: {e.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise DigitsumError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+def max_body_bytes(cfg: ServeConfig) -> int:
+    return int(cfg.max_body_mb * 1024 * 1024)

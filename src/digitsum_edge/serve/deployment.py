@@ -1,0 +1,226 @@
+"""The Ray Serve deployment: a FastAPI ingress whose replicas each hold one ONNX Runtime session, and one
+`@serve.batch` method through which every request's images reach the model.
+
+Routes: POST /v1/read (an image, `live`'s reading), POST /v1/predict (a batch of 28x28 images), the Open
+Inference Protocol under /v2, GET /healthz, GET /v1/model, and GET / (the webcam page).
+
+No `from __future__ import annotations` here: FastAPI reads the route signatures' annotations as objects.
+"""
+
+import asyncio
+import hashlib
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from ray import serve
+from starlette.exceptions import HTTPException
+
+from digitsum_edge import onnx_contract
+from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.runtime.preprocess import Prepared, prepare
+from digitsum_edge.runtime.reader import Reading, finish, load, softmax
+from digitsum_edge.serve import protocol
+from digitsum_edge.serve.config import MODEL_NAME, MODEL_VERSION, ServeConfig, max_body_bytes
+from digitsum_edge.serve.protocol import BadRequest
+
+api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit plus rand",
+              docs_url="/docs", redoc_url=None)
+PAGE_FILES = {"/": ("page.html", "text/html"), "/page.js": ("page.js", "text/javascript")}
+_V2_MODEL = f"/v2/models/{MODEL_NAME}"
+
+
+@api.exception_handler(DigitsumError)
+async def _bad_request(request: Request, e: DigitsumError) -> JSONResponse:
+    """Every refusal of a request is HTTP 400 and one line; the replica goes on serving."""
+    return JSONResponse({"error": str(e)}, status_code=400)
+
+
+@api.exception_handler(HTTPException)
+async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
+    """Unknown routes and methods keep the same shape of error: {"error": "..."}."""
+    return JSONResponse({"error": f"{e.detail}: {request.method} {request.url.path}"}, status_code=e.status_code)
+
+
+@api.exception_handler(Exception)
+async def _internal_error(request: Request, e: Exception) -> JSONResponse:
+    """A bug or a failing model call: HTTP 500, still one line of JSON (Ray logs the traceback)."""
+    return JSONResponse({"error": f"internal error: {first_line(e)}"}, status_code=500)
+
+
+def _rows(items: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    """The size of a batch is its images, not its requests (a request may carry many)."""
+    return sum(len(rand) for _, rand in items)
+
+
+@serve.deployment(name=MODEL_NAME)
+@serve.ingress(api)
+class DigitsumService:
+    """One replica: the model, a thread pool for decoding and preprocessing, and the batched model call."""
+
+    def __init__(self, cfg: ServeConfig, model_bytes: bytes, model_name: str) -> None:
+        import cv2
+
+        cv2.setNumThreads(1)  # parallelism comes from the pool and from replicas, not from inside OpenCV
+        with tempfile.TemporaryDirectory(prefix="digitsum-serve-") as folder:  # the replica's node may not
+            path = Path(folder) / model_name  # share the driver's disk: the file travels as bytes
+            path.write_bytes(model_bytes)
+            # One onnxruntime thread: a batch of 64 28x28 images takes about a millisecond, and a second
+            # thread spinning beside the decoding threads costs more than it gives; replicas add cores.
+            self.reader = load(path, cfg.provider, 1, cfg.roi, cfg.ink)
+        self.cfg, self.info = cfg, self.reader.model.info
+        self.model_file = {"name": model_name, "bytes": len(model_bytes),
+                           "sha256": hashlib.sha256(model_bytes).hexdigest()}
+        self.max_body = max_body_bytes(cfg)
+        self.pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="digitsum-read")
+        self.rng = np.random.default_rng()
+        self.page = {route: (resources.files("digitsum_edge.serve").joinpath(name).read_bytes(), kind)
+                     for route, (name, kind) in PAGE_FILES.items()}
+        self.model_calls = self.images = 0  # how well requests were batched, in /v1/model
+        # @serve.batch's documented setters; its type hints show only the wrapped method
+        self.infer.set_max_batch_size(cfg.max_batch)  # type: ignore[attr-defined]
+        self.infer.set_batch_wait_timeout_s(cfg.batch_wait_ms / 1e3)  # type: ignore[attr-defined]
+
+    @serve.batch(batch_size_fn=_rows)
+    async def infer(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Ray Serve's batching: (image (n, 1, 28, 28) float32, rand (n,) int64) per request -> logits each."""
+        image = np.concatenate([i for i, _ in items]) if len(items) > 1 else items[0][0]
+        rand = np.concatenate([r for _, r in items]) if len(items) > 1 else items[0][1]
+        digit_logits, sum_logits = self.reader.model.session.run(list(onnx_contract.OUTPUTS),
+                                                                 {protocol.IMAGE: image, protocol.RAND: rand})
+        self.model_calls, self.images = self.model_calls + 1, self.images + len(rand)
+        ends = np.cumsum([len(r) for _, r in items])[:-1]
+        return list(zip(np.split(digit_logits, ends), np.split(sum_logits, ends), strict=True))
+
+    async def logits(self, image: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Any number of images: through the batcher in pieces of at most max_batch."""
+        step = self.cfg.max_batch
+        if len(rand) <= step:
+            return await self.infer((image, rand))
+        parts = await asyncio.gather(*(self.infer((image[i:i + step], rand[i:i + step]))
+                                       for i in range(0, len(rand), step)))
+        return np.concatenate([d for d, _ in parts]), np.concatenate([s for _, s in parts])
+
+    async def body(self, request: Request) -> bytes:
+        """The request body, refused (400) as soon as it passes --max-body-mb."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise BadRequest(f"the body is {int(declared):,} bytes; the limit is {self.max_body:,} (--max-body-mb)")
+        if request.headers.get("content-encoding", "identity") != "identity":
+            raise BadRequest(f"Content-Encoding {request.headers['content-encoding']!r} is not supported")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise BadRequest(f"the body is over the limit of {self.max_body:,} bytes (--max-body-mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _prepare(self, data: bytes) -> tuple[Prepared, float]:
+        """In the pool: decode the image, then `live`'s preprocessing; returns it and when it started."""
+        frame = protocol.decode_image(data)
+        started = time.perf_counter()
+        return prepare(frame, self.reader.preprocess), started
+
+    def _normalize(self, pixels: np.ndarray) -> np.ndarray:
+        return onnx_contract.normalize(pixels, self.info.mean, self.info.std)
+
+    @api.post("/v1/read")
+    async def read(self, request: Request) -> JSONResponse:
+        """PNG or JPEG bytes, ?rand=N -> the fields of a `live` JSON line."""
+        rand = protocol.parse_rand(request.query_params.get("rand"), 1, self.info.num_rand, self.rng)
+        data = await self.body(request)
+        prep, started = await asyncio.get_running_loop().run_in_executor(self.pool, self._prepare, data)
+        if prep.mnist is None:
+            reading = Reading(False, int(rand[0]), (time.perf_counter() - started) * 1e3, prep.roi, prep.box,
+                              reason=prep.reason)
+        else:
+            digit_logits, sum_logits = await self.logits(self._normalize(prep.mnist[None, None]), rand)
+            reading = finish(Reading(True, int(rand[0]), (time.perf_counter() - started) * 1e3, prep.roi, prep.box,
+                                     prep.mnist), softmax(digit_logits[0]), softmax(sum_logits[0]),
+                             self.reader.min_confidence)
+        return JSONResponse({**reading.to_dict(), "provider": self.reader.provider})
+
+    @api.post("/v1/predict")
+    async def predict(self, request: Request) -> JSONResponse:
+        """N x 28 x 28 uint8 pixels (white on black), ?rand=N or ?rand=a,b,c -> digits and sums."""
+        images = protocol.parse_images(await self.body(request), self.info.input_size)
+        rand = protocol.parse_rand(request.query_params.get("rand"), len(images), self.info.num_rand, self.rng)
+        digit_logits, sum_logits = await self.logits(self._normalize(images[:, None]), rand)
+        digit_probs, sum_probs = softmax(digit_logits), softmax(sum_logits)
+        return JSONResponse({"rand": rand.tolist(), "digits": digit_probs.argmax(1).tolist(),
+                             "digit_confidences": digit_probs.max(1).round(4).tolist(),
+                             "sums": sum_probs.argmax(1).tolist(),
+                             "sum_confidences": sum_probs.max(1).round(4).tolist()})
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict:
+        """Ready: this replica has its model loaded (the route exists only once it has)."""
+        return {"status": "ready", "model": self.model_file["name"], "provider": self.reader.provider}
+
+    @api.get("/v1/model")
+    async def model(self) -> dict:
+        """The model's metadata and how it is served."""
+        return {"name": MODEL_NAME, "version": MODEL_VERSION, "file": self.model_file, "provider":
+                self.reader.provider, "inputs": list(onnx_contract.INPUTS), "outputs": list(onnx_contract.OUTPUTS),
+                "metadata": asdict(self.info), "num_sums": self.info.num_sums,
+                "serving": {"replicas": self.cfg.replicas, "max_batch": self.cfg.max_batch,
+                            "batch_wait_ms": self.cfg.batch_wait_ms, "threads": self.cfg.threads,
+                            "roi": self.cfg.roi, "ink": self.cfg.ink, "max_body_bytes": self.max_body},
+                "replica": {"id": serve.get_replica_context().replica_id.unique_id,
+                            "model_calls": self.model_calls, "images": self.images}}
+
+    @api.get("/")
+    async def page_html(self) -> HTMLResponse:
+        """The webcam page."""
+        return HTMLResponse(self.page["/"][0])
+
+    @api.get("/page.js")
+    async def page_js(self) -> Response:
+        return Response(self.page["/page.js"][0], media_type=self.page["/page.js"][1])
+
+    # ---- Open Inference Protocol (KServe v2) -------------------------------------------------------------
+
+    @api.get("/v2")
+    async def v2_server(self) -> dict:
+        return protocol.server_metadata()
+
+    @api.get("/v2/health/live")
+    @api.get("/v2/health/ready")
+    async def v2_health(self) -> Response:
+        return Response(status_code=200)
+
+    @api.get(_V2_MODEL)
+    @api.get(f"{_V2_MODEL}/versions/{{version}}")
+    async def v2_model(self, version: str = MODEL_VERSION) -> dict:
+        self._check_version(version)
+        return protocol.model_metadata(self.info, MODEL_NAME, MODEL_VERSION)
+
+    @api.get(f"{_V2_MODEL}/ready")
+    @api.get(f"{_V2_MODEL}/versions/{{version}}/ready")
+    async def v2_model_ready(self, version: str = MODEL_VERSION) -> Response:
+        self._check_version(version)
+        return Response(status_code=200)
+
+    @api.post(f"{_V2_MODEL}/infer")
+    @api.post(f"{_V2_MODEL}/versions/{{version}}/infer")
+    async def v2_infer(self, request: Request, version: str = MODEL_VERSION) -> Response:
+        """Tensors in, logits out: image FP32 [N, 1, 28, 28] and rand INT64 [N] -> digit_logits, sum_logits."""
+        self._check_version(version)
+        body = await self.body(request)
+        parsed = protocol.parse_infer(body, request.headers.get(protocol.HEADER_LENGTH), self.info)
+        digit_logits, sum_logits = await self.logits(parsed.image, parsed.rand)
+        content, headers = protocol.infer_response(
+            parsed, dict(zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), strict=True)), MODEL_NAME,
+            MODEL_VERSION)
+        return Response(content, headers=headers)
+
+    def _check_version(self, version: str) -> None:
+        if version != MODEL_VERSION:
+            raise BadRequest(f"model {MODEL_NAME!r} has version {MODEL_VERSION} only, not {version!r}")
