@@ -14,14 +14,15 @@ them). All of it runs on a downscaled central square (the region of interest), w
    of becoming a dark band of "ink" (a max filter and a blur, as before, spread the lit side across it).
 4. Ink = the share of the paper's light a pixel absorbs, (paper - image) / paper: the same for a digit
    in shadow, in dim light or in full light, and half in shadow.
-5. Ruled and squared paper: thin straight level or upright lines (a 1 x L opening minus a 4 x L one)
-   that reach the region's edge are taken out of the ink, so the digit no longer merges with them.
+5. Ruled and squared paper: thin straight level or upright lines (a 1 x L opening minus a 5 x L one)
+   that reach the region's edge are taken out of the ink, so the digit no longer merges with them
+   (looked for only when some ink reaches the edge, which is what a rule does).
 6. Threshold: Otsu, with floors for contrast and for noise, and the noise floor also in grey levels
    (sensor noise is a larger share of a shadow's dim light); then hysteresis, so that the faint stretches
    of a ballpoint's line that join clear ones count too. Contours. Marks touching the region's edge are
-   not the digit. Marks whose outline runs through flat grey, that lie along the paper's own step, or
-   straight slivers dark on one side, are the corners and edges of a shadow, which the closing cannot
-   follow into a corner narrower than itself.
+   not the digit. When the paper has a step (a shadow's or the sheet's edge), marks whose outline runs
+   through flat grey, that lie along the step, or straight slivers dark on one side, are the corners and
+   edges of the shadow, which the closing cannot follow into a corner narrower than itself.
 7. The digit: the largest mark and the marks close to it; too small, too large, clutter: no digit.
 8. Crop, stretch the stroke contrast, and bring the stroke width to MNIST's: measured (2 x area /
    perimeter of the strokes at 4x the 28x28 scale), then grey dilation or erosion when it is outside
@@ -196,28 +197,13 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
     # Ink as the share of the paper's light it absorbs (0-255): the same in shadow, in dim light and in full light.
     depth = cv2.subtract(paper, gray)  # (n, n) uint8, grey levels below the paper
     ink = cv2.divide(depth, np.maximum(paper, np.uint8(16)), scale=255)  # (n, n) uint8
-    ink = _without_rules(ink, n)
+    border = max(int(ink[0].max()), int(ink[-1].max()), int(ink[:, 0].max()), int(ink[:, -1].max()))
+    if border > 24:  # a rule crosses the region's edge (fainter marks there are below any threshold)
+        ink = _without_rules(ink, n)
     otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     level = max(otsu, 255 * cfg.min_contrast, 3.0 * _median(ink))  # the median is what noise alone makes
-    _, mask = cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)
-    # Sensor noise is so many grey levels everywhere, so it is a larger share of a shadow's dim light:
-    # ink must also stand out of the noise in grey levels (the median depth is what noise alone makes).
-    _, clear = cv2.threshold(depth, 2.0 * _median(depth) + 2, 255, cv2.THRESH_BINARY)
-    mask = cv2.bitwise_and(mask, clear)
-    # Hysteresis: the faint stretches of a ballpoint's line that join clear ink are ink too, unless they
-    # run off to the region's edge (then they are a shadow's edge or noise, and only the clear part counts).
     min_area = (0.03 * n) ** 2  # specks below ~3 % of the region's side squared are noise
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    seeds = (stats[:, cv2.CC_STAT_AREA] >= min_area / 3) | (stats[:, 2:4].max(axis=1) >= 0.05 * n)
-    seeds[0] = False
-    _, weak = cv2.threshold(ink, cfg.hysteresis * level, 255, cv2.THRESH_BINARY)
-    count, weak_labels, stats, _ = cv2.connectedComponentsWithStats(cv2.bitwise_and(weak, clear), connectivity=8)
-    joined = np.zeros(count, np.uint8)
-    joined[weak_labels[seeds[labels]]] = 255  # the faint parts of what grows from a mark, not from a speck
-    labels = weak_labels
-    x, y, w, h = (stats[:, i] for i in range(4))
-    joined[(x <= 0) | (y <= 0) | (x + w >= n) | (y + h >= n)] = 0  # label 0, the background, among them
-    mask = cv2.max(mask, joined[labels])
+    mask = _ink_mask(ink, depth, level, cfg.hysteresis, min_area)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
 
     # Pixel area of a mark: the polygon through the edge pixels' centres plus half its perimeter.
@@ -230,7 +216,12 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
     # A speck of noise at the edge is not a digit cut off by it.
     crossing = "touches edge" if any(max(b[1][2:]) >= cfg.min_size * n and _touches_edge(b[1], n)
                                      for b in blobs) else "blank"
-    inside = [b for b in blobs if not _touches_edge(b[1], n) and not _shadow_corner(b[2], gray, paper)]
+    inside = [b for b in blobs if not _touches_edge(b[1], n)]
+    # A shadow (or the sheet's edge) is a step in the paper: a jump of a quarter of its light within 4 pixels.
+    steps = cv2.compare(cv2.morphologyEx(paper, cv2.MORPH_GRADIENT, np.ones((9, 9), np.uint8)),
+                        np.right_shift(paper, 2), cv2.CMP_GT)
+    if cv2.countNonZero(steps):  # only then can a mark be a shadow's corner
+        inside = [b for b in inside if not _shadow_corner(b[2], gray, paper, steps)]
     if not inside:
         return Prepared(None, roi, None, crossing)
     box, chosen = _digit_blobs(inside)
@@ -249,6 +240,27 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
     digit = cv2.bitwise_and(ink[by:by + bh, bx:bx + bw], keep)  # (bh, bw) uint8
     _, core, _, _ = cv2.minMaxLoc(digit)
     return Prepared(to_mnist(_stretch(digit, level * 0.5, core * 0.8), cfg.stroke), roi, frame_box)
+
+
+def _ink_mask(ink: np.ndarray, depth: np.ndarray, level: float, hysteresis: float, min_area: float) -> np.ndarray:
+    """(n, n) uint8 mask, 255 on ink: `ink` above `level` and out of the noise, grown by hysteresis."""
+    n = ink.shape[0]
+    _, mask = cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)
+    # Sensor noise is so many grey levels everywhere, so it is a larger share of a shadow's dim light:
+    # ink must also stand out of the noise in grey levels (the median depth is what noise alone makes).
+    _, clear = cv2.threshold(depth, 2.0 * _median(depth) + 2, 255, cv2.THRESH_BINARY)
+    mask = cv2.bitwise_and(mask, clear)
+    # Hysteresis: the faint stretches of a ballpoint's line that join clear ink are ink too, unless they
+    # run off to the region's edge (then they are a shadow's edge or noise, and only the clear part counts).
+    _, weak = cv2.threshold(ink, hysteresis * level, 255, cv2.THRESH_BINARY)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.bitwise_and(weak, clear), connectivity=8)
+    clear_pixels = np.bincount(labels[mask > 0], minlength=count)  # (count,) clear ink in each faint mark
+    x, y, w, h = (stats[:, i] for i in range(4))
+    # grown from a mark, not from a speck of noise; not reaching the edge; label 0 is the background
+    joined = ((clear_pixels >= min_area / 3) & (x > 0) & (y > 0) & (x + w < n) & (y + h < n)).astype(np.uint8) * 255
+    if count <= 256:  # the usual case: a lookup table is 5x faster than indexing
+        return cv2.max(mask, cv2.LUT(labels.astype(np.uint8), np.pad(joined, (0, 256 - count))))
+    return cv2.max(mask, joined[labels])
 
 
 def _rect(values) -> Rect:
@@ -281,14 +293,14 @@ def _without_rules(ink: np.ndarray, n: int) -> np.ndarray:
     return cv2.subtract(ink, cv2.bitwise_and(lines, keep))
 
 
-def _shadow_corner(contour: np.ndarray, gray: np.ndarray, paper: np.ndarray) -> bool:
+def _shadow_corner(contour: np.ndarray, gray: np.ndarray, paper: np.ndarray, steps: np.ndarray) -> bool:
     """A mark that is not darker than what lies around it on every side: the corner of a shadow.
 
     The paper's closing cannot follow a shadow into a corner narrower than itself, so the tip of a shadow
     (and a sliver along the edge near its corner) looks like ink. Ink has paper all round it; such a tip
     has shadow, as dark as itself, beyond the line where the closing gave up (its outline runs through flat
     grey there), or it lies along the paper's own step, or, for a straight sliver, it has shadow on one
-    whole side.
+    whole side. steps: (n, n) uint8, 255 within 4 pixels of a step in the paper (see prepare).
     """
     x, y = contour[:, 0, 0], contour[:, 0, 1]
     r = 5
@@ -302,9 +314,7 @@ def _shadow_corner(contour: np.ndarray, gray: np.ndarray, paper: np.ndarray) -> 
     _, core, _, _ = cv2.minMaxLoc(depth, mark)
     if float(np.mean(edge[y - y0, x - x0] < 0.12 * core)) > 0.15:
         return True  # the outline runs through flat grey
-    step = cv2.morphologyEx(p, cv2.MORPH_GRADIENT, np.ones((9, 9), np.uint8))  # the paper's own edges, +-4 px
-    on_step = cv2.compare(step, (p // 4).astype(np.uint8), cv2.CMP_GT)  # a jump of a quarter of the light
-    if cv2.countNonZero(cv2.bitwise_and(on_step, mark)) > 0.5 * cv2.countNonZero(mark):
+    if cv2.countNonZero(cv2.bitwise_and(steps[y0:y1, x0:x1], mark)) > 0.5 * cv2.countNonZero(mark):
         return True  # it lies along the shadow's edge
     (_, _), (w, h), _ = cv2.minAreaRect(contour)
     if max(w, h) < 4 * min(w, h) or cv2.contourArea(contour) < 0.5 * w * h:
