@@ -42,3 +42,17 @@ def test_params_and_macs_counted_from_the_layers() -> None:
     assert count_params(model) == 36 + 8 + 288 + 16 + 90 + 1900
     # 28x28x4 outputs x 9 + 14x14x8 outputs x 36 + 10 x 8 + 19 x 100
     assert count_macs(model) == 28 * 28 * 4 * 9 + 14 * 14 * 8 * 36 + 80 + 1900
+
+
+def test_pool_first_changes_only_the_order_and_old_checkpoints_keep_theirs() -> None:
+    new, old = DigitSumNet(ModelConfig(channels=(4, 8))), DigitSumNet(ModelConfig(channels=(4, 8), pool_first=False))
+    kinds = [type(m).__name__ for m in new.reader.features]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
+    assert [type(m).__name__ for m in old.reader.features] == \
+        ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Conv2d", "BatchNorm2d", "ReLU"]
+    assert count_macs(new) == count_macs(old) and count_params(new) == count_params(old)
+    legacy = {k: v for k, v in old.config.to_dict().items() if k != "pool_first"}  # a 0.2 checkpoint's config
+    rebuilt = DigitSumNet(ModelConfig.from_dict(legacy))
+    rebuilt.load_state_dict(old.state_dict())  # same keys, same layer order
+    image, rand = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    assert torch.equal(rebuilt.eval()(image, rand)[0], old.eval()(image, rand)[0])

@@ -20,7 +20,7 @@ class TrainConfig:
     augment: bool = True  # per-image random rotation (+-10 deg), scale (0.9-1.1), shift (+-2 px); no flips
     stroke: float = 0.0  # with augment: blend each image up to this far towards a thicker or thinner stroke
     ema: float = 0.0  # decay of an exponential moving average of the weights, which is what is saved (0: off)
-    channels: tuple[int, ...] = (16, 32, 64)  # conv widths of the digit reader (see ModelConfig)
+    channels: tuple[int, ...] = (16, 24, 48, 96)  # conv widths of the digit reader (see ModelConfig)
     seed: int = 0  # seeds init, shuffling, rand and augmentation: same seed, same model on CPU
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     precision: str = "auto"  # auto: bf16 autocast where it is native (CUDA, CPUs with AVX512-BF16/AMX) | bf16 | fp32

