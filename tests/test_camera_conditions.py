@@ -128,3 +128,17 @@ def test_printed_digits_are_found_and_centred() -> None:
     for image in (m for m in found if m is not None):
         moments = cv2.moments(image)
         assert abs(moments["m10"] / moments["m00"] - 14) <= 1 and abs(moments["m01"] / moments["m00"] - 14) <= 1
+
+
+@pytest.mark.parametrize("shade,edge", [(70, 250), (90, 200), (110, 300), (90, 320)])
+def test_a_straight_stroke_across_a_shadow_edge_is_a_digit_not_a_sliver(shade: int, edge: int) -> None:
+    """A "1" drawn across a hard shadow's edge is straight and has shadow beside part of it, like the sliver
+    a shadow's corner leaves; but a sliver lies along the edge, and this stroke crosses it."""
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    cv2.line(frame, (318, 160), (322, 340), (50, 50, 50), 9)  # 9 px wide: y 155-345
+    shadow = frame[edge:]
+    shadow[:] = np.where(shadow == 50, round(50 * shade / 200), shade)  # the lower part of the sheet in shadow
+    prep = prepare(cv2.GaussianBlur(frame, (5, 5), 1.2))
+    assert prep.mnist is not None, prep.reason
+    x, y, w, h = prep.box
+    assert abs(y - 155) <= 8 and abs(y + h - 345) <= 8, prep.box  # the whole stroke, both sides of the edge

@@ -311,13 +311,14 @@ def _shadow_corner(contour: np.ndarray, gray: np.ndarray, paper: np.ndarray, ste
     cv2.drawContours(mark, [contour], -1, 255, cv2.FILLED, offset=(-x0, -y0))
     edge = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     depth = cv2.subtract(p, g)  # how much darker than the paper
-    _, core, _, _ = cv2.minMaxLoc(depth, mark)
-    if float(np.mean(edge[y - y0, x - x0] < 0.12 * core)) > 0.15:
+    near = cv2.dilate(cv2.bitwise_and(depth, mark), np.ones((7, 7), np.uint8))  # the deepest ink within 3 pixels
+    if float(np.mean(edge[y - y0, x - x0] < 0.12 * near[y - y0, x - x0])) > 0.15:
         return True  # the outline runs through flat grey
-    if cv2.countNonZero(cv2.bitwise_and(steps[y0:y1, x0:x1], mark)) > 0.5 * cv2.countNonZero(mark):
+    along = cv2.countNonZero(cv2.bitwise_and(steps[y0:y1, x0:x1], mark)) / max(cv2.countNonZero(mark), 1)
+    if along > 0.5:
         return True  # it lies along the shadow's edge
     (_, _), (w, h), _ = cv2.minAreaRect(contour)
-    if max(w, h) < 4 * min(w, h) or cv2.contourArea(contour) < 0.5 * w * h:
+    if along < 0.25 or max(w, h) < 4 * min(w, h) or cv2.contourArea(contour) < 0.5 * w * h:
         return False  # not a straight sliver: a stroke, even one that crosses the shadow's edge
     ring = cv2.subtract(cv2.dilate(mark, np.ones((2 * r + 1, 2 * r + 1), np.uint8)),
                         cv2.dilate(mark, np.ones((5, 5), np.uint8)))  # 3-4 pixels out: past the soft edge
