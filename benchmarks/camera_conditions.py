@@ -3,7 +3,7 @@
 For each condition of `digitsum_edge.synth.conditions` it generates N fresh 640x480 frames for the seed,
 reads each as `live --no-window --rand 3` does (1 thread, CPU provider), and prints a table: digit
 accuracy, readings marked uncertain, "no digit" and its commonest reason; blank sheets give the share
-read as a digit. Then the plain synth frames (`synth`'s own, with its blank frames) and the
+read as a digit. Then plain synth frames (what `synth` draws without --conditions; digits only) and the
 median milliseconds per frame. Seeds 0-499 are for tuning; the README's table is seed 10000, kept back.
 
     .venv/bin/python benchmarks/camera_conditions.py --model runs/model.onnx --frames 100 --seed 10000

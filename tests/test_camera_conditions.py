@@ -140,5 +140,5 @@ def test_a_straight_stroke_across_a_shadow_edge_is_a_digit_not_a_sliver(shade: i
     shadow[:] = np.where(shadow == 50, round(50 * shade / 200), shade)  # the lower part of the sheet in shadow
     prep = prepare(cv2.GaussianBlur(frame, (5, 5), 1.2))
     assert prep.mnist is not None, prep.reason
-    x, y, w, h = prep.box
+    _, y, _, h = prep.box
     assert abs(y - 155) <= 8 and abs(y + h - 345) <= 8, prep.box  # the whole stroke, both sides of the edge

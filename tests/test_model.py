@@ -52,6 +52,7 @@ def test_pool_first_changes_only_the_order_and_old_checkpoints_keep_theirs() -> 
         ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Conv2d", "BatchNorm2d", "ReLU"]
     assert count_macs(new) == count_macs(old) and count_params(new) == count_params(old)
     legacy = {k: v for k, v in old.config.to_dict().items() if k != "pool_first"}  # a 0.2 checkpoint's config
+    assert ModelConfig.from_dict(legacy).pool_first is False
     rebuilt = DigitSumNet(ModelConfig.from_dict(legacy))
     rebuilt.load_state_dict(old.state_dict())  # same keys, same layer order
     image, rand = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])

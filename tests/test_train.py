@@ -82,6 +82,34 @@ def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes_exactly(tmp_path: Path,
     assert checkpoint.load(resumed)["complete"] is True
 
 
+def test_resume_of_a_checkpoint_from_0_2_keeps_its_layer_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.2 pooled after BatchNorm and ReLU and stored no pool_first; its runs must resume as they were."""
+    from functools import partial
+
+    from digitsum_edge.model import ModelConfig
+
+    real_affine, calls = loop.random_affine, []
+
+    def interrupt_on_tenth_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real_affine(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "ModelConfig", partial(ModelConfig, pool_first=False))
+    monkeypatch.setattr(loop, "random_affine", interrupt_on_tenth_batch)
+    with pytest.raises(Interrupted):
+        loop.run(TrainConfig(out=str(tmp_path), **SMALL))
+    monkeypatch.undo()
+    path = tmp_path / "model.pt"
+    old = torch.load(path, weights_only=True)
+    del old["model_config"]["pool_first"]  # as 0.2 wrote it
+    torch.save(old, path)
+    resumed = checkpoint.load(loop.run(TrainConfig(out=str(tmp_path), resume=str(path))).checkpoint)
+    assert resumed["complete"] is True and resumed["model_config"]["pool_first"] is False
+    assert type(checkpoint.build_model(resumed).reader.features[1]).__name__ == "BatchNorm2d"
+
+
 def test_existing_checkpoint_is_not_overwritten_without_force(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_bytes(b"precious")
     with pytest.raises(DigitsumError, match="exists"):

@@ -21,8 +21,10 @@ them). All of it runs on a downscaled central square (the region of interest), w
    (sensor noise is a larger share of a shadow's dim light); then hysteresis, so that the faint stretches
    of a ballpoint's line that join clear ones count too. Contours. Marks touching the region's edge are
    not the digit. When the paper has a step (a shadow's or the sheet's edge), marks whose outline runs
-   through flat grey, that lie along the step, or straight slivers dark on one side, are the corners and
-   edges of the shadow, which the closing cannot follow into a corner narrower than itself.
+   through flat grey (compared with the ink next to it, so a stroke's part in shadow is not flat), that lie
+   along the step, or straight slivers partly along it and dark on one side, are the corners and edges of
+   the shadow, which the closing cannot follow into a corner narrower than itself. A straight stroke that
+   crosses the step (a "1" half in shadow) is none of these.
 7. The digit: the largest mark and the marks close to it; too small, too large, clutter: no digit.
 8. Crop, stretch the stroke contrast, and bring the stroke width to MNIST's: measured (2 x area /
    perimeter of the strokes at 4x the 28x28 scale), then grey dilation or erosion when it is outside
@@ -299,8 +301,9 @@ def _shadow_corner(contour: np.ndarray, gray: np.ndarray, paper: np.ndarray, ste
     The paper's closing cannot follow a shadow into a corner narrower than itself, so the tip of a shadow
     (and a sliver along the edge near its corner) looks like ink. Ink has paper all round it; such a tip
     has shadow, as dark as itself, beyond the line where the closing gave up (its outline runs through flat
-    grey there), or it lies along the paper's own step, or, for a straight sliver, it has shadow on one
-    whole side. steps: (n, n) uint8, 255 within 4 pixels of a step in the paper (see prepare).
+    grey there, against the ink within 3 pixels), or it lies along the paper's own step, or, for a straight
+    sliver with a quarter of it along the step, it has shadow on one whole side. steps: (n, n) uint8, 255
+    within 4 pixels of a step in the paper (see prepare).
     """
     x, y = contour[:, 0, 0], contour[:, 0, 1]
     r = 5
