@@ -64,11 +64,14 @@ def to_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, images: 
         model = onnx.load(prepared)
         names = [node.name for node in model.graph.node]
         digit_head = next(i for i, node in enumerate(model.graph.node) if "digit_logits" in node.output)
+        # BatchNorm after a max-pool cannot be folded into the conv; its per-channel scale stays fp32 too
+        # (the quantizer has no per-channel axis for a 1-D weight).
+        norms = [node.name for node in model.graph.node if node.op_type == "BatchNormalization"]
         quantize_static(
             os.fspath(prepared), os.fspath(int8_path),
             _calibration_reader(images, rand, mean, std, static_batch or 64),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8, nodes_to_exclude=names[digit_head + 1:],
+            weight_type=QuantType.QInt8, nodes_to_exclude=names[digit_head + 1:] + norms,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
 
 
