@@ -2,9 +2,10 @@
 
 For each condition of `digitsum_edge.synth.conditions` it generates N fresh 640x480 frames for the seed,
 reads each as `live --no-window --rand 3` does (1 thread, CPU provider), and prints a table: digit
-accuracy, readings marked uncertain, "no digit" and its commonest reason; blank sheets give the share
-read as a digit. Then plain synth frames (what `synth` draws without --conditions; digits only) and the
-median milliseconds per frame. Seeds 0-499 are for tuning; the README's table is seed 10000, kept back.
+accuracy, readings marked uncertain, wrong digits read with confidence (not marked uncertain), "no digit"
+and its commonest reason; blank sheets give the share read as a digit. Then plain synth frames (what
+`synth` draws without --conditions; digits only) and the median milliseconds per frame. Seeds 0-499 are
+for tuning; the README's table is seed 10000, kept back.
 
     .venv/bin/python benchmarks/camera_conditions.py --model runs/model.onnx --frames 100 --seed 10000
 """
@@ -81,16 +82,16 @@ def main() -> None:
         ms += [r.ms for r, _ in readings]
         rows["plain synth"] = score(readings)
 
-    print(f"{'condition':<12} {'frames':>6} {'digit %':>8} {'uncertain %':>11} {'no digit %':>10}  commonest no-digit "
-          "reason / blank read as a digit")
+    print(f"{'condition':<12} {'frames':>6} {'digit %':>8} {'uncertain %':>11} {'wrong, sure %':>13} {'no digit %':>10}"
+          "  commonest no-digit reason / blank read as a digit")
     for name, row in rows.items():
         reason = next(iter(row["reasons"]), "")
         if "accuracy" in row:
             print(f"{name:<12} {row['frames']:>6} {100 * row['accuracy']:>8.1f} {100 * row['uncertain']:>11.1f} "
-                  f"{100 * row['no_digit']:>10.1f}  {reason}")
+                  f"{100 * row['confident_wrong']:>13.1f} {100 * row['no_digit']:>10.1f}  {reason}")
         else:
-            print(f"{name:<12} {row['frames']:>6} {'':>8} {'':>11} {'':>10}  {row['blank_read_as_digit']} read as "
-                  f"a digit ({row['blank_read_confidently']} confidently)")
+            print(f"{name:<12} {row['frames']:>6} {'':>8} {'':>11} {'':>13} {'':>10}  {row['blank_read_as_digit']} "
+                  f"read as a digit ({row['blank_read_confidently']} confidently)")
     accuracies = [row["accuracy"] for name, row in rows.items() if "accuracy" in row and name != "plain synth"]
     summary = {"mean_accuracy": float(np.mean(accuracies)), "worst_accuracy": float(np.min(accuracies)),
                "ms_per_frame_median": float(np.median(ms)), "ms_per_frame_p90": float(np.percentile(ms, 90))}
