@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["DigitReader", "DigitsumError", "InvalidInput", "Prediction", "Reading", "__version__", "load"]
 
 if TYPE_CHECKING:
