@@ -32,3 +32,15 @@ def test_affine_moves_pixels_but_keeps_the_digit_on_the_canvas() -> None:
     assert not torch.equal(out, images)
     ratio = out.sum((1, 2, 3)) / images.sum((1, 2, 3))
     assert ((ratio > 0.75) & (ratio < 1.3)).all()  # scale 0.9-1.1 changes the ink area by at most ~20 %
+
+
+def test_elastic_warp_is_smooth_small_and_off_by_default() -> None:
+    images = torch.from_numpy(mnist.load("test").images[:64, None]).float()
+    plain = random_affine(images, torch.Generator().manual_seed(2))
+    assert torch.equal(plain, random_affine(images, torch.Generator().manual_seed(2), elastic_px=0.0))
+    warped = random_affine(images, torch.Generator().manual_seed(2), elastic_px=1.0)
+    assert not torch.equal(warped, plain)
+    moved = (warped - plain).abs().sum((1, 2, 3)) / plain.sum((1, 2, 3))
+    assert (moved > 0.02).all() and (moved < 1.0).all()  # every digit wobbles, none is torn apart
+    ratio = warped.sum((1, 2, 3)) / plain.sum((1, 2, 3))
+    assert ((ratio > 0.8) & (ratio < 1.25)).all()

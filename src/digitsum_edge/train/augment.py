@@ -9,8 +9,13 @@ import torch.nn.functional as F
 
 
 def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0,
-                  scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
-    """Warp each image of a (N, 1, H, W) batch (black background = 0, any scale) by its own random affine."""
+                  scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0,
+                  elastic_px: float = 0.0) -> torch.Tensor:
+    """Warp each image of a (N, 1, H, W) batch (black background = 0, any scale) by its own random affine.
+
+    elastic_px > 0 adds a smooth random displacement of up to that many pixels (a 4x4 grid of random
+    offsets, bicubically upsampled), another hand's wobble, in the same grid_sample call.
+    """
     n, _, h, w = images.shape
     u = torch.rand(n, 4, generator=generator).to(images.device) * 2 - 1  # (N, 4) uniform in [-1, 1]
     angle = u[:, 0] * math.radians(degrees)
@@ -20,7 +25,19 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
     tx, ty = u[:, 2] * 2 * shift_px / w, u[:, 3] * 2 * shift_px / h
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (N, 2, 3)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    if elastic_px:
+        coarse = (torch.rand(n, 2, 4, 4, generator=generator) * 2 - 1).to(images.device, images.dtype)
+        field = _cubic(4, h, coarse).T @ coarse @ _cubic(4, w, coarse)  # (N, 2, H, W): x and y offsets in pixels
+        to_grid = 2 * elastic_px / torch.tensor([w, h], dtype=images.dtype, device=images.device)
+        grid = grid + field.permute(0, 2, 3, 1) * to_grid  # grid units: 2 / size per pixel
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _cubic(k: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """(k, size) weights that upsample k points bicubically to `size` (corners aligned): a separable
+    upsampling as two matrix products, much faster on a CPU than F.interpolate's bicubic mode."""
+    eye = torch.eye(k, dtype=like.dtype).view(k, 1, k, 1)
+    return F.interpolate(eye, size=(size, 1), mode="bicubic", align_corners=True).view(k, size).to(like.device)
 
 
 def random_stroke_width(images: torch.Tensor, generator: torch.Generator, strength: float = 0.5) -> torch.Tensor:

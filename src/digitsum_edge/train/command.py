@@ -39,6 +39,8 @@ _D = TrainConfig()
               help="Folder with the four MNIST IDX files (gzip or not) [default: the copy in the package].")
 @click.option("--stroke", type=click.FloatRange(0, 1), default=_D.stroke, show_default=True,
               help="Stroke-width augmentation: blend up to this far towards a 1-pixel thicker or thinner stroke.")
+@click.option("--elastic", type=click.FloatRange(0, 4), default=_D.elastic, show_default=True,
+              help="Elastic augmentation: a smooth random warp of up to this many pixels (another hand's wobble).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=_D.ema, show_default=True,
               help="Keep an exponential moving average of the weights with this decay and save it (0: off).")
 @click.option("--channels", callback=positive_ints("widths like 16,32,64"), default=",".join(map(str, _D.channels)),

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
 RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
-              "stroke", "ema", "channels", "seed", "limit", "holdout")
+              "stroke", "elastic", "ema", "channels", "seed", "limit", "holdout")
 
 
 @dataclass
@@ -217,7 +217,7 @@ def train_epoch(run: Run) -> None:
             x = run.train_images[idx].float()  # (B, 1, 28, 28), pixels 0-255
             if cfg.augment:
                 batch_gen = seeded(cfg.seed, state.epoch, state.batch)
-                x = random_affine(x, batch_gen)
+                x = random_affine(x, batch_gen, elastic_px=cfg.elastic)
                 if cfg.stroke:
                     x = random_stroke_width(x, batch_gen, cfg.stroke)
             x = normalize(x).contiguous(memory_format=torch.channels_last)
