@@ -121,10 +121,12 @@ def _median(image: np.ndarray) -> float:
 
 
 def _shrink(gray: np.ndarray, n: int) -> np.ndarray:
-    """Square gray image -> (n, n): exact halvings by pixel averaging (OpenCV's fast path), then linear."""
+    """Square gray image -> (n, n): exact halvings by pixel averaging (OpenCV's fast path), each followed by a
+    2x2 minimum so that a thin pen's dark line keeps its contrast, then linear."""
     while gray.shape[0] >= 2 * n:
         half = gray.shape[0] // 2
-        gray = cv2.resize(gray[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA)
+        gray = cv2.erode(cv2.resize(gray[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA),
+                         np.ones((2, 2), np.uint8))
     if gray.shape[0] != n:
         gray = cv2.resize(gray, (n, n), interpolation=cv2.INTER_LINEAR)
     return gray
@@ -185,12 +187,7 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
     """Find the digit in the frame's region of interest and make it look like an MNIST image."""
     x0, y0, side, _ = roi = roi_box(frame.shape[0], frame.shape[1], cfg.roi)
     n = cfg.work_size
-    gray = to_gray(frame[y0:y0 + side, x0:x0 + side])
-    while gray.shape[0] >= 2 * n:  # halve by averaging, then a 2x2 minimum: a thin pen's line keeps its contrast
-        half = gray.shape[0] // 2
-        gray = cv2.erode(cv2.resize(gray[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA),
-                         np.ones((2, 2), np.uint8))
-    gray = _shrink(gray, n)  # (n, n) uint8
+    gray = _shrink(to_gray(frame[y0:y0 + side, x0:x0 + side]), n)  # (n, n) uint8
     # Paper: a grey closing wider than any stroke erases the ink but keeps a shadow's edge where it is.
     k = round(n * cfg.background) | 1
     if cfg.ink == "light" or (cfg.ink == "auto" and _ink_is_light(gray)):
