@@ -1,4 +1,5 @@
-"""Which optional parts are installed: the runtime is the base install, training needs `digitsum-edge[train]`."""
+"""Which optional parts are installed: the runtime is the base install, training needs `digitsum-edge[train]`,
+the service `digitsum-edge[serve]`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import importlib.util
 
 from digitsum_edge.errors import DigitsumError
 
-EXTRAS = {"train": ("torch", "onnx", "onnxscript", "onnxsim", "tqdm", "matplotlib")}
+EXTRAS = {"train": ("torch", "onnx", "onnxscript", "onnxsim", "tqdm", "matplotlib"), "serve": ("ray", "fastapi")}
 
 
 def missing(extra: str) -> list[str]:

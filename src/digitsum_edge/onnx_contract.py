@@ -25,6 +25,7 @@ MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel mean and std, pixels scal
 IMAGE_SIZE = 28
 NUM_DIGITS = 10
 NUM_RAND = 10  # rand takes 0 .. NUM_RAND-1
+MODEL_NAME, MODEL_VERSION = "digitsum", "1"  # as served (/v2/models/digitsum) and in a Triton model repository
 
 # How close an exported file must stay to PyTorch: export refuses a file outside these, bench marks it FAIL.
 FP32_TOLERANCE = 1e-4  # largest absolute logit difference of an fp32 file (float32 rounding is ~1e-6)

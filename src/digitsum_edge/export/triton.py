@@ -19,9 +19,8 @@ from pathlib import Path
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import check_folder, write_bytes
+from digitsum_edge.onnx_contract import MODEL_NAME, MODEL_VERSION
 
-MODEL_NAME = "digitsum"  # the same name as `digitsum-edge serve`'s /v2/models/digitsum
-VERSION = "1"
 MAX_BATCH = 256  # Triton's max_batch_size: what its dynamic batcher may gather on a GPU
 MAX_QUEUE_DELAY_US = 2000  # how long the dynamic batcher waits for more requests
 log = logging.getLogger(__name__)
@@ -34,9 +33,7 @@ def model_folder(repository: str | os.PathLike) -> Path:
 def check_repository(repository: str | os.PathLike, *, force: bool) -> Path:
     """Before any work: the repository folder can be written, and DIR/digitsum is not replaced without force."""
     folder = model_folder(repository)
-    if Path(repository).exists() and not Path(repository).is_dir():
-        raise DigitsumError(f"--triton {repository} is a file, not a folder")
-    for path in (folder / "config.pbtxt", folder / VERSION / "model.onnx"):
+    for path in (folder / "config.pbtxt", folder / MODEL_VERSION / "model.onnx"):
         if path.is_dir():
             raise DigitsumError(f"cannot write {path}: it is a folder")
         if path.exists() and not force:
@@ -82,10 +79,10 @@ def write_repository(repository: str | os.PathLike, onnx_file: str | os.PathLike
     folder = model_folder(repository)
     text = config_text(info, static_batch)
     _parse_if_possible(text)
-    write_bytes(folder / VERSION / "model.onnx", Path(onnx_file).read_bytes())
+    write_bytes(folder / MODEL_VERSION / "model.onnx", Path(onnx_file).read_bytes())
     write_bytes(folder / "config.pbtxt", text.encode())
     log.info(f"wrote the Triton model repository {Path(repository)} ({MODEL_NAME}/config.pbtxt, "
-             f"{MODEL_NAME}/{VERSION}/model.onnx)")
+             f"{MODEL_NAME}/{MODEL_VERSION}/model.onnx)")
     return folder
 
 

@@ -19,11 +19,10 @@ import numpy as np
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, InvalidInput
-from digitsum_edge.runtime.preprocess import PreprocessConfig, Rect, prepare
+from digitsum_edge.runtime.preprocess import Prepared, PreprocessConfig, Rect, prepare
 from digitsum_edge.runtime.session import LoadedModel, open_model
 
-MIN_CONFIDENCE = 0.5  # a digit read with less confidence is reported as uncertain (see README: 2 % of right
-# readings fall below it on camera-like frames, half of the wrong ones)
+MIN_CONFIDENCE = 0.5  # a digit read with less confidence is reported as uncertain (README: camera conditions)
 
 
 def check_options(rand: int | None, roi: float, ink: str, min_confidence: float = MIN_CONFIDENCE) -> None:
@@ -90,6 +89,12 @@ class Prediction:
     digit_probs: np.ndarray  # (N, 10) float64
     sum_probs: np.ndarray  # (N, 19) float64
 
+    @classmethod
+    def from_logits(cls, digit_logits: np.ndarray, sum_logits: np.ndarray) -> Prediction:
+        """From the model's (N, 10) and (N, 19) logits."""
+        digit_probs, sum_probs = softmax(digit_logits), softmax(sum_logits)
+        return cls(digit_probs.argmax(1), sum_probs.argmax(1), digit_probs, sum_probs)
+
     @property
     def digit_confidences(self) -> np.ndarray:
         return self.digit_probs.max(axis=1)
@@ -149,8 +154,7 @@ class DigitReader:
         digit_logits, sum_logits = self.model.session.run(list(onnx_contract.OUTPUTS), {
             "image": onnx_contract.normalize(images[:, None], info.mean, info.std),
             "rand": rands.astype(np.int64)})
-        digit_probs, sum_probs = softmax(digit_logits), softmax(sum_logits)
-        return Prediction(digit_probs.argmax(1), sum_probs.argmax(1), digit_probs, sum_probs)
+        return Prediction.from_logits(digit_logits, sum_logits)
 
     def read(self, frame_bgr: np.ndarray, rand: int) -> Reading:
         """Find the digit in the frame's region of interest and read it, with `rand` added."""
@@ -162,13 +166,17 @@ class DigitReader:
                                f"{getattr(frame_bgr, 'shape', '')}")
         started = time.perf_counter()
         prep = prepare(frame_bgr, self.preprocess)
-        if prep.mnist is None:
-            return Reading(False, rand, (time.perf_counter() - started) * 1e3, prep.roi, prep.box,
-                           reason=prep.reason)
-        digit_probs, sum_probs = self.classify(prep.mnist, rand)
+        return self.reading(prep, rand, started, None if prep.mnist is None else self.classify(prep.mnist, rand))
+
+    def reading(self, prep: Prepared, rand: int, started: float,
+                probs: tuple[np.ndarray, np.ndarray] | None = None) -> Reading:
+        """The Reading of a prepared frame: `probs` (digit and sum probabilities) when it holds a digit; `ms`
+        counts from `started` (before preprocessing) to now."""
         ms = (time.perf_counter() - started) * 1e3
-        return finish(Reading(True, rand, ms, prep.roi, prep.box, prep.mnist), digit_probs, sum_probs,
-                      self.min_confidence)
+        if prep.mnist is None:
+            return Reading(False, rand, ms, prep.roi, prep.box, reason=prep.reason)
+        assert probs is not None, "a frame with a digit is read with its probabilities"
+        return finish(Reading(True, rand, ms, prep.roi, prep.box, prep.mnist), *probs, self.min_confidence)
 
     def with_rand(self, reading: Reading, rand: int) -> Reading:
         """The same frame read again with another rand (the model only, not the preprocessing)."""

@@ -1,7 +1,7 @@
 """Start Ray (a local instance, or join a cluster), run the service on Ray Serve, and shut down cleanly.
 
     url = start(cfg)   # returns once every replica has its model loaded
-    stop(cfg)          # the application, Serve and (when this process started it) Ray itself
+    stop()             # the application, Serve and (when this process started it) Ray itself
     run(cfg)           # start, wait for Ctrl-C or SIGTERM, stop: what `digitsum-edge serve` does
 """
 
@@ -114,7 +114,7 @@ def start(cfg: ServeConfig) -> str:
         serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET)
     except BaseException as e:  # Ctrl-C while starting too: nothing is left running
         with _uninterrupted():
-            stop(cfg)
+            stop()
         if isinstance(e, Exception):
             raise DigitsumError(f"Ray Serve could not start the service: {first_line(e)}") from None
         raise
@@ -153,7 +153,7 @@ def _served_at(cfg: ServeConfig) -> tuple[str, int]:
     return host, port
 
 
-def stop(cfg: ServeConfig) -> None:
+def stop() -> None:
     """Delete the application (its replicas finish the requests they hold), then leave Ray: a Ray instance
     this process started ends with it, with Serve's controller and proxy; a cluster keeps running."""
     import ray
@@ -186,7 +186,7 @@ def run(cfg: ServeConfig) -> None:
             pass
         with _uninterrupted():
             log.info("stopping: shutting Ray Serve down")
-            stop(cfg)
+            stop()
     finally:
         signal.signal(signal.SIGTERM, previous)
     log.info("stopped")

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import click
 
-from digitsum_edge.errors import DigitsumError
 from digitsum_edge.runtime.session import PROVIDERS
 from digitsum_edge.serve.config import LOCAL, ServeConfig
 
 _D = ServeConfig()
-EXTRA = ("ray", "fastapi")  # what `pip install "digitsum-edge[serve]"` adds to the runtime install
-
-
-def _require_extra() -> None:
-    import importlib.util
-
-    if any(importlib.util.find_spec(module) is None for module in EXTRA):
-        raise DigitsumError('serve needs the serve extra: pip install "digitsum-edge[serve]"')
 
 
 @click.command()
@@ -59,7 +50,9 @@ def serve(**options: object) -> None:
     GET  /                     the webcam page;  GET /healthz, /v1/model, /docs
     Ctrl-C stops the service and shuts Ray down.
     """
-    _require_extra()
+    from digitsum_edge.extras import require
+
+    require("serve", "serve")
     from digitsum_edge.serve.app import run
 
     run(ServeConfig(**options))  # type: ignore[arg-type]  # click checked the types

@@ -13,8 +13,6 @@ from pathlib import Path
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.runtime.session import DEFAULT_MODEL, PROVIDERS
 
-MODEL_NAME = "digitsum"  # the name in /v2/models/<name> and in the Triton model repository
-MODEL_VERSION = "1"
 LOCAL = "local"  # --address local: start a Ray instance in this process (the default)
 _CLUSTER = re.compile(r"^(auto|ray://[^\s/:]+(:\d{1,5})?|[^\s/:]+:\d{1,5})$")
 

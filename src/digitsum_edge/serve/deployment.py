@@ -24,15 +24,15 @@ from starlette.exceptions import HTTPException
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.onnx_contract import MODEL_NAME, MODEL_VERSION
 from digitsum_edge.runtime.preprocess import Prepared, prepare
-from digitsum_edge.runtime.reader import Reading, finish, load, softmax
+from digitsum_edge.runtime.reader import Prediction, load, softmax
 from digitsum_edge.serve import protocol
-from digitsum_edge.serve.config import MODEL_NAME, MODEL_VERSION, ServeConfig, max_body_bytes
+from digitsum_edge.serve.config import ServeConfig, max_body_bytes
 from digitsum_edge.serve.protocol import BadRequest
 
 api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit plus rand",
               docs_url="/docs", redoc_url=None)
-PAGE_FILES = {"/": ("page.html", "text/html"), "/page.js": ("page.js", "text/javascript")}
 _V2_MODEL = f"/v2/models/{MODEL_NAME}"
 
 
@@ -80,8 +80,8 @@ class DigitsumService:
         self.max_body = max_body_bytes(cfg)
         self.pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="digitsum-read")
         self.rng = np.random.default_rng()
-        self.page = {route: (resources.files("digitsum_edge.serve").joinpath(name).read_bytes(), kind)
-                     for route, (name, kind) in PAGE_FILES.items()}
+        page = resources.files("digitsum_edge.serve")
+        self.html, self.script = page.joinpath("page.html").read_bytes(), page.joinpath("page.js").read_bytes()
         self.model_calls = self.images = 0  # how well requests were batched, in /v1/model
         # @serve.batch's documented setters; its type hints show only the wrapped method
         self.infer.set_max_batch_size(cfg.max_batch)  # type: ignore[attr-defined]
@@ -137,14 +137,11 @@ class DigitsumService:
         rand = protocol.parse_rand(request.query_params.get("rand"), 1, self.info.num_rand, self.rng)
         data = await self.body(request)
         prep, started = await asyncio.get_running_loop().run_in_executor(self.pool, self._prepare, data)
-        if prep.mnist is None:
-            reading = Reading(False, int(rand[0]), (time.perf_counter() - started) * 1e3, prep.roi, prep.box,
-                              reason=prep.reason)
-        else:
+        probs = None
+        if prep.mnist is not None:
             digit_logits, sum_logits = await self.logits(self._normalize(prep.mnist[None, None]), rand)
-            reading = finish(Reading(True, int(rand[0]), (time.perf_counter() - started) * 1e3, prep.roi, prep.box,
-                                     prep.mnist), softmax(digit_logits[0]), softmax(sum_logits[0]),
-                             self.reader.min_confidence)
+            probs = softmax(digit_logits[0]), softmax(sum_logits[0])
+        reading = self.reader.reading(prep, int(rand[0]), started, probs)
         return JSONResponse({**reading.to_dict(), "provider": self.reader.provider})
 
     @api.post("/v1/predict")
@@ -152,12 +149,10 @@ class DigitsumService:
         """N x 28 x 28 uint8 pixels (white on black), ?rand=N or ?rand=a,b,c -> digits and sums."""
         images = protocol.parse_images(await self.body(request), self.info.input_size)
         rand = protocol.parse_rand(request.query_params.get("rand"), len(images), self.info.num_rand, self.rng)
-        digit_logits, sum_logits = await self.logits(self._normalize(images[:, None]), rand)
-        digit_probs, sum_probs = softmax(digit_logits), softmax(sum_logits)
-        return JSONResponse({"rand": rand.tolist(), "digits": digit_probs.argmax(1).tolist(),
-                             "digit_confidences": digit_probs.max(1).round(4).tolist(),
-                             "sums": sum_probs.argmax(1).tolist(),
-                             "sum_confidences": sum_probs.max(1).round(4).tolist()})
+        read = Prediction.from_logits(*await self.logits(self._normalize(images[:, None]), rand))
+        return JSONResponse({"rand": rand.tolist(), "digits": read.digits.tolist(),
+                             "digit_confidences": read.digit_confidences.round(4).tolist(),
+                             "sums": read.sums.tolist(), "sum_confidences": read.sum_confidences.round(4).tolist()})
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
@@ -179,11 +174,11 @@ class DigitsumService:
     @api.get("/")
     async def page_html(self) -> HTMLResponse:
         """The webcam page."""
-        return HTMLResponse(self.page["/"][0])
+        return HTMLResponse(self.html)
 
     @api.get("/page.js")
     async def page_js(self) -> Response:
-        return Response(self.page["/page.js"][0], media_type=self.page["/page.js"][1])
+        return Response(self.script, media_type="text/javascript")
 
     # ---- Open Inference Protocol (KServe v2) -------------------------------------------------------------
 
