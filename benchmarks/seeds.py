@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.files import write_json
-from digitsum_edge.timing import cpu_snapshot
+from digitsum_edge.timing import cpu_snapshot, others_cpu_share
 
 KEYS = ("digit_accuracy", "sum_accuracy", "sum_consistency", "train_seconds")
 
@@ -31,17 +30,12 @@ def train_seed(seed: int, options: list[str], out: Path) -> dict:
     """One `digitsum-edge train` run in its own process; its metrics.json."""
     command = [sys.executable, "-c", "from digitsum_edge.cli import main; main()", "-q", "train", "--seed",
                str(seed), "--out", str(out), "--force", *options]
-    before, children = cpu_snapshot(), os.times()
+    before = cpu_snapshot(children=True)  # the training runs in a child process: its CPU is not "others"
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"seed {seed} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
-    after, ended = cpu_snapshot(), os.times()
+    share = others_cpu_share(before, cpu_snapshot(children=True))  # what skewed this seed's time
     metrics = json.loads((out / "metrics.json").read_text())
-    share = None
-    if before and after:  # the CPU other processes used while this seed trained: what skews its time
-        child = (ended.children_user + ended.children_system) - (children.children_user + children.children_system)
-        share = max(0.0, (after[1] - before[1]) - child - (after[2] - before[2])) / (
-            (after[0] - before[0]) * (os.cpu_count() or 1))
     return {**metrics, "others_cpu_share": None if share is None else round(share, 3)}
 
 

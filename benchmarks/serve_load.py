@@ -33,12 +33,12 @@ import numpy as np
 import onnxruntime
 
 from digitsum_edge import mnist, onnx_contract
-from digitsum_edge.bench.report import cpu_name
+from digitsum_edge.bench.report import cpu_name, module_version
 from digitsum_edge.files import write_json
 from digitsum_edge.runtime.reader import load
 from digitsum_edge.runtime.session import open_model
 from digitsum_edge.synth.frames import frames, pick_digits
-from digitsum_edge.timing import cpu_snapshot, others_cpu_share
+from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
 
 CLI = Path(sys.executable).with_name("digitsum-edge")
 
@@ -191,14 +191,14 @@ async def _load(url: str, bodies: list[bytes], clients: int, seconds: float, ima
         await asyncio.gather(*(client(c, started + seconds, True) for c in range(clients)))
         elapsed = time.perf_counter() - started
         client_cpu = time.process_time() - cpu
-    ms = np.array(latencies) * 1e3
+    timing = summarize(latencies, 1) if latencies else None
     return {"clients": clients, "seconds": round(elapsed, 2), "requests": len(latencies),
             "errors": sum(errors.values()), "error_kinds": errors,
             "requests_per_s": round(len(latencies) / elapsed, 1),
             "images_per_s": round(len(latencies) * images_per_request / elapsed, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 2) if ms.size else None,
-            "p90_ms": round(float(np.percentile(ms, 90)), 2) if ms.size else None,
-            "p99_ms": round(float(np.percentile(ms, 99)), 2) if ms.size else None,
+            "p50_ms": round(timing.median_ms, 2) if timing else None,
+            "p90_ms": round(timing.p90_ms, 2) if timing else None,
+            "p99_ms": round(timing.p99_ms, 2) if timing else None,
             "client_cpu_share": round(client_cpu / elapsed / (os.cpu_count() or 1), 3)}
 
 
@@ -254,7 +254,7 @@ def main() -> None:
     result = {
         "machine": {"cpu": cpu_name(), "cores": cores, "platform": platform.platform(),
                     "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                    "ray": _version("ray"), "background_cpu_share_before": background,
+                    "ray": module_version("ray"), "background_cpu_share_before": background,
                     "background_cpu_share_after": _background()},
         "config": {**vars(args), "frame": "640x480 JPEG q90",
                    "read_ceiling": f"cv2.imdecode + DigitReader.read in one process, {cores} threads, one reader "
@@ -282,12 +282,6 @@ def _background() -> float | None:
     share = others_cpu_share(start, cpu_snapshot())
     return None if share is None else round(share, 3)
 
-
-def _version(module: str) -> str | None:
-    try:
-        return __import__(module).__version__
-    except ImportError:
-        return None
 
 
 def table(result: dict) -> str:

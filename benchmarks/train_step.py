@@ -9,15 +9,15 @@ Default batch size, median of 50 steps after 5, all in one run so that the figur
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from digitsum_edge.model import DigitSumNet, ModelConfig
+from digitsum_edge.timing import measure
 from digitsum_edge.train.augment import random_affine, random_stroke_width
+from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.device import cpu_has_bf16
 from digitsum_edge.train.loop import seeded
 
@@ -27,7 +27,9 @@ def make_step(images: torch.Tensor, rand: torch.Tensor, digit: torch.Tensor, bf1
     """One optimizer step of a fresh default model with the given choices."""
     torch.manual_seed(0)
     model = DigitSumNet(ModelConfig(pool_first=pool_first)).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.param_groups(4e-3, 10.0), lr=4e-3, fused=fused)
+    cfg = TrainConfig()
+    optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.sum_head_lr_scale), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, fused=fused)
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -59,14 +61,8 @@ def main() -> None:
     }
     print(f"batch {n}, {args.threads} threads, CPU with native bf16: {cpu_has_bf16()}")
     for name, fn in cases.items():
-        for _ in range(5):
-            fn()
-        times = []
-        for _ in range(50):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        print(f"{name:<30} median {1e3 * statistics.median(times):.2f} ms")
+        timing = measure(fn, n, budget=0, warmup=5, min_runs=50, max_runs=50)
+        print(f"{name:<30} median {timing.median_ms:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -67,8 +67,9 @@ def measure(fn: Callable[[], object], batch: int, budget: float, warmup: int = 5
     return summarize(durations, batch, warmup)
 
 
-def cpu_snapshot() -> tuple[float, float, float] | None:
-    """(wall seconds, busy CPU seconds of the whole machine, CPU seconds of this process); None off Linux."""
+def cpu_snapshot(children: bool = False) -> tuple[float, float, float] | None:
+    """(wall seconds, busy CPU seconds of the whole machine, CPU seconds of this process, and with `children`
+    of its finished child processes too); None off Linux."""
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
@@ -76,7 +77,8 @@ def cpu_snapshot() -> tuple[float, float, float] | None:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user .. steal, without guest (counted in user)
     own = os.times()
-    return time.perf_counter(), busy, own.user + own.system
+    mine = own.user + own.system + (own.children_user + own.children_system if children else 0.0)
+    return time.perf_counter(), busy, mine
 
 
 def others_cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None) -> float | None:

@@ -26,7 +26,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(module: str) -> str | None:
+def module_version(module: str) -> str | None:
+    """`module.__version__`, or None where it is not installed."""
     try:
         return str(importlib.import_module(module).__version__)
     except ImportError:  # the runtime-only install has no torch or onnx
@@ -38,7 +39,7 @@ def header(model: dict, gpu: bool) -> dict:
     import onnxruntime
 
     gpu_name = None
-    if gpu and _version("torch"):
+    if gpu and module_version("torch"):
         import torch
 
         gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -49,8 +50,8 @@ def header(model: dict, gpu: bool) -> dict:
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "gpu": gpu_name,
                     "onnxruntime_providers": onnxruntime.get_available_providers()},
         "versions": {"digitsum_edge": __version__, "python": platform.python_version(),
-                     "torch": _version("torch"), "onnxruntime": onnxruntime.__version__,
-                     "onnx": _version("onnx"), "numpy": np.__version__},
+                     "torch": module_version("torch"), "onnxruntime": onnxruntime.__version__,
+                     "onnx": module_version("onnx"), "numpy": np.__version__},
         "model": model,
     }
 

@@ -96,6 +96,11 @@ class Run:
         return Path(self.cfg.out) / "model.pt"
 
     @property
+    def evaluated_on(self) -> str:
+        """What the metrics are measured on: the test set, or held-out training images (--holdout)."""
+        return "held-out" if self.cfg.holdout else "test"
+
+    @property
     def deployed(self) -> DigitSumNet:
         """The weights that are evaluated, saved and exported: the moving average when there is one."""
         return self.ema.module if self.ema is not None else self.model  # type: ignore[return-value]
@@ -268,7 +273,7 @@ def end_epoch(run: Run) -> None:
         "train_sum_accuracy": state.sum_correct / state.seen, **metrics})
     state.new_epoch()
     log.info(f"epoch {state.epoch}/{run.cfg.epochs}: loss {state.history[-1]['train_loss']:.4f}, "
-             f"{'held-out' if run.cfg.holdout else 'test'} digit {100 * metrics['digit_accuracy']:.2f}%, "
+             f"{run.evaluated_on} digit {100 * metrics['digit_accuracy']:.2f}%, "
              f"sum {100 * metrics['sum_accuracy']:.2f}% "
              f"({state.train_seconds:.1f} s)")
     run.save(metrics, complete=False)  # complete only once metrics.json and the plots exist
@@ -280,7 +285,7 @@ def finish(run: Run) -> TrainResult:
     metrics, digit_logits = evaluate(run)
     summary = {
         **{k: metrics[k] for k in ("digit_accuracy", "sum_accuracy", "sum_consistency", "pairs")},
-        "evaluated_on": "held-out" if run.cfg.holdout else "test",
+        "evaluated_on": run.evaluated_on,
         "params": count_params(model), "macs": count_macs(model), "train_seconds": round(state.train_seconds, 3),
         "device": str(run.device), "precision": "bf16" if run.bf16 else "fp32",
         "threads": torch.get_num_threads(), "epochs": run.cfg.epochs,
