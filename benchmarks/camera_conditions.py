@@ -18,6 +18,7 @@ import itertools
 import json
 import platform
 import time
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -26,27 +27,38 @@ import onnxruntime
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.files import write_json
 from digitsum_edge.runtime.reader import DigitReader, Reading
+from digitsum_edge.runtime.score import FolderScore
 from digitsum_edge.runtime.session import open_model
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.frames import frames, pick_digits
 
 
 def score(readings: list[tuple[Reading, int | None]]) -> dict:
-    """Accuracy (digit frames) or share read as a digit (blank frames), uncertain share, no-digit reasons."""
-    digit = [(r, label) for r, label in readings if label is not None]
+    """Accuracy (digit frames) or share read as a digit (blank frames), uncertain share, no-digit reasons; the
+    counting is `predict --labels`'s (runtime/score.py). A condition's frames are all digits or all blank."""
+    counts = FolderScore()
+    for reading, label in readings:
+        counts.add(label, reading)
     reasons = collections.Counter(r.reason for r, _ in readings if not r.found)
-    row: dict = {"frames": len(readings), "reasons": dict(reasons.most_common())}
-    if digit:
-        row["accuracy"] = float(np.mean([r.found and r.digit == label for r, label in digit]))
-        row["no_digit"] = float(np.mean([not r.found for r, _ in digit]))
-        row["uncertain"] = float(np.mean([r.found and r.uncertain for r, _ in digit]))
-        row["confident_wrong"] = float(np.mean([r.found and not r.uncertain and r.digit != label
-                                                for r, label in digit]))
-    blank = [r for r, label in readings if label is None]
-    if blank:
-        row["blank_read_as_digit"] = int(sum(r.found for r in blank))
-        row["blank_read_confidently"] = int(sum(r.found and not r.uncertain for r in blank))
+    row: dict = {"frames": counts.images, "reasons": dict(reasons.most_common())}
+    if any(label is None for _, label in readings):
+        row["blank_read_as_digit"] = counts.false_digit
+        row["blank_read_confidently"] = counts.confident_wrong
+    else:
+        row.update(accuracy=counts.accuracy, no_digit=counts.no_digit / counts.images,
+                   uncertain=counts.uncertain / counts.images, confident_wrong=counts.confident_wrong / counts.images)
     return row
+
+
+def read_all(reader: DigitReader, scenes: Iterable[tuple[np.ndarray, int | None]],
+             rand: int) -> list[tuple[Reading, int | None]]:
+    """Read every (frame, label), drawing 100 frames at a time and then reading them one after another, as a
+    camera's frames come: drawing a frame between two reads evicts the reader's data from the CPU caches
+    and adds ~0.3 ms a frame that is not the reader's."""
+    scenes, readings = iter(scenes), []
+    while chunk := list(itertools.islice(scenes, 100)):
+        readings += [(reader.read(frame, rand), label) for frame, label in chunk]
+    return readings
 
 
 def main() -> None:
@@ -64,23 +76,13 @@ def main() -> None:
     model = open_model(args.model, "cpu", threads=1)
     reader = DigitReader(model)
     rows, ms = {}, []
-    for name in conditions.parse(args.conditions):
-        # Drawn first, then read one after another as a camera's frames are: drawing a frame between two
-        # reads evicts the reader's data from the CPU caches and adds ~0.3 ms a frame that is not the reader's.
-        scenes = list(conditions.sample(name, args.frames, args.seed))
-        readings = []
-        for frame, label in scenes:
-            reading = reader.read(frame, args.rand)
-            readings.append((reading, label))
-            ms.append(reading.ms)
-        rows[name] = score(readings)
+    scenes = {name: conditions.sample(name, args.frames, args.seed) for name in conditions.parse(args.conditions)}
     if args.plain:
-        digits, labels = pick_digits(args.plain, args.seed)
-        scenes, readings = frames(digits, labels, args.seed), []
-        while chunk := list(itertools.islice(scenes, 100)):  # drawn 100 at a time, then read (as above)
-            readings += [(reader.read(frame, args.rand), label) for frame, label in chunk]
+        scenes["plain synth"] = frames(*pick_digits(args.plain, args.seed), args.seed)
+    for name, drawn in scenes.items():
+        readings = read_all(reader, drawn, args.rand)
         ms += [r.ms for r, _ in readings]
-        rows["plain synth"] = score(readings)
+        rows[name] = score(readings)
 
     print(f"{'condition':<12} {'frames':>6} {'digit %':>8} {'uncertain %':>11} {'wrong, sure %':>13} {'no digit %':>10}"
           "  commonest no-digit reason / blank read as a digit")

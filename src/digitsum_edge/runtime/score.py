@@ -13,7 +13,7 @@ import csv
 import json
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import cv2
@@ -93,10 +93,23 @@ class FolderScore:
     no_digit: int = 0  # a digit was expected and none was found
     uncertain: int = 0  # read with less than --min-confidence
     false_digit: int = 0  # no digit expected, one was read
+    confident_wrong: int = 0  # a wrong digit (or one where none is) read with at least --min-confidence
 
     @property
     def accuracy(self) -> float:
         return self.correct / max(self.images, 1)
+
+    def add(self, label: int | None, reading: Reading) -> bool:
+        """Count one image; True when it was read right (the digit, or no digit when none is there)."""
+        read = reading.digit if reading.found else None
+        correct = read == label
+        self.images += 1
+        self.correct += correct
+        self.no_digit += label is not None and not reading.found
+        self.uncertain += reading.found and reading.uncertain
+        self.false_digit += label is None and reading.found
+        self.confident_wrong += reading.found and not reading.uncertain and not correct
+        return correct
 
     def to_dict(self) -> dict:
         return {"images": self.images, "correct": self.correct, "accuracy": round(self.accuracy, 4),
@@ -114,21 +127,14 @@ class Score:
     def add(self, path: Path, label: int | None, reading: Reading) -> bool:
         """Count one image; True when it was read right (the digit, or no digit when none is there)."""
         read = reading.digit if reading.found else None
-        correct = read == label
-        folder = self.folders[str(path.parent)]
-        folder.images += 1
-        folder.correct += correct
-        folder.no_digit += label is not None and not reading.found
-        folder.uncertain += reading.found and reading.uncertain
-        folder.false_digit += label is None and reading.found
         self.confusion[NONE if label is None else label, NONE if read is None else read] += 1
-        return correct
+        return self.folders[str(path.parent)].add(label, reading)
 
     @property
     def total(self) -> FolderScore:
         total = FolderScore()
         for folder in self.folders.values():
-            for name in ("images", "correct", "no_digit", "uncertain", "false_digit"):
+            for name in (f.name for f in fields(FolderScore)):
                 setattr(total, name, getattr(total, name) + getattr(folder, name))
         return total
 
