@@ -17,7 +17,7 @@ import numpy as np
 
 from digitsum_edge import mnist
 from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
-from digitsum_edge.synth.frames import _lighting
+from digitsum_edge.synth.frames import _lighting, _sensor, _sleeve
 
 CONDITIONS = {  # name -> what a frame of it shows (README and `synth --help` quote these)
     "plain": "an MNIST digit in dark ink on unevenly lit paper (what `synth` draws without --conditions)",
@@ -247,9 +247,7 @@ def render(condition: str, digit: np.ndarray | None, label: int | None, rng: np.
     if kind == "shadow":
         light *= _shadow(height, width, roi_rect, rng)[..., None]
     image = albedo * light
-    if rng.random() < 0.5:  # something dark at the frame's edge, outside the region: a sleeve, a table
-        band = int(rng.integers(10, max(11, rx // 2)))
-        image[:, :band] *= rng.uniform(0.3, 0.6)
+    _sleeve(image, rng, rx)
     if kind == "motion":
         length = int(rng.integers(6, 19))
         kernel = np.zeros((length, length), np.float32)
@@ -267,12 +265,7 @@ def render(condition: str, digit: np.ndarray | None, label: int | None, rng: np.
         scan = np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
         frame = cv2.resize(scan, (width, height), interpolation=interpolation)
     sigma = noise_rng.uniform(4, 12) if kind == "dark" else noise_rng.uniform(2, 8)
-    noise = np.empty(frame.shape[:2], np.int16)  # sensor noise, (H, W)
-    cv2.setRNGSeed(int(noise_rng.integers(2**31)))
-    noise[:] = cv2.randn(noise, np.zeros(1), np.full(1, sigma))
-    frame = cv2.add(frame, cv2.merge([noise] * 3), dtype=cv2.CV_8U)
-    _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(noise_rng.integers(50, 91))])
-    return np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    return _sensor(frame, noise_rng, int(noise_rng.integers(2**31)), sigma)
 
 
 def sample(condition: str, count: int, seed: int, size: tuple[int, int] = (640, 480),

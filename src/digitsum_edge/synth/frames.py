@@ -84,13 +84,24 @@ def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple
         darkness = rng.uniform(0.6, 0.9) * rng.uniform(0.85, 1.0, 3).astype(np.float32)  # bluish-black ink
         np.clip(ink, 0, 1, out=ink)
         paper *= cv2.merge([1 - ink * float(d) for d in darkness])  # (H, W, 3) ink transmission
-    if rng.random() < 0.5:  # something dark at the frame's edge, outside the region: a sleeve, a table
-        band = int(rng.integers(10, max(11, rx // 2)))
-        paper[:, :band] *= rng.uniform(0.3, 0.6)
+    _sleeve(paper, rng, rx)
     frame = cv2.GaussianBlur(np.clip(paper, 0, 255).astype(np.uint8), (0, 0), noise_rng.uniform(0.4, 1.4))
-    noise = np.empty(frame.shape[:2], np.int16)  # sensor noise, (H, W): mostly luma after JPEG anyway
-    cv2.setRNGSeed(int(noise_rng.integers(2**31)))  # OpenCV's generator, seeded: fast and repeatable
-    noise[:] = cv2.randn(noise, np.zeros(1), np.full(1, noise_rng.uniform(2, 8)))
+    noise_seed = int(noise_rng.integers(2**31))
+    return _sensor(frame, noise_rng, noise_seed, noise_rng.uniform(2, 8))
+
+
+def _sleeve(image: np.ndarray, rng: np.random.Generator, rx: int) -> None:
+    """In place, half the time: something dark at the frame's left edge, outside the region (a sleeve, a table)."""
+    if rng.random() < 0.5:
+        band = int(rng.integers(10, max(11, rx // 2)))
+        image[:, :band] *= rng.uniform(0.3, 0.6)
+
+
+def _sensor(frame: np.ndarray, noise_rng: np.random.Generator, noise_seed: int, sigma: float) -> np.ndarray:
+    """The camera's last steps: sensor noise of `sigma` grey levels, then JPEG (quality 50-90) and back."""
+    noise = np.empty(frame.shape[:2], np.int16)  # (H, W): mostly luma after JPEG anyway
+    cv2.setRNGSeed(noise_seed)  # OpenCV's generator, seeded: fast and repeatable
+    noise[:] = cv2.randn(noise, np.zeros(1), np.full(1, sigma))
     frame = cv2.add(frame, cv2.merge([noise] * 3), dtype=cv2.CV_8U)  # saturating
     _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(noise_rng.integers(50, 91))])
     return np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
