@@ -24,12 +24,13 @@ import pytest
 
 from digitsum_edge.runtime.reader import load
 from digitsum_edge.synth.frames import frames, pick_digits
-from test_serve import ServeProcess
+from serve_helpers import ServeProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     print("skip: chromium is not installed (apt-get install chromium): the webcam page test does not run")
     pytestmark = pytest.mark.skip(reason="chromium is not installed (apt-get install chromium)")
+pytest.importorskip("ray.serve", reason="the serve extra is not installed")
 websockets_sync = pytest.importorskip("websockets.sync.client", reason="websockets is not installed")
 # Flags for this machine (no GPU, no network, root): and a camera that plays a file, allowed without asking.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

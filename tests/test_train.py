@@ -56,19 +56,25 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def _interrupt_on_tenth_batch(monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C in the tenth batch of the next run (raised from its augmentation); returns the real function."""
+    real_affine, calls = loop.random_affine, []
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real_affine(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "random_affine", interrupt)
+    return real_affine
+
+
 def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes_exactly(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     straight = loop.run(TrainConfig(out=str(tmp_path / "straight"), **SMALL)).checkpoint
 
-    real_affine, calls = loop.random_affine, []
-
-    def interrupt_on_tenth_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 10:  # epoch 2 of 8 batches each
-            raise KeyboardInterrupt
-        return real_affine(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "random_affine", interrupt_on_tenth_batch)
+    real_affine = _interrupt_on_tenth_batch(monkeypatch)  # epoch 2 of 8 batches each
     with pytest.raises(Interrupted, match="--resume"):
         loop.run(TrainConfig(out=str(tmp_path / "cut"), **SMALL))
     partial = checkpoint.load(tmp_path / "cut" / "model.pt")
@@ -88,16 +94,8 @@ def test_resume_of_a_checkpoint_from_0_2_keeps_its_layer_order(tmp_path: Path, m
 
     from digitsum_edge.model import ModelConfig
 
-    real_affine, calls = loop.random_affine, []
-
-    def interrupt_on_tenth_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 10:
-            raise KeyboardInterrupt
-        return real_affine(*args, **kwargs)
-
     monkeypatch.setattr(loop, "ModelConfig", partial(ModelConfig, pool_first=False))
-    monkeypatch.setattr(loop, "random_affine", interrupt_on_tenth_batch)
+    _interrupt_on_tenth_batch(monkeypatch)
     with pytest.raises(Interrupted):
         loop.run(TrainConfig(out=str(tmp_path), **SMALL))
     monkeypatch.undo()

@@ -1,0 +1,100 @@
+"""`digitsum-edge serve` as a subprocess for the serve tests: start on a free port, Ctrl-C, HTTP requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CLI = Path(sys.executable).with_name("digitsum-edge")
+START_TIMEOUT = 180  # seconds for Ray and the replica to come up on a busy 2-core machine
+STOP_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def session_processes(sid: int) -> list[int]:
+    """Processes of session `sid` (the server and everything Ray started for it) that still run."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[3]) == sid and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def _ctrl_c_works() -> None:
+    """In the child: SIGINT as in a terminal, even when the tests run where it is ignored (`pytest &` in a script)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class ServeProcess:
+    """`digitsum-edge serve` in its own session on a free port; stop() is Ctrl-C."""
+
+    def __init__(self, model: Path, log: Path, *options: object) -> None:
+        self.port = free_port()
+        self.url = f"{'https' if '--ssl-certfile' in options else 'http'}://127.0.0.1:{self.port}"
+        self.log = log
+        with open(log, "w") as err:
+            self.process = subprocess.Popen([str(CLI), "serve", "--model", str(model), "--port", str(self.port),
+                                             *map(str, options)], stdout=err, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_ctrl_c_works)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{log.read_text()}")
+            try:  # ready: the replica answers and the command says it serves (its start-up is over)
+                if "serving " in log.read_text() and get(f"{self.url}/healthz", timeout=5)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.kill()
+        pytest.fail(f"serve was not ready within {START_TIMEOUT} s:\n{log.read_text()}")
+
+    def stop(self) -> int:
+        """Ctrl-C as a terminal sends it, SIGINT to every process of the group (Ray's too); the exit status."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            return self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"serve did not stop within {STOP_TIMEOUT} s of SIGINT:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        for pid in session_processes(self.process.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None,
+            timeout: float = 30) -> tuple[int, bytes, dict]:
+    """(status, body, headers) of one HTTP request; error statuses are answers too."""
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    unverified = ssl._create_unverified_context()  # the tests' own self-signed certificate
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=unverified) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def get(url: str, timeout: float = 30) -> tuple[int, bytes, dict]:
+    return request(url, timeout=timeout)
