@@ -204,8 +204,9 @@ def test_a_file_that_is_not_a_model_is_one_clear_line(tmp_path: Path, make, matc
     assert "[E:" not in capfd.readouterr().err  # no onnxruntime error spam beside the one line
 
 
-@pytest.mark.parametrize(("options", "match"), [({"provider": "tpu"}, "unknown provider"), ({"roi": 0}, "--roi"),
-                                                ({"roi": 1.5}, "--roi"), ({"ink": "blue"}, "--ink"),
+@pytest.mark.parametrize(("options", "match"), [({"provider": "tpu"}, "unknown provider"), ({"roi": 0}, "^roi must"),
+                                                ({"roi": 1.5}, "^roi must"), ({"ink": "blue"}, "^ink must"),
+                                                ({"min_confidence": 2}, "^min_confidence must"),
                                                 ({"threads": 0}, "threads")])
 def test_load_bad_options(tiny_onnx: Path, options: dict, match: str) -> None:
     with pytest.raises(DigitsumError, match=match):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.session import DEFAULT_MODEL, PROVIDERS
 
 _rand = click.option("--rand", type=click.IntRange(0, 9), default=None,
@@ -15,11 +16,11 @@ _provider = click.option("--provider", type=click.Choice(PROVIDERS), default="au
                          help="auto: CUDA when onnxruntime can really use it, else CPU.")
 _threads = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
                         help="onnxruntime and OpenCV threads; one is fastest for this small model.")
-_ink = click.option("--ink", type=click.Choice(["auto", "dark", "light"]), default="auto", show_default=True,
+_ink = click.option("--ink", type=click.Choice(defaults.INKS), default=defaults.INK, show_default=True,
                     help="dark ink on light paper, light on dark, or decide per frame.")
 _seed = click.option("--seed", type=int, default=None, help="Seed of the random rand.")
-# default: reader.MIN_CONFIDENCE (not imported here: it would load numpy and cv2 for --help); a test ties them
-_min_confidence = click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+_min_confidence = click.option("--min-confidence", type=click.FloatRange(0, 1), default=defaults.MIN_CONFIDENCE,
+                               show_default=True,
                                help="A digit read with less confidence is reported as uncertain (JSON "
                                     "\"uncertain\": true, a question mark on the overlay).")
 
@@ -42,7 +43,7 @@ def _err(message: str) -> None:
 @click.option("--save-video", type=click.Path(dir_okay=False), default=None,
               help="Write the annotated frames to this .mp4 or .avi.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
-@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True,
+@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=defaults.ROI, show_default=True,
               help="Side of the central square that is read, as a fraction of the frame's shorter side.")
 @_ink
 @_min_confidence
@@ -72,7 +73,7 @@ def live(**options: object) -> None:
 @_rand
 @_provider
 @_threads
-@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=defaults.STILL_ROI, show_default=True,
               help="Side of the central square that is read, as a fraction of the image's shorter side.")
 @_ink
 @_min_confidence

@@ -17,14 +17,11 @@ import numpy as np
 
 from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.files import atomic_path, check_writable, write_bytes
-from digitsum_edge.runtime import overlay
-from digitsum_edge.runtime.preprocess import PreprocessConfig
+from digitsum_edge.runtime import defaults, overlay
 from digitsum_edge.runtime.reader import (
-    MIN_CONFIDENCE,
     DigitReader,
     RandPicker,
     Smoother,
-    check_options,
     json_line,
     load,
 )
@@ -48,9 +45,9 @@ class LiveConfig:
     jsonl: str | None = None  # JSON lines to this file (default: stdout when headless)
     save_video: str | None = None  # annotated frames to this .mp4/.avi
     max_frames: int | None = None  # stop after this many frames
-    roi: float = PreprocessConfig.roi  # side of the central square read, fraction of the shorter side
-    ink: str = PreprocessConfig.ink  # dark | light | auto
-    min_confidence: float = MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
+    roi: float = defaults.ROI  # side of the central square read, fraction of the shorter side
+    ink: str = defaults.INK  # dark | light | auto
+    min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     smooth: int = 1  # average the probabilities over this many frames of one digit (1: off)
     seed: int | None = None  # seed of the random rand (None: different every run)
     snapshot_dir: str = "."  # where the s key saves annotated frames
@@ -113,7 +110,7 @@ def _want_window(asked: bool | None, notes: list[str]) -> bool:
 
 def check_config(cfg: LiveConfig) -> None:
     """Reject bad options before opening the model, the source or any output."""
-    check_options(cfg.rand, cfg.roi, cfg.ink, cfg.min_confidence)
+    defaults.check_reading(cfg.roi, cfg.ink, cfg.min_confidence, cfg.rand)
     if cfg.smooth < 1 or (cfg.max_frames is not None and cfg.max_frames < 1):
         raise DigitsumError("--smooth and --max-frames must be at least 1")
     if cfg.save_video and Path(cfg.save_video).suffix.lower() not in VIDEO_FOURCC:

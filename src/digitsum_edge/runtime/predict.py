@@ -12,9 +12,9 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable
+from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime import score as scoring
-from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.reader import MIN_CONFIDENCE, RandPicker, check_options, json_line, load
+from digitsum_edge.runtime.reader import RandPicker, json_line, load
 from digitsum_edge.runtime.session import DEFAULT_MODEL
 from digitsum_edge.runtime.sources import list_images, read_image
 
@@ -30,9 +30,9 @@ class PredictConfig:
     rand: int | None = None  # 0-9; None: a new random rand per image
     provider: str = "auto"  # auto | cuda | cpu
     threads: int | None = 1  # onnxruntime threads (None: its default)
-    roi: float = 1.0  # a still image is usually framed on the digit: read the whole central square
-    ink: str = PreprocessConfig.ink  # dark | light | auto
-    min_confidence: float = MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
+    roi: float = defaults.STILL_ROI  # a still image is usually framed on the digit: read the whole central square
+    ink: str = defaults.INK  # dark | light | auto
+    min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     seed: int | None = None  # seed of the random rand
     jsonl: str | None = None  # JSON lines to this file instead of stdout
     labels: str | None = None  # labels CSV, a synth labels.json, or "names" (file names start with the digit)
@@ -77,7 +77,7 @@ def _report_folder(cfg: PredictConfig) -> Path:
 
 def run(cfg: PredictConfig) -> PredictResult:
     """Read every image; print (or write to cfg.jsonl) one JSON line each; with labels, score them."""
-    check_options(cfg.rand, cfg.roi, cfg.ink, cfg.min_confidence)
+    defaults.check_reading(cfg.roi, cfg.ink, cfg.min_confidence, cfg.rand)
     paths = expand(cfg.images)
     if cfg.jsonl:
         check_writable(cfg.jsonl, force=cfg.force)

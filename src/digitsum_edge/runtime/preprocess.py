@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from digitsum_edge.runtime import defaults
+
 MNIST_SIZE = 28
 BOX = 20  # MNIST digits are fitted in a 20x20 box, keeping aspect ratio
 CENTRE = 14.0  # MNIST's mean centre of mass (x and y, pixel-index coordinates), measured on the test set
@@ -56,9 +58,9 @@ Rect = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 class PreprocessConfig:
     """How a frame is read; defaults suit a digit held in the middle of a webcam image."""
 
-    roi: float = 0.6  # side of the central square that is read, as a fraction of the frame's shorter side
+    roi: float = defaults.ROI  # side of the central square that is read, as a fraction of the frame's shorter side
     work_size: int = 128  # the region is downscaled to work_size x work_size pixels before anything else
-    ink: str = "auto"  # "dark" ink on light paper, "light" ink on a dark background, or "auto" per frame
+    ink: str = defaults.INK  # "dark" ink on light paper, "light" ink on a dark background, or "auto" per frame
     min_contrast: float = 0.14  # ink must absorb at least this share of the paper's light around it
     hysteresis: float = 0.7  # fainter ink down to this share of the threshold counts where it joins clear ink
     background: float = 0.25  # side of the paper estimate's closing, as a fraction of work_size: wider than a

@@ -19,23 +19,10 @@ import numpy as np
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, InvalidInput
+from digitsum_edge.runtime import defaults
+from digitsum_edge.runtime.defaults import MIN_CONFIDENCE
 from digitsum_edge.runtime.preprocess import Prepared, PreprocessConfig, Rect, prepare
 from digitsum_edge.runtime.session import LoadedModel, open_model
-
-MIN_CONFIDENCE = 0.5  # a digit read with less confidence is reported as uncertain (README: camera conditions)
-
-
-def check_options(rand: int | None, roi: float, ink: str, min_confidence: float = MIN_CONFIDENCE) -> None:
-    """Reject a bad --rand, --roi, --ink or --min-confidence (shared by live and predict) before any model or
-    file is opened."""
-    if rand is not None:
-        onnx_contract.check_rand(rand)
-    if not 0 < roi <= 1:
-        raise DigitsumError(f"--roi must be in (0, 1], got {roi}")
-    if not 0 <= min_confidence <= 1:
-        raise DigitsumError(f"--min-confidence must be in [0, 1], got {min_confidence}")
-    if ink not in ("dark", "light", "auto"):
-        raise DigitsumError(f"--ink must be dark, light or auto, got {ink!r}")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -256,8 +243,8 @@ class RandPicker:
         return reading
 
 
-def load(model: str | os.PathLike, provider: str = "auto", threads: int | None = None, roi: float = 0.6,
-         ink: str = "auto", min_confidence: float = MIN_CONFIDENCE) -> DigitReader:
+def load(model: str | os.PathLike, provider: str = "auto", threads: int | None = None, roi: float = defaults.ROI,
+         ink: str = defaults.INK, min_confidence: float = MIN_CONFIDENCE) -> DigitReader:
     """Open a digitsum-edge .onnx file once and return a reader for camera frames and image batches.
 
     provider: "auto" (CUDA when onnxruntime can really use it, else CPU), "cuda" or "cpu". threads:
@@ -266,5 +253,5 @@ def load(model: str | os.PathLike, provider: str = "auto", threads: int | None =
     min_confidence: a digit read with less confidence than this is marked uncertain.
     A file that is not a digitsum-edge model raises DigitsumError with one clear line.
     """
-    check_options(None, roi, ink, min_confidence)
+    defaults.check_reading(roi, ink, min_confidence)
     return DigitReader(open_model(model, provider, threads), PreprocessConfig(roi=roi, ink=ink), min_confidence)

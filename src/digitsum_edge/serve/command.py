@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.session import PROVIDERS
 from digitsum_edge.serve.config import LOCAL, ServeConfig
 
@@ -32,7 +33,7 @@ _D = ServeConfig()
               help="Per replica: image decoding and preprocessing threads (onnxruntime uses one).")
 @click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=_D.roi, show_default=True,
               help="/v1/read: side of the central square read, as a fraction of the shorter side (as in live).")
-@click.option("--ink", type=click.Choice(["auto", "dark", "light"]), default=_D.ink, show_default=True,
+@click.option("--ink", type=click.Choice(defaults.INKS), default=_D.ink, show_default=True,
               help="/v1/read: dark ink on light paper, light on dark, or decide per image.")
 @click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=_D.max_body_mb,
               show_default=True, help="Larger request bodies are refused (HTTP 400).")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
+from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.session import DEFAULT_MODEL, PROVIDERS
 
 LOCAL = "local"  # --address local: start a Ray instance in this process (the default)
@@ -34,9 +35,9 @@ class ServeConfig:
     haproxy: bool = True
     provider: str = "auto"  # auto | cuda | cpu, on each replica's node
     threads: int = 1  # per replica: image decoding and preprocessing threads (onnxruntime runs on one thread)
-    # /v1/read reads frames as `live` does, with its defaults (PreprocessConfig's; not imported here: no cv2)
-    roi: float = 0.6  # side of the central square read, as a fraction of the shorter side
-    ink: str = "auto"  # dark | light | auto
+    # /v1/read reads frames as `live` does, with its defaults
+    roi: float = defaults.ROI  # side of the central square read, as a fraction of the shorter side
+    ink: str = defaults.INK  # dark | light | auto
     max_body_mb: float = 8.0  # larger request bodies are refused with HTTP 400
     # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
     # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
@@ -51,9 +52,7 @@ def uses_haproxy(cfg: ServeConfig) -> bool:
 
 def check_config(cfg: ServeConfig) -> None:
     """Reject bad options before Ray starts (the model itself is opened next, also before Ray)."""
-    from digitsum_edge.runtime.reader import check_options
-
-    check_options(None, cfg.roi, cfg.ink)
+    defaults.check_reading(cfg.roi, cfg.ink, defaults.MIN_CONFIDENCE)
     if cfg.provider not in PROVIDERS:
         raise DigitsumError(f"unknown provider {cfg.provider!r} (choose from {', '.join(PROVIDERS)})")
     if not 1 <= cfg.port <= 65535:

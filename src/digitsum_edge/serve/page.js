@@ -13,7 +13,7 @@ const statusLine = document.getElementById("status");
 const randSelect = document.getElementById("rand");
 const grab = document.createElement("canvas");  // the frame sent to the server, at the camera's resolution
 
-let roi = 0.6;  // from GET v1/model: the square the server reads, drawn as a guide
+let roi = null;  // from GET v1/model: the square the server reads, drawn as a guide once known
 let numRand = 10;
 let rand = 0;
 let lastDigit = null;  // random mode: a new rand when a new digit shows up (like `live` without --rand)
@@ -44,12 +44,14 @@ function draw() {
   const w = overlay.width, h = overlay.height;
   const ctx = overlay.getContext("2d");
   ctx.clearRect(0, 0, w, h);
-  const side = roi * Math.min(w, h);
-  ctx.lineWidth = Math.max(2, w / 320);
-  ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
-  ctx.setLineDash([10, 8]);
-  ctx.strokeRect((w - side) / 2, (h - side) / 2, side, side);
-  ctx.setLineDash([]);
+  if (roi !== null) {
+    const side = roi * Math.min(w, h);
+    ctx.lineWidth = Math.max(2, w / 320);
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
+    ctx.setLineDash([10, 8]);
+    ctx.strokeRect((w - side) / 2, (h - side) / 2, side, side);
+    ctx.setLineDash([]);
+  }
   if (!reading || !reading.found) return;
   const [x, y, bw, bh] = reading.box;
   ctx.strokeStyle = "#3f3";
