@@ -25,6 +25,7 @@ def _image(value: int, size: tuple[int, int] = (40, 30)) -> np.ndarray:
 
 
 def _write(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), image)
     return path
 
@@ -60,11 +61,28 @@ def test_list_images_sorts_and_filters(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "video.mp4").write_bytes(b"\x00" * 10)
     (tmp_path / "png").write_bytes(b"no suffix")
-    (tmp_path / "folder.png").mkdir()  # a folder with an image's name is not an image
-    _write(tmp_path / "folder.png" / "inside.png", _image(2))  # and folders are not searched
     names = [p.name for p in list_images(tmp_path)]
     assert names == sorted(names) == ["C.PNG", "a.jpg", "b.png", "d.JPEG", "e.bmp", "f.tif", "g.webp"]
     assert all(p.parent == tmp_path for p in list_images(tmp_path))
+
+
+def test_list_images_looks_into_subfolders(tmp_path: Path) -> None:
+    """A folder of folders (one per person) is read whole, sorted by path; hidden folders are skipped."""
+    (tmp_path / "folder.png").mkdir()  # a folder with an image's name is not an image, its image is
+    _write(tmp_path / "folder.png" / "inside.png", _image(2))
+    for person in ("bob", "ann"):
+        _write(tmp_path / person / "photos" / "7.jpg", _image(3))
+        _write(tmp_path / person / "1.png", _image(4))
+    _write(tmp_path / ".cache" / "thumb.png", _image(5))
+    _write(tmp_path / "top.png", _image(6))
+    found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
+    assert found == ["ann/1.png", "ann/photos/7.jpg", "bob/1.png", "bob/photos/7.jpg", "folder.png/inside.png",
+                     "top.png"]
+    empty = tmp_path / "empty"
+    (empty / "a" / "b").mkdir(parents=True)
+    (empty / "a" / "notes.txt").write_text("x")
+    with pytest.raises(DigitsumError, match="nor do its subfolders"):
+        list_images(empty)
 
 
 def test_list_images_of_a_folder_without_images(tmp_path: Path) -> None:

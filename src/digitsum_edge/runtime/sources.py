@@ -45,11 +45,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a folder, sorted by name."""
+    """The image files of a folder and of its subfolders (hidden ones skipped), sorted by path: a folder of
+    photos is often a folder per person or per session."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
-        raise DigitsumError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DigitsumError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor do its subfolders")
     return files
 
 
