@@ -26,9 +26,9 @@ import onnxruntime
 
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.files import write_json
+from digitsum_edge.runtime.backend import open_model
 from digitsum_edge.runtime.reader import DigitReader, Reading
 from digitsum_edge.runtime.score import FolderScore
-from digitsum_edge.runtime.session import open_model
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.frames import frames, pick_digits
 

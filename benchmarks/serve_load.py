@@ -32,11 +32,11 @@ import cv2
 import numpy as np
 import onnxruntime
 
-from digitsum_edge import mnist, onnx_contract
+from digitsum_edge import mnist
 from digitsum_edge.bench.report import cpu_name, module_version
 from digitsum_edge.files import write_json
+from digitsum_edge.runtime.backend import open_model
 from digitsum_edge.runtime.reader import load
-from digitsum_edge.runtime.session import open_model
 from digitsum_edge.synth.frames import frames, pick_digits
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
 
@@ -100,13 +100,12 @@ def read_ceiling_processes(model: str, jpegs: list[bytes], processes: int, secon
 
 
 def predict_ceiling(model: str, images: np.ndarray, batch: int, threads: int, seconds: float) -> dict:
-    """onnxruntime session.run at `batch` images with `threads` intra-op threads, in this process."""
-    loaded = open_model(model, "cpu", threads)
-    info = loaded.info
-    feed = {"image": onnx_contract.normalize(images[:batch, None], info.mean, info.std),
-            "rand": np.arange(batch, dtype=np.int64) % info.num_rand}
-    _threads_for(0.5, 1, lambda t, i: loaded.session.run(None, feed))
-    calls, elapsed = _threads_for(seconds, 1, lambda t, i: loaded.session.run(None, feed))
+    """The model's backend at `batch` images with `threads` intra-op threads, in this process."""
+    backend = open_model(model, "cpu", threads)
+    image = backend.normalize(images[:batch])  # (batch, 1, 28, 28) float32
+    rand = np.arange(batch, dtype=np.int64) % backend.info.num_rand
+    _threads_for(0.5, 1, lambda t, i: backend.run(image, rand))
+    calls, elapsed = _threads_for(seconds, 1, lambda t, i: backend.run(image, rand))
     return {"batch": batch, "threads": threads, "calls": calls, "images_per_s": round(calls * batch / elapsed, 1)}
 
 

@@ -13,9 +13,10 @@ import torch
 
 from digitsum_edge import checkpoint, mnist, onnx_contract
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.evaluate import onnx_exhaustive
+from digitsum_edge.evaluate import backend_exhaustive
 from digitsum_edge.export.config import ExportConfig
 from digitsum_edge.export.pipeline import run
+from digitsum_edge.runtime.backend import open_model
 from helpers import invoke, one_line_error
 
 
@@ -48,8 +49,7 @@ def test_metadata_reads_back_and_matches_the_checkpoint(tiny_onnx: Path, tiny_ch
 
 def test_onnx_accuracy_equals_pytorch_on_all_pairs(tiny_onnx: Path, tiny_checkpoint: Path) -> None:
     test = mnist.load("test")
-    metrics, _, _ = onnx_exhaustive(session(tiny_onnx), test.images, test.labels,
-                                    onnx_contract.MEAN, onnx_contract.STD)
+    metrics, _, _ = backend_exhaustive(open_model(tiny_onnx, "cpu"), test.images, test.labels)
     expected = checkpoint.load(tiny_checkpoint)["metrics"]
     assert metrics["digit_accuracy"] == pytest.approx(expected["digit_accuracy"], abs=1e-4)
     assert metrics["sum_accuracy"] == pytest.approx(expected["sum_accuracy"], abs=1e-4)
@@ -77,8 +77,7 @@ def test_int8_and_fp16_variants_are_verified_and_labelled(tiny_checkpoint: Path,
     assert onnx_contract.parse(session(int8_path).get_modelmeta().custom_metadata_map).precision == "int8"
     fp32_acc = by_precision["fp32"].comparison.metrics["digit_accuracy"]
     test = mnist.load("test")
-    int8_metrics, _, _ = onnx_exhaustive(session(int8_path), test.images[:300], test.labels[:300],
-                                         onnx_contract.MEAN, onnx_contract.STD)
+    int8_metrics, _, _ = backend_exhaustive(open_model(int8_path, "cpu"), test.images[:300], test.labels[:300])
     assert int8_metrics["digit_accuracy"] >= fp32_acc - onnx_contract.MAX_ACCURACY_DROP
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx", "m.int8.onnx", "m.onnx"]
 

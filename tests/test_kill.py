@@ -30,7 +30,7 @@ import torch
 from digitsum_edge import checkpoint, mnist, onnx_contract
 from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.export.verify import compare, require_close, require_no_drop
-from digitsum_edge.runtime.session import open_model
+from digitsum_edge.runtime.backend import open_model
 
 # `digitsum-edge ARGS` with a stall hook: DIGITSUM_TEST_STALL="before|after:GLOB:N" makes the N-th
 # os.replace/os.rename onto a file whose name matches GLOB hang forever, before or after the move, once it

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 
 from digitsum_edge import mnist, onnx_contract
 from digitsum_edge.errors import DigitsumError, InvalidInput
+from digitsum_edge.layout import variant_path
 from digitsum_edge.onnx_contract import ModelInfo
 
 INFO = ModelInfo(mean=0.25, std=0.5, input_size=32, num_digits=10, num_rand=13, precision="int8",
@@ -143,14 +144,15 @@ def test_check_rand_names_the_offending_values_and_follows_num_rand() -> None:
     ("/abs/dir.v1/net.v2.onnx", "int8", "/abs/dir.v1/net.v2.int8.onnx"),
     ("model", "int8", "model.int8.onnx"),
     ("onnx.onnx", "fp16", "onnx.fp16.onnx"),
+    ("runs/model.tflite", "int8", "runs/model.int8.tflite"),
 ])
 def test_variant_path(fp32: str, precision: str, expected: str) -> None:
-    assert onnx_contract.variant_path(fp32, precision) == Path(expected)
+    assert variant_path(fp32, precision) == Path(expected)
 
 
 def test_variant_paths_are_distinct_and_beside_the_fp32_file(tmp_path: Path) -> None:
     fp32 = tmp_path / "model.onnx"
-    paths = {onnx_contract.variant_path(fp32, v) for v in onnx_contract.VARIANTS}
+    paths = {variant_path(fp32, v) for v in onnx_contract.VARIANTS}
     assert len(paths) == len(onnx_contract.VARIANTS) and fp32 not in paths
     assert all(p.parent == tmp_path and p.suffix == ".onnx" for p in paths)
 

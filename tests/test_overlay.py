@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitsum_edge.runtime.backend import open_model
 from digitsum_edge.runtime.overlay import AMBER, CYAN, GREEN, GREY, draw
 from digitsum_edge.runtime.preprocess import roi_box
 from digitsum_edge.runtime.reader import DigitReader, Reading
-from digitsum_edge.runtime.session import open_model
 from digitsum_edge.synth.frames import camera_frame, pick_digits
 
 BACKGROUND = 128

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime.reader import DigitReader, RandPicker, Smoother, json_line, softmax
-from digitsum_edge.runtime.session import open_model
+from digitsum_edge.runtime.backend import open_model
+from digitsum_edge.runtime.policy import RandPicker, Smoother
+from digitsum_edge.runtime.reader import DigitReader, json_line, softmax
 from digitsum_edge.synth.frames import camera_frame, pick_digits
 
 

@@ -13,7 +13,8 @@ from onnx import TensorProto, helper
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.runtime import session as session_module
-from digitsum_edge.runtime.session import cuda_usable, open_model
+from digitsum_edge.runtime.backend import open_model
+from digitsum_edge.runtime.session import cuda_usable
 
 CUDA_LISTED = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
 
@@ -35,8 +36,7 @@ def test_open_on_cpu_reads_the_metadata(tiny_onnx: Path) -> None:
     assert loaded.session.get_providers() == ["CPUExecutionProvider"]
     info = loaded.info
     assert (info.mean, info.std, info.input_size, info.num_digits, info.num_rand) == (0.1307, 0.3081, 28, 10, 10)
-    digit, total = loaded.session.run(None, {"image": np.zeros((2, 1, 28, 28), np.float32),
-                                             "rand": np.array([0, 9], np.int64)})
+    digit, total = loaded.run(np.zeros((2, 1, 28, 28), np.float32), np.array([0, 9], np.int64))
     assert digit.shape == (2, 10) and total.shape == (2, 19)
 
 

@@ -56,7 +56,7 @@ def test_the_config_matches_the_model_file(repository: tuple[Path, Path]) -> Non
     """What Triton would check when it loads the file: every tensor's name, type and shape after the batch axis."""
     repo, _ = repository
     config = _parse((repo / "digitsum/config.pbtxt").read_text())
-    session = load(repo / "digitsum/1/model.onnx", "cpu", 1).model.session  # a digitsum model: contract checked
+    session = load(repo / "digitsum/1/model.onnx", "cpu", 1).backend.session  # a digitsum model: contract checked
     onnx_types = {"tensor(float)": "TYPE_FP32", "tensor(int64)": "TYPE_INT64"}
     declared = {t.name: (model_config_pb2.DataType.Name(t.data_type),
                          list(t.reshape.shape) if t.HasField("reshape") else list(t.dims))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from digitsum_edge.onnx_contract import OUTPUTS, normalize
@@ -76,17 +78,6 @@ def batched_logits(run, images: np.ndarray, rand: np.ndarray, mean: float, std: 
     return np.concatenate(digit_chunks), np.concatenate(sum_chunks)
 
 
-def onnx_logits(session, images: np.ndarray, rand: np.ndarray, mean: float, std: float,
-                batch_size: int = 4096, static_batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """batched_logits for an onnxruntime session; a static-batch file gets exactly its batch size."""
-
-    def run(x: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        digit_logits, sum_logits = session.run(list(OUTPUTS), {"image": x, "rand": r})
-        return digit_logits, sum_logits
-
-    return batched_logits(run, images, rand, mean, std, static_batch or batch_size, pad=static_batch is not None)
-
-
 def compare_logits(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...],
                    ) -> tuple[dict[str, float], dict[str, float]]:
     """Per head: (largest |got - want|, fraction of rows with the same argmax), keyed by output name."""
@@ -97,11 +88,9 @@ def compare_logits(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...],
     return max_abs_diff, argmax_agreement
 
 
-def onnx_exhaustive(session, images: np.ndarray, labels: np.ndarray, mean: float, std: float,
-                    num_rand: int = 10, batch_size: int = 4096, static_batch: int | None = None,
-                    ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Like torch_exhaustive, for an onnxruntime session: every image with every rand, full forward."""
-    image_index, rand = exhaustive_pairs(len(images), num_rand)
-    digit_logits, sum_logits = onnx_logits(session, images[image_index], rand, mean, std,
-                                           batch_size, static_batch)
+def backend_exhaustive(backend: Any, images: np.ndarray, labels: np.ndarray,
+                       ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Like torch_exhaustive, for an exported file through its runtime backend (runtime/backend.py)."""
+    image_index, rand = exhaustive_pairs(len(images), backend.info.num_rand)
+    digit_logits, sum_logits = backend.logits(images[image_index], rand)
     return score(digit_logits, sum_logits, np.asarray(labels)[image_index], rand), digit_logits, sum_logits

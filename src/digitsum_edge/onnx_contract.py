@@ -8,9 +8,7 @@ and need nothing from training code. numpy only: the runtime install imports thi
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,12 +85,6 @@ def _integer_array(rand: Any) -> bool:
     if hasattr(rand, "is_floating_point"):  # a torch tensor
         return not rand.is_floating_point() and not rand.is_complex() and str(dtype) != "torch.bool"
     return np.issubdtype(dtype, np.integer)
-
-
-def variant_path(fp32: str | os.PathLike, precision: str) -> Path:
-    """runs/model.onnx -> runs/model.int8.onnx (or .fp16.onnx): where export writes a variant, bench finds it."""
-    fp32 = Path(fp32)
-    return fp32.with_name(f"{fp32.name.removesuffix('.onnx')}.{precision}.onnx")
 
 
 def metadata_props(info: ModelInfo) -> dict[str, str]:

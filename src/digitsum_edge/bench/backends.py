@@ -15,8 +15,8 @@ import numpy as np
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.evaluate import batched_logits, exhaustive_pairs, onnx_exhaustive, score, torch_exhaustive
-from digitsum_edge.runtime.session import open_model
+from digitsum_edge.evaluate import backend_exhaustive, batched_logits, exhaustive_pairs, score, torch_exhaustive
+from digitsum_edge.runtime import backend as runtime
 
 PROVIDERS = ("cpu", "cuda")
 
@@ -144,33 +144,28 @@ class TorchCompiled(TorchEager):
         return score(digit_logits, sum_logits, labels[image_index], rand), digit_logits, sum_logits
 
 
-class OnnxRuntime(Backend):
-    """An exported .onnx file in an onnxruntime session on one provider; one session per thread count."""
+class Exported(Backend):
+    """An exported file through the runtime's one door (runtime/backend.py), on one provider; one loaded copy
+    per thread count."""
 
-    name = "onnxruntime"
+    optional = False
 
     def __init__(self, path: Path, provider: str, threads: int) -> None:
-        self._sessions: dict[int, object] = {}
-        session, info = self._open(path, provider, threads)
-        super().__init__(provider, info.precision, path)
-        self.info: onnx_contract.ModelInfo = info
-        self.session = session
-
-    def _open(self, path: Path, provider: str, threads: int):
-        loaded = open_model(path, provider=provider, threads=threads)
-        if loaded.provider != provider:
-            raise DigitsumError(f"{path}: onnxruntime opened it on {loaded.provider}, not {provider}")
-        self._sessions[threads] = loaded.session
-        return loaded.session, loaded.info
+        self.backend = runtime.open_model(path, provider=provider, threads=threads)
+        if self.backend.provider != provider:
+            raise DigitsumError(f"{path}: {self.backend.runtime} opened it on {self.backend.provider}, not {provider}")
+        self._loaded = {threads: self.backend}
+        self.name = self.backend.runtime
+        super().__init__(provider, self.backend.info.precision, path)
+        self.info: onnx_contract.ModelInfo = self.backend.info
 
     def set_threads(self, threads: int) -> None:
-        if threads not in self._sessions:
-            self._open(self.source, self.device, threads)
-        self.session = self._sessions[threads]
+        if threads not in self._loaded:
+            self._loaded[threads] = self.backend.reopen(threads)
+        self.backend = self._loaded[threads]
 
     def run(self, images: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        digit_logits, sum_logits = self.session.run(list(onnx_contract.OUTPUTS), {"image": images, "rand": rand})
-        return digit_logits, sum_logits
+        return self.backend.run(images, rand)
 
     def exhaustive(self, images: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
-        return onnx_exhaustive(self.session, images, labels, self.info.mean, self.info.std, self.info.num_rand)
+        return backend_exhaustive(self.backend, images, labels)

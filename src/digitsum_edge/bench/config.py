@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from digitsum_edge.layout import DEFAULT_CHECKPOINT
+
 
 @dataclass
 class BenchConfig:
-    checkpoint: str = "runs/model.pt"  # the PyTorch model (written by `digitsum-edge train`)
+    checkpoint: str = DEFAULT_CHECKPOINT  # the PyTorch model (written by `digitsum-edge train`)
     onnx: str | None = None  # fp32 .onnx; default: the checkpoint's name with the .onnx suffix
     int8: str | None = None  # int8 .onnx; default: NAME.int8.onnx beside the fp32 file, when it exists
     providers: str = "auto"  # onnxruntime providers: auto (CPU, plus CUDA when usable) | cpu | cuda | cpu,cuda

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from digitsum_edge import mnist, onnx_contract
-from digitsum_edge.bench.backends import Backend, OnnxRuntime, TorchCompiled, TorchEager, resolve_providers
+from digitsum_edge.bench.backends import Backend, Exported, TorchCompiled, TorchEager, resolve_providers
 from digitsum_edge.bench.config import BenchConfig
 from digitsum_edge.bench.report import header, model_facts, write_plot
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.evaluate import compare_logits
 from digitsum_edge.files import check_writable, write_json
+from digitsum_edge.layout import exported_path, variant_path
 from digitsum_edge.runtime.session import cuda_usable
 from digitsum_edge.timing import cpu_snapshot, measure, others_cpu_share
 
@@ -63,17 +64,17 @@ def resolve_paths(cfg: BenchConfig, with_torch: bool) -> tuple[Path | None, Path
     if with_torch and not ckpt.is_file():
         raise DigitsumError(f"checkpoint {ckpt} not found (train one with `digitsum-edge train`, "
                             "or pass --checkpoint)")
-    fp32 = Path(cfg.onnx) if cfg.onnx else ckpt.with_suffix(".onnx")
+    fp32 = Path(cfg.onnx) if cfg.onnx else exported_path(ckpt)
     if not fp32.is_file():
         raise DigitsumError(f"ONNX file {fp32} not found (export it with `digitsum-edge export {ckpt}`, "
                             "or pass --onnx)")
-    int8 = Path(cfg.int8) if cfg.int8 else onnx_contract.variant_path(fp32, "int8")
+    int8 = Path(cfg.int8) if cfg.int8 else variant_path(fp32, "int8")
     if cfg.int8 and not int8.is_file():
         raise DigitsumError(f"int8 ONNX file {int8} not found")
     return (ckpt if with_torch else None), fp32, (int8 if int8.is_file() else None)
 
 
-def _check_same_model(backend: OnnxRuntime, reference_sha: str, reference: Path, precision: str,
+def _check_same_model(backend: Exported, reference_sha: str, reference: Path, precision: str,
                       option: str) -> None:
     """The ONNX file must come from the same weights (metadata weights_sha256) and hold `precision`."""
     if backend.info.weights_sha256 != reference_sha:
@@ -90,8 +91,8 @@ def build_backends(cfg: BenchConfig, paths: tuple[Path | None, Path, Path | None
     """PyTorch eager (+ torch.compile) per torch device when torch is here, onnxruntime fp32 per provider,
     int8 on the CPU; the model facts for the header."""
     ckpt_path, onnx_path, int8_path = paths
-    fp32 = [OnnxRuntime(onnx_path, provider, threads) for provider in providers]
-    int8 = [OnnxRuntime(int8_path, "cpu", threads)] if int8_path is not None and "cpu" in providers else []
+    fp32 = [Exported(onnx_path, provider, threads) for provider in providers]
+    int8 = [Exported(int8_path, "cpu", threads)] if int8_path is not None and "cpu" in providers else []
     if int8_path is not None and not int8:  # QDQ int8 is a CPU format; CUDA would run most of it in fp32
         notes.append(f"{int8_path} not run: int8 runs on the CPU provider only")
     torch_backends: list[TorchEager] = []

@@ -20,6 +20,7 @@ from digitsum_edge.export.quantize import to_fp16, to_int8
 from digitsum_edge.export.triton import check_repository, write_repository
 from digitsum_edge.export.verify import Comparison, compare, require_close, require_no_drop
 from digitsum_edge.files import atomic_path, check_writable, temp_name, write_json
+from digitsum_edge.layout import exported_path, variant_path
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ class ExportResult:
 
 def output_paths(cfg: ExportConfig) -> dict[str, Path]:
     """fp32 file (default: beside the checkpoint), and OUT.int8.onnx / OUT.fp16.onnx when asked."""
-    fp32 = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).with_suffix(".onnx")
+    fp32 = Path(cfg.out) if cfg.out else exported_path(cfg.checkpoint)
     wanted = {"int8": cfg.int8, "fp16": cfg.fp16}
-    return {"fp32": fp32, **{p: onnx_contract.variant_path(fp32, p) for p in onnx_contract.VARIANTS if wanted[p]}}
+    return {"fp32": fp32, **{p: variant_path(fp32, p) for p in onnx_contract.VARIANTS if wanted[p]}}
 
 
 def run(cfg: ExportConfig) -> ExportResult:

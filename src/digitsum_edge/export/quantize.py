@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from digitsum_edge import onnx_contract
 from digitsum_edge.files import temp_name
 
 
@@ -19,13 +20,14 @@ def _calibration_reader(images: np.ndarray, rand: np.ndarray, mean: float, std: 
     from onnxruntime.quantization import CalibrationDataReader
 
     class Batches(CalibrationDataReader):
-        """Feeds training images (normalised as the metadata says) with random rand, `batch` at a time."""
+        """Feeds training images (normalised as the metadata says) with random rand, `batch` at a time: the
+        quantizer runs the model itself, so this is the one feed built outside the runtime's backend."""
 
         def __init__(self) -> None:
-            x = (images[:, None].astype(np.float32) / 255.0 - mean) / std  # (K, 1, 28, 28)
+            x = onnx_contract.normalize(images[:, None], mean, std)  # (K, 1, 28, 28) float32
             usable = len(x) - len(x) % batch
-            self._feeds = iter([{"image": x[i:i + batch], "rand": rand[i:i + batch].astype(np.int64)}
-                                for i in range(0, usable, batch)])
+            self._feeds = iter([dict(zip(onnx_contract.INPUTS, (x[i:i + batch], rand[i:i + batch].astype(np.int64)),
+                                         strict=True)) for i in range(0, usable, batch)])
 
         def get_next(self) -> dict | None:
             return next(self._feeds, None)
@@ -63,7 +65,7 @@ def to_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, images: 
         quant_pre_process(os.fspath(fp32_path), os.fspath(prepared), skip_symbolic_shape=True)
         model = onnx.load(prepared)
         names = [node.name for node in model.graph.node]
-        digit_head = next(i for i, node in enumerate(model.graph.node) if "digit_logits" in node.output)
+        digit_head = next(i for i, node in enumerate(model.graph.node) if onnx_contract.OUTPUTS[0] in node.output)
         # BatchNorm after a max-pool cannot be folded into the conv; its per-channel scale stays fp32 too
         # (the quantizer has no per-channel axis for a 1-D weight).
         norms = [node.name for node in model.graph.node if node.op_type == "BatchNormalization"]

@@ -9,8 +9,8 @@ import numpy as np
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.evaluate import compare_logits, onnx_exhaustive
-from digitsum_edge.runtime.session import open_model
+from digitsum_edge.evaluate import backend_exhaustive, compare_logits
+from digitsum_edge.runtime.backend import open_model
 
 
 @dataclass
@@ -31,9 +31,7 @@ def compare(path: str | os.PathLike, reference: tuple[np.ndarray, ...], images: 
             labels: np.ndarray, info: onnx_contract.ModelInfo, static_batch: int | None) -> Comparison:
     """Names and shapes (the runtime's own check, on the CPU provider), then values of `path` against
     reference logits (exhaustive_pairs order)."""
-    session = open_model(path, provider="cpu").session
-    metrics, digit_logits, sum_logits = onnx_exhaustive(
-        session, images, labels, info.mean, info.std, info.num_rand, static_batch=static_batch)
+    metrics, digit_logits, sum_logits = backend_exhaustive(open_model(path, provider="cpu"), images, labels)
     for name, got, want in zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), reference, strict=True):
         if got.shape != want.shape:
             raise DigitsumError(f"{path}: {name} has shape {got.shape}, PyTorch gives {want.shape}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import click
 
+from digitsum_edge.layout import DEFAULT_MODEL
 from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.session import DEFAULT_MODEL, PROVIDERS
+from digitsum_edge.runtime.backend import PROVIDERS
 
 _rand = click.option("--rand", type=click.IntRange(0, 9), default=None,
                      help="The number added to the digit, 0-9 [default: a new random one per digit].")

@@ -17,15 +17,14 @@ import numpy as np
 
 from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.files import atomic_path, check_writable, write_bytes
+from digitsum_edge.layout import DEFAULT_MODEL
 from digitsum_edge.runtime import defaults, overlay
+from digitsum_edge.runtime.policy import RandPicker, Smoother
 from digitsum_edge.runtime.reader import (
     DigitReader,
-    RandPicker,
-    Smoother,
     json_line,
     load,
 )
-from digitsum_edge.runtime.session import DEFAULT_MODEL
 from digitsum_edge.runtime.sources import VIDEO_FOURCC, CameraLost, Source
 
 TITLE = "digitsum-edge live"
@@ -201,14 +200,14 @@ def run(cfg: LiveConfig) -> LiveResult:
         cv2.setNumThreads(cfg.threads)
     if cfg.rand is not None:
         reader.check_rand(cfg.rand)
-    notes = list(reader.model.notes)
+    notes = list(reader.backend.notes)
     window = _want_window(cfg.window, notes)
     result = LiveResult(cfg.source, reader.provider, window, notes=notes)
     stopped: BaseException | None = None
     with Source(cfg.source, latest_frame=cfg.latest_frame) as source, ExitStack() as outputs:
         for note in notes:
             log.warning(note)
-        log.info(f"provider: {reader.provider} | model {reader.model.path} | source {source.name} | "
+        log.info(f"provider: {reader.provider} | model {reader.backend.path} | source {source.name} | "
                  + ("window" if window else "headless"))
         sinks = _Sinks(cfg, window, outputs, source.fps)
         try:
@@ -229,9 +228,9 @@ def run(cfg: LiveConfig) -> LiveResult:
 
 
 def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResult, sinks: _Sinks) -> None:
-    rand = RandPicker(cfg.rand, cfg.seed, reader.model.info.num_rand)
+    rand = RandPicker(cfg.rand, cfg.seed, reader.info.num_rand)
     smooth = Smoother(cfg.smooth, reader.min_confidence)
-    provider = reader.model.provider
+    provider = reader.provider
     still = source.kind in ("image", "images")  # a window waits on each still image (space: next)
     # A video file plays at its own frame rate in the window (headless runs go as fast as they can).
     interval = 1 / source.fps if source.kind == "video" and source.fps else 0.0
@@ -264,7 +263,7 @@ def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResu
                 if key == ord("r"):
                     rand.draw()
                 else:
-                    rand.value, rand.auto = min(key - ord("0"), reader.model.info.num_rand - 1), False
+                    rand.fix(key - ord("0"))
                 reading = reader.with_rand(reading, rand.value)
                 annotated = overlay.draw(frame, reading, fps, paused, provider, keys=True)
             if not paused:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable
+from digitsum_edge.layout import DEFAULT_MODEL
 from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime import score as scoring
-from digitsum_edge.runtime.reader import RandPicker, json_line, load
-from digitsum_edge.runtime.session import DEFAULT_MODEL
+from digitsum_edge.runtime.policy import RandPicker
+from digitsum_edge.runtime.reader import json_line, load
 from digitsum_edge.runtime.sources import list_images, read_image
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,10 @@ def run(cfg: PredictConfig) -> PredictResult:
         labels = scoring.read_labels(cfg.labels, paths)
         report = _report_folder(cfg)
     reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
-    for note in reader.model.notes:
+    for note in reader.backend.notes:
         log.warning(note)
-    log.info(f"provider: {reader.provider} | model {reader.model.path} | {len(paths)} images")
-    rand = RandPicker(cfg.rand, cfg.seed, reader.model.info.num_rand)
+    log.info(f"provider: {reader.provider} | model {reader.backend.path} | {len(paths)} images")
+    rand = RandPicker(cfg.rand, cfg.seed, reader.info.num_rand)
     result = PredictResult()
     score = result.score = scoring.Score() if labels is not None else None
     with ExitStack() as stack:
@@ -97,7 +98,7 @@ def run(cfg: PredictConfig) -> PredictResult:
         if cfg.jsonl:
             out = stack.enter_context(open(stack.enter_context(atomic_path(cfg.jsonl)), "w"))
         for index, path in enumerate(paths):
-            value = rand.value if not rand.auto or index == 0 else rand.draw()  # a new rand per image
+            value = rand.for_image(index)
             frame = read_image(path)
             reading = reader.read(frame, value)
             line = json_line(index, str(path), reading, reader.provider)

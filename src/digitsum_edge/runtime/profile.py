@@ -30,8 +30,8 @@ def time_pipeline(reader: DigitReader, frames: Sequence[np.ndarray], labels: Seq
         cv2.setNumThreads(previous)
     timing = summarize(durations, 1, warmup)
     h, w = frames[0].shape[:2]
-    return {"status": "ok", "frame": f"{w}x{h}", "backend": f"onnxruntime {reader.provider} "
-            f"{reader.model.info.precision}", "threads": reader.model.threads, "frames": len(frames),
+    return {"status": "ok", "frame": f"{w}x{h}", "backend": f"{reader.backend.runtime} {reader.provider} "
+            f"{reader.info.precision}", "threads": reader.backend.threads, "frames": len(frames),
             **timing.to_dict(), "frames_per_s": timing.images_per_s,
             "digit_accuracy": float(np.mean([x.digit == t for x, t in zip(readings, labels, strict=True)])),
             "sum_accuracy": float(np.mean([x.sum == t + r for x, t, r in zip(readings, labels, rand, strict=True)])),

@@ -1,4 +1,4 @@
-"""Open an exported model with onnxruntime: choose the provider, check the file is a digitsum-edge model.
+"""The ONNX Runtime backend: choose the provider, check the file is a digitsum-edge model, run it.
 
 Needs only the .onnx file and its metadata_props, never training code or torch.
 """
@@ -9,28 +9,36 @@ import base64
 import functools
 import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.layout import DEFAULT_MODEL
+from digitsum_edge.runtime.backend import Backend, check_open
 
-PROVIDERS = ("auto", "cuda", "cpu")
 _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
-DEFAULT_MODEL = "runs/model.onnx"  # where `digitsum-edge export runs/model.pt` writes by default
 
 
 @dataclass
-class LoadedModel:
-    """An onnxruntime session on a checked digitsum-edge model, and the provider it really runs on."""
+class OnnxRuntime(Backend):
+    """An onnxruntime session on a checked digitsum-edge model, on the provider it really runs on."""
 
-    session: Any  # onnxruntime.InferenceSession
-    info: onnx_contract.ModelInfo
-    provider: str  # "cuda" or "cpu": what the session actually uses
-    path: Path
-    threads: int | None = None  # intra-op threads asked for (None: onnxruntime's default)
-    notes: list[str] = field(default_factory=list)  # e.g. the one-line CUDA fallback message
+    session: Any = None  # onnxruntime.InferenceSession
+    runtime = "onnxruntime"
+
+    def run(self, image: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        digit_logits, sum_logits = self.session.run(list(onnx_contract.OUTPUTS),
+                                                    {onnx_contract.INPUTS[0]: image, onnx_contract.INPUTS[1]: rand})
+        return digit_logits, sum_logits
+
+    def reopen(self, threads: int) -> OnnxRuntime:
+        reopened = open_onnx(self.path, self.provider, threads)
+        if reopened.provider != self.provider:
+            raise DigitsumError(f"{self.path}: onnxruntime opened it on {reopened.provider}, not {self.provider}")
+        return reopened
 
 
 def _quiet_ort():
@@ -83,17 +91,9 @@ def cuda_usable() -> bool:
         ort.set_default_logger_severity(3)
 
 
-def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> LoadedModel:
+def open_onnx(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> OnnxRuntime:
     """Open and check a digitsum-edge .onnx file on `provider` (auto | cuda | cpu) with `threads` threads."""
-    path = Path(path)
-    if provider not in PROVIDERS:
-        raise DigitsumError(f"unknown provider {provider!r} (choose from {', '.join(PROVIDERS)})")
-    if threads is not None and threads < 1:
-        raise DigitsumError(f"threads must be at least 1, got {threads}")
-    if not path.is_file():
-        hint = " (run `digitsum-edge export runs/model.pt` first)" if str(path) == DEFAULT_MODEL else ""
-        raise DigitsumError(f"model {path} does not exist{hint}" if not path.exists()
-                            else f"model {path} is not a file")
+    path = check_open(path, provider, threads, DEFAULT_MODEL)
     notes: list[str] = []
     chosen = provider
     if provider == "cuda" and not cuda_usable():
@@ -117,4 +117,6 @@ def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | N
         notes.append(f"onnxruntime could not run {path.name} on CUDA; running on the CPU")
     info = onnx_contract.parse(session.get_modelmeta().custom_metadata_map, str(path))
     onnx_contract.check_session(session, info, str(path))
-    return LoadedModel(session=session, info=info, provider=chosen, path=path, threads=threads, notes=notes)
+    batch = session.get_inputs()[0].shape[0]
+    return OnnxRuntime(info=info, provider=chosen, path=path, threads=threads, notes=notes,
+                       static_batch=batch if isinstance(batch, int) else None, session=session)

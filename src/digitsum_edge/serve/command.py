@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.session import PROVIDERS
+from digitsum_edge.runtime.backend import PROVIDERS
 from digitsum_edge.serve.config import LOCAL, ServeConfig
 
 _D = ServeConfig()

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
+from digitsum_edge.layout import DEFAULT_MODEL
 from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.session import DEFAULT_MODEL, PROVIDERS
+from digitsum_edge.runtime.backend import PROVIDERS
 
 LOCAL = "local"  # --address local: start a Ray instance in this process (the default)
 _CLUSTER = re.compile(r"^(auto|ray://[^\s/:]+(:\d{1,5})?|[^\s/:]+:\d{1,5})$")

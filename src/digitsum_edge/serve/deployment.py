@@ -25,8 +25,7 @@ from starlette.exceptions import HTTPException
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.onnx_contract import MODEL_NAME, MODEL_VERSION
-from digitsum_edge.runtime.preprocess import Prepared, prepare
-from digitsum_edge.runtime.reader import Prediction, load, softmax
+from digitsum_edge.runtime.reader import Prediction, PreparedFrame, load
 from digitsum_edge.serve import protocol
 from digitsum_edge.serve.config import ServeConfig, max_body_bytes
 from digitsum_edge.serve.protocol import BadRequest
@@ -74,7 +73,7 @@ class DigitsumService:
             # One onnxruntime thread: a batch of 64 28x28 images takes about a millisecond, and a second
             # thread spinning beside the decoding threads costs more than it gives; replicas add cores.
             self.reader = load(path, cfg.provider, 1, cfg.roi, cfg.ink)
-        self.cfg, self.info = cfg, self.reader.model.info
+        self.cfg, self.info, self.backend = cfg, self.reader.info, self.reader.backend
         self.model_file = {"name": model_name, "bytes": len(model_bytes),
                            "sha256": hashlib.sha256(model_bytes).hexdigest()}
         self.max_body = max_body_bytes(cfg)
@@ -92,8 +91,7 @@ class DigitsumService:
         """Ray Serve's batching: (image (n, 1, 28, 28) float32, rand (n,) int64) per request -> logits each."""
         image = np.concatenate([i for i, _ in items]) if len(items) > 1 else items[0][0]
         rand = np.concatenate([r for _, r in items]) if len(items) > 1 else items[0][1]
-        digit_logits, sum_logits = self.reader.model.session.run(list(onnx_contract.OUTPUTS),
-                                                                 {protocol.IMAGE: image, protocol.RAND: rand})
+        digit_logits, sum_logits = self.backend.run(image, rand)
         self.model_calls, self.images = self.model_calls + 1, self.images + len(rand)
         ends = np.cumsum([len(r) for _, r in items])[:-1]
         return list(zip(np.split(digit_logits, ends), np.split(sum_logits, ends), strict=True))
@@ -122,26 +120,22 @@ class DigitsumService:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _prepare(self, data: bytes) -> tuple[Prepared, float]:
-        """In the pool: decode the image, then `live`'s preprocessing; returns it and when it started."""
-        frame = protocol.decode_image(data)
-        started = time.perf_counter()
-        return prepare(frame, self.reader.preprocess), started
-
-    def _normalize(self, pixels: np.ndarray) -> np.ndarray:
-        return onnx_contract.normalize(pixels, self.info.mean, self.info.std)
+    def _prepare(self, data: bytes) -> PreparedFrame:
+        """In the pool: decode the image, then the reader's first stage, as `live` reads a frame."""
+        return self.reader.prepare(protocol.decode_image(data))
 
     @api.post("/v1/read")
     async def read(self, request: Request) -> JSONResponse:
         """PNG or JPEG bytes, ?rand=N -> the fields of a `live` JSON line."""
         rand = protocol.parse_rand(request.query_params.get("rand"), 1, self.info.num_rand, self.rng)
         data = await self.body(request)
-        prep, started = await asyncio.get_running_loop().run_in_executor(self.pool, self._prepare, data)
-        probs = None
-        if prep.mnist is not None:
-            digit_logits, sum_logits = await self.logits(self._normalize(prep.mnist[None, None]), rand)
-            probs = softmax(digit_logits[0]), softmax(sum_logits[0])
-        reading = self.reader.reading(prep, int(rand[0]), started, probs)
+        framed = await asyncio.get_running_loop().run_in_executor(self.pool, self._prepare, data)
+        logits, infer_ms = None, 0.0
+        if framed.prep.mnist is not None:  # the reader's second stage, batched with other requests' images
+            started = time.perf_counter()
+            logits = await self.logits(self.backend.normalize(framed.prep.mnist[None]), rand)
+            infer_ms = (time.perf_counter() - started) * 1e3
+        reading = self.reader.reading(framed, int(rand[0]), logits, infer_ms)
         return JSONResponse({**reading.to_dict(), "provider": self.reader.provider})
 
     @api.post("/v1/predict")
@@ -149,7 +143,7 @@ class DigitsumService:
         """N x 28 x 28 uint8 pixels (white on black), ?rand=N or ?rand=a,b,c -> digits and sums."""
         images = protocol.parse_images(await self.body(request), self.info.input_size)
         rand = protocol.parse_rand(request.query_params.get("rand"), len(images), self.info.num_rand, self.rng)
-        read = Prediction.from_logits(*await self.logits(self._normalize(images[:, None]), rand))
+        read = Prediction.from_logits(*await self.logits(self.backend.normalize(images), rand))
         return JSONResponse({"rand": rand.tolist(), "digits": read.digits.tolist(),
                              "digit_confidences": read.digit_confidences.round(4).tolist(),
                              "sums": read.sums.tolist(), "sum_confidences": read.sum_confidences.round(4).tolist()})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
+from digitsum_edge.layout import RUNS
+
 
 @dataclass
 class TrainConfig:
@@ -30,7 +32,7 @@ class TrainConfig:
     limit: int | None = None  # train on the first N training images only (quick experiments, tests)
     holdout: int = 0  # evaluate on the last N training images (not trained on) instead of the test set: tuning
     data_dir: str | None = None  # folder with the four MNIST IDX files; default: the copy in the package
-    out: str = "runs"  # output folder: model.pt, metrics.json, curves.png, errors.png
+    out: str = RUNS  # output folder: model.pt, metrics.json, curves.png, errors.png
     resume: str | None = None  # checkpoint to continue from
     force: bool = False  # replace an existing out/model.pt instead of refusing
 

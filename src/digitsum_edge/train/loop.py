@@ -22,6 +22,7 @@ from digitsum_edge import checkpoint, mnist
 from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.files import check_folder, write_json
+from digitsum_edge.layout import checkpoint_path
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
 from digitsum_edge.onnx_contract import normalize
 from digitsum_edge.train.augment import random_affine, random_stroke_width
@@ -93,7 +94,7 @@ class Run:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.cfg.out) / "model.pt"
+        return checkpoint_path(self.cfg.out)
 
     @property
     def evaluated_on(self) -> str:
@@ -143,7 +144,7 @@ def settle_config(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
         raise DigitsumError("--epochs must be at least 1 and --batch-size at least 2")
     resume = None
     if cfg.resume is None:
-        out_ckpt = Path(cfg.out) / "model.pt"
+        out_ckpt = checkpoint_path(cfg.out)
         if out_ckpt.exists() and not cfg.force:
             raise DigitsumError(f"{out_ckpt} exists: continue it with --resume {out_ckpt}, replace it with "
                                 f"--force, or choose another --out")
