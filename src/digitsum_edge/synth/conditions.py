@@ -17,7 +17,7 @@ import numpy as np
 
 from digitsum_edge import mnist
 from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
-from digitsum_edge.synth.frames import _lighting, _sensor, _sleeve
+from digitsum_edge.synth.camera import lighting, sensor, sleeve
 
 CONDITIONS = {  # name -> what a frame of it shows (README and `synth --help` quote these)
     "plain": "an MNIST digit in dark ink on unevenly lit paper (what `synth` draws without --conditions)",
@@ -241,13 +241,13 @@ def render(condition: str, digit: np.ndarray | None, label: int | None, rng: np.
         albedo = np.asarray(cv2.warpPerspective(albedo, homography, (width, height), flags=cv2.INTER_LINEAR,
                                                 borderMode=cv2.BORDER_CONSTANT,
                                                 borderValue=tuple(float(t) for t in table)))
-    light = _lighting(rng, width, height)  # (H, W, 3) illumination, 130-225 on average
+    light = lighting(rng, width, height)  # (H, W, 3) illumination, 130-225 on average
     if kind == "dark":
         light *= rng.uniform(0.2, 0.45)  # a webcam's auto exposure keeps dim paper at 25-100
     if kind == "shadow":
         light *= _shadow(height, width, roi_rect, rng)[..., None]
     image = albedo * light
-    _sleeve(image, rng, rx)
+    sleeve(image, rng, rx)
     if kind == "motion":
         length = int(rng.integers(6, 19))
         kernel = np.zeros((length, length), np.float32)
@@ -265,7 +265,7 @@ def render(condition: str, digit: np.ndarray | None, label: int | None, rng: np.
         scan = np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
         frame = cv2.resize(scan, (width, height), interpolation=interpolation)
     sigma = noise_rng.uniform(4, 12) if kind == "dark" else noise_rng.uniform(2, 8)
-    return _sensor(frame, noise_rng, int(noise_rng.integers(2**31)), sigma)
+    return sensor(frame, noise_rng, int(noise_rng.integers(2**31)), sigma)
 
 
 def sample(condition: str, count: int, seed: int, size: tuple[int, int] = (640, 480),

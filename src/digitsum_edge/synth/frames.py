@@ -21,8 +21,9 @@ import numpy as np
 from digitsum_edge import mnist
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable, write_json
-from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
+from digitsum_edge.runtime.preprocess import PreprocessConfig
 from digitsum_edge.runtime.sources import VIDEO_FOURCC
+from digitsum_edge.synth.conditions import render
 
 LABELS = "labels.json"  # in an image folder; beside a video it is <stem>.labels.json
 log = logging.getLogger(__name__)
@@ -45,66 +46,15 @@ class SynthConfig:
     force: bool = False  # replace an existing OUT
 
 
-def _lighting(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """(height, width, 3) float32 paper brightness: a gradient, a soft spot or shadow, a colour tint."""
-    gw, gh = 32, 24  # computed coarse, then smoothly upscaled
-    yy, xx = np.mgrid[-1:1:gh * 1j, -1:1:gw * 1j].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    light = rng.uniform(130, 225) + rng.uniform(15, 60) * (np.cos(angle) * xx + np.sin(angle) * yy)
-    sx, sy = rng.uniform(-1, 1, 2)
-    light += rng.uniform(-40, 30) * np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / rng.uniform(0.2, 0.8))
-    light = cv2.resize(light, (width, height), interpolation=cv2.INTER_CUBIC)
-    tint = rng.uniform(0.88, 1.05, 3)  # B, G, R
-    return cv2.merge([light * np.float32(t) for t in tint])  # (H, W, 3)
-
-
 def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
                  noise_rng: np.random.Generator | None = None, roi: float = PreprocessConfig.roi) -> np.ndarray:
-    """(28, 28) uint8 MNIST digit (None: blank paper) -> (H, W, 3) uint8 BGR frame as a webcam sees it.
+    """(28, 28) uint8 MNIST digit (None: blank paper) -> (H, W, 3) uint8 BGR frame as a webcam sees it: the
+    `plain` camera condition.
 
     Placement, lighting and ink come from `rng`; sensor noise, blur and JPEG from `noise_rng` (default
     `rng`), so the same `rng` seed with a fresh `noise_rng` gives the same scene with new noise.
     """
-    width, height = size
-    noise_rng = noise_rng or rng
-    rx, ry, side, _ = roi_box(height, width, roi)
-    paper = _lighting(rng, width, height)  # (H, W, 3) float32
-    if digit is not None:
-        scale = rng.uniform(0.3, 0.65) * side / BOX  # the 20-pixel MNIST box covers 30-65 % of the region
-        # MNIST centres the mass, not the box, at (14, 14): a digit reaches up to ~14 pixels from it
-        room = max(0.0, side / 2 - 15 * scale)  # keep the rotated digit inside the region
-        cx, cy = rx + side / 2 + rng.uniform(-room, room), ry + side / 2 + rng.uniform(-room, room)
-        warp = cv2.getRotationMatrix2D((14.0, 14.0), rng.uniform(-12, 12), scale)
-        warp[:, 2] += np.array([cx - 14.0, cy - 14.0])
-        ink = cv2.warpAffine(digit.astype(np.float32) / 255.0, warp, (width, height), flags=cv2.INTER_CUBIC)
-        pen = int(rng.integers(-1, 2)) * round(scale / 4)  # a thinner or thicker pen than MNIST's
-        if pen:
-            element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(pen) * 2 + 1,) * 2)
-            ink = (cv2.dilate if pen > 0 else cv2.erode)(ink, element)
-        darkness = rng.uniform(0.6, 0.9) * rng.uniform(0.85, 1.0, 3).astype(np.float32)  # bluish-black ink
-        np.clip(ink, 0, 1, out=ink)
-        paper *= cv2.merge([1 - ink * float(d) for d in darkness])  # (H, W, 3) ink transmission
-    _sleeve(paper, rng, rx)
-    frame = cv2.GaussianBlur(np.clip(paper, 0, 255).astype(np.uint8), (0, 0), noise_rng.uniform(0.4, 1.4))
-    noise_seed = int(noise_rng.integers(2**31))
-    return _sensor(frame, noise_rng, noise_seed, noise_rng.uniform(2, 8))
-
-
-def _sleeve(image: np.ndarray, rng: np.random.Generator, rx: int) -> None:
-    """In place, half the time: something dark at the frame's left edge, outside the region (a sleeve, a table)."""
-    if rng.random() < 0.5:
-        band = int(rng.integers(10, max(11, rx // 2)))
-        image[:, :band] *= rng.uniform(0.3, 0.6)
-
-
-def _sensor(frame: np.ndarray, noise_rng: np.random.Generator, noise_seed: int, sigma: float) -> np.ndarray:
-    """The camera's last steps: sensor noise of `sigma` grey levels, then JPEG (quality 50-90) and back."""
-    noise = np.empty(frame.shape[:2], np.int16)  # (H, W): mostly luma after JPEG anyway
-    cv2.setRNGSeed(noise_seed)  # OpenCV's generator, seeded: fast and repeatable
-    noise[:] = cv2.randn(noise, np.zeros(1), np.full(1, sigma))
-    frame = cv2.add(frame, cv2.merge([noise] * 3), dtype=cv2.CV_8U)  # saturating
-    _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(noise_rng.integers(50, 91))])
-    return np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    return render("plain", digit, None, rng, size, noise_rng, roi)
 
 
 def pick_digits(count: int, seed: int, blank: float = 0.0) -> tuple[np.ndarray, list[int | None]]:
@@ -127,8 +77,6 @@ def frames(digits: np.ndarray, labels: Sequence[int | None], seed: int = 0, hold
     conditions: digit i is drawn in conditions[i % len(conditions)] (synth/conditions.py; "blank" shows
     no digit, label None); empty: `camera_frame`'s plain frames.
     """
-    from digitsum_edge.synth.conditions import render  # it imports this module
-
     noise_rng = np.random.default_rng([seed, 1])
     for i, (digit, label) in enumerate(zip(digits, labels, strict=True)):
         condition = conditions[i % len(conditions)] if conditions else None
