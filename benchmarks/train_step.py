@@ -12,32 +12,25 @@ import argparse
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from digitsum_edge.model import DigitSumNet, ModelConfig
 from digitsum_edge.timing import measure
-from digitsum_edge.train.augment import random_affine, random_stroke_width
 from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.device import cpu_has_bf16
 from digitsum_edge.train.loop import seeded
+from digitsum_edge.train.step import batch_images, make_optimizer, train_step
 
 
 def make_step(images: torch.Tensor, rand: torch.Tensor, digit: torch.Tensor, bf16: bool, pool_first: bool = True,
               fused: bool = True) -> Callable[[], None]:
-    """One optimizer step of a fresh default model with the given choices."""
+    """The training loop's own step (train/step.py) on a fresh default model with the given choices."""
     torch.manual_seed(0)
     model = DigitSumNet(ModelConfig(pool_first=pool_first)).to(memory_format=torch.channels_last)
     cfg = TrainConfig()
-    optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.sum_head_lr_scale), lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, fused=fused)
+    optimizer = make_optimizer(model, cfg, fused=fused)
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            digit_logits, sum_logits = model(images, rand)
-            loss = F.cross_entropy(digit_logits.float(), digit) + F.cross_entropy(sum_logits.float(), digit + rand)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, images, digit, rand, cfg.label_smoothing, bf16)
 
     return step
 
@@ -49,11 +42,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n = args.batch_size
-    images = torch.randint(0, 256, (n, 1, 28, 28)).float().contiguous(memory_format=torch.channels_last)
+    pixels = torch.randint(0, 256, (n, 1, 28, 28)).float()  # (B, 1, 28, 28), 0-255
+    images = batch_images(pixels, TrainConfig(augment=False), None)  # what the step gets: normalised
     rand, digit = torch.randint(0, 10, (n,)), torch.randint(0, 10, (n,))
     cases = {
-        "augmentation (random_affine)": lambda: random_affine(images, seeded(0, 1, 2)),
-        "stroke width (--stroke)": lambda: random_stroke_width(images, seeded(0, 1, 3), 0.5),
+        "augmentation (default)": lambda: batch_images(pixels, TrainConfig(), seeded(0, 1, 2)),
+        "  with --stroke 0.5": lambda: batch_images(pixels, TrainConfig(stroke=0.5), seeded(0, 1, 3)),
         "step fp32": make_step(images, rand, digit, bf16=False),
         "step bf16 autocast (default)": make_step(images, rand, digit, bf16=True),
         "  bf16, pool after BN+ReLU": make_step(images, rand, digit, bf16=True, pool_first=False),

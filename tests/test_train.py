@@ -12,7 +12,7 @@ from digitsum_edge import checkpoint, mnist
 from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.files import atomic_path
-from digitsum_edge.train import loop
+from digitsum_edge.train import loop, step
 from digitsum_edge.train.config import TrainConfig
 
 SMALL = {"epochs": 2, "limit": 512, "channels": (4, 8), "batch_size": 64}
@@ -58,7 +58,7 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
 
 def _interrupt_on_tenth_batch(monkeypatch: pytest.MonkeyPatch):
     """Ctrl-C in the tenth batch of the next run (raised from its augmentation); returns the real function."""
-    real_affine, calls = loop.random_affine, []
+    real_affine, calls = step.random_affine, []
 
     def interrupt(*args, **kwargs):
         calls.append(1)
@@ -66,7 +66,7 @@ def _interrupt_on_tenth_batch(monkeypatch: pytest.MonkeyPatch):
             raise KeyboardInterrupt
         return real_affine(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "random_affine", interrupt)
+    monkeypatch.setattr(step, "random_affine", interrupt)
     return real_affine
 
 
@@ -81,7 +81,7 @@ def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes_exactly(tmp_path: Path,
     assert partial["complete"] is False and partial["train_state"]["epoch"] == 1
     checkpoint.build_model(partial)  # usable as it is
 
-    monkeypatch.setattr(loop, "random_affine", real_affine)
+    monkeypatch.setattr(step, "random_affine", real_affine)
     resumed = loop.run(TrainConfig(out=str(tmp_path / "cut"), resume=str(tmp_path / "cut" / "model.pt"))).checkpoint
     w_straight, w_resumed = _weights(straight), _weights(resumed)
     assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)

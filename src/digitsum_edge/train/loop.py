@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from digitsum_edge import checkpoint, mnist
@@ -24,11 +23,10 @@ from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.files import check_folder, write_json
 from digitsum_edge.layout import checkpoint_path
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
-from digitsum_edge.onnx_contract import normalize
-from digitsum_edge.train.augment import random_affine, random_stroke_width
 from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.device import resolve_device, use_bf16
 from digitsum_edge.train.report import plot_curves, plot_errors
+from digitsum_edge.train.step import batch_images, make_optimizer, train_step
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +177,7 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
     # A resumed run keeps its checkpoint's network (a 0.2 checkpoint pools after BatchNorm and ReLU).
     model_cfg = ModelConfig.from_dict(resume["model_config"]) if resume else ModelConfig(channels=tuple(cfg.channels))
     model = DigitSumNet(model_cfg).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.param_groups(cfg.lr, cfg.sum_head_lr_scale), lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, fused=True)  # one kernel for all parameters
+    optimizer = make_optimizer(model, cfg)
     total_steps = epochs(cfg) * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg.warmup))
     ema = None
@@ -220,25 +217,15 @@ def train_epoch(run: Run) -> None:
     try:
         while state.batch < run.steps_per_epoch:
             idx = order[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
-            x = run.train_images[idx].float()  # (B, 1, 28, 28), pixels 0-255
-            if cfg.augment:
-                batch_gen = seeded(cfg.seed, state.epoch, state.batch)
-                x = random_affine(x, batch_gen, elastic_px=cfg.elastic)
-                if cfg.stroke:
-                    x = random_stroke_width(x, batch_gen, cfg.stroke)
-            x = normalize(x).contiguous(memory_format=torch.channels_last)
+            x = batch_images(run.train_images[idx].float(),  # (B, 1, 28, 28), pixels 0-255
+                             cfg, seeded(cfg.seed, state.epoch, state.batch) if cfg.augment else None)
             digit_true, rand = run.train_labels[idx], rands[idx]
-            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.bf16):
-                digit_logits, sum_logits = step_model(x, rand)
-                loss = F.cross_entropy(digit_logits.float(), digit_true, label_smoothing=cfg.label_smoothing) \
-                    + F.cross_entropy(sum_logits.float(), digit_true + rand, label_smoothing=cfg.label_smoothing)
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            run.optimizer.step()
+            loss, digit_logits, sum_logits = train_step(step_model, run.optimizer, x, digit_true, rand,
+                                                        cfg.label_smoothing, run.bf16)
             run.scheduler.step()
             if run.ema is not None:
                 run.ema.update_parameters(model)
-            state.loss_sum += float(loss.detach()) * len(idx)
+            state.loss_sum += float(loss) * len(idx)
             state.digit_correct += int((digit_logits.argmax(1) == digit_true).sum())
             state.sum_correct += int((sum_logits.argmax(1) == digit_true + rand).sum())
             state.seen += len(idx)
