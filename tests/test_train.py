@@ -15,7 +15,7 @@ from digitsum_edge.files import atomic_path
 from digitsum_edge.train import loop, step
 from digitsum_edge.train.config import TrainConfig
 
-SMALL = {"epochs": 2, "limit": 512, "channels": (4, 8), "batch_size": 64}
+SMALL = {"epochs": 2, "limit": 512, "channels": (4, 8), "batch_size": 64, "eval_images": 500}
 
 
 def test_short_real_training_beats_accuracy_floor(tiny_checkpoint: Path) -> None:
@@ -24,8 +24,11 @@ def test_short_real_training_beats_accuracy_floor(tiny_checkpoint: Path) -> None
     assert metrics["digit_accuracy"] > 0.90
     assert metrics["sum_accuracy"] > 0.90
     assert metrics["sum_consistency"] > 0.95
-    assert metrics["pairs"] == 100_000  # exhaustive: every test image with every rand
-    assert metrics["params"] > 0 and metrics["macs"] > metrics["params"]
+    assert metrics["pairs"] == 2_000 * 10  # exhaustive: every evaluated test image (eval_images) with every rand
+    # channels 8, 16, 32: 3x3 convs without bias + BatchNorm (2 per channel), linear 32 -> 10, sum table 100 x 19
+    convs = (1 * 8 + 8 * 16 + 16 * 32) * 9 + 2 * (8 + 16 + 32)
+    assert metrics["params"] == convs + 32 * 10 + 10 + 100 * 19 == 8_174
+    assert metrics["macs"] > metrics["params"]
     assert metrics["device"] == "cpu" and metrics["train_seconds"] > 0
     assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
     for name in ("curves.png", "errors.png"):
@@ -37,8 +40,8 @@ def test_checkpoint_loads_weights_only_and_rebuilds_the_same_model(tiny_checkpoi
     assert raw["complete"] and raw["train_config"]["channels"] == [8, 16, 32]
     assert set(raw["versions"]) >= {"torch", "digitsum_edge"}
     model, ckpt = checkpoint.load_model(tiny_checkpoint)
-    test = mnist.load("test")
-    metrics, _, _ = torch_exhaustive(model, test.images, test.labels)
+    test, n = mnist.load("test"), raw["train_config"]["eval_images"]
+    metrics, _, _ = torch_exhaustive(model, test.images[:n], test.labels[:n])
     assert metrics["digit_accuracy"] == ckpt["metrics"]["digit_accuracy"]
     assert metrics["sum_accuracy"] == ckpt["metrics"]["sum_accuracy"]
 

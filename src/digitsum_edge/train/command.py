@@ -52,6 +52,8 @@ _D = TrainConfig()
               help="Train on the first N training images only (quick runs).")
 @click.option("--holdout", type=click.IntRange(min=0), default=_D.holdout, show_default=True,
               help="Evaluate on the last N training images (left out of training) instead of the test set.")
+@click.option("--eval-images", type=click.IntRange(min=1), default=None,
+              help="Evaluate on the first N test (or held-out) images only (quick runs) [default: all].")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--compile", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--force", is_flag=True, help="Replace an existing OUT/model.pt.")

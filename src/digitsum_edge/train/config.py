@@ -31,6 +31,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA only; ignored on CPU)
     limit: int | None = None  # train on the first N training images only (quick experiments, tests)
     holdout: int = 0  # evaluate on the last N training images (not trained on) instead of the test set: tuning
+    eval_images: int | None = None  # evaluate on the first N test (or held-out) images only (quick runs, tests)
     data_dir: str | None = None  # folder with the four MNIST IDX files; default: the copy in the package
     out: str = RUNS  # output folder: model.pt, metrics.json, curves.png, errors.png
     resume: str | None = None  # checkpoint to continue from

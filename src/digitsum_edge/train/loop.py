@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
 RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
-              "stroke", "elastic", "ema", "channels", "seed", "limit", "holdout")
+              "stroke", "elastic", "ema", "channels", "seed", "limit", "holdout", "eval_images")
 
 
 @dataclass
@@ -170,6 +170,7 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
             raise DigitsumError(f"--holdout must be between 1 and {len(train) - 2}, got {cfg.holdout}")
         test = mnist.Split(train.images[-cfg.holdout:], train.labels[-cfg.holdout:])
         train = mnist.Split(train.images[:-cfg.holdout], train.labels[:-cfg.holdout])
+    test = mnist.Split(test.images[:cfg.eval_images], test.labels[:cfg.eval_images])  # None: all of them
     n = min(cfg.limit or len(train), len(train))
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BatchNorm)
 
