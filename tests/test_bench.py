@@ -181,3 +181,33 @@ def test_timer_warms_up_then_times_until_the_budget() -> None:
     stats = summarize([0.001] * 98 + [0.002, 0.010], batch=10)
     assert stats.median_ms == pytest.approx(1.0) and stats.p99_ms > stats.p90_ms == pytest.approx(1.0)
     assert stats.images_per_s == pytest.approx(10_000)
+
+
+def test_bench_judges_with_exports_verdict_and_tolerance(run_dir: Path, tmp_path: Path) -> None:
+    """--tolerance is export's: a tolerance below the fp32 file's real difference fails it, with export's words."""
+    strict = invoke("bench", "--checkpoint", run_dir / "model.pt", "--batch-sizes", "1", *QUICK,
+                    "--tolerance", "1e-12", "--json", tmp_path / "strict.json")
+    assert strict.exit_code == 0, strict.output  # the verdict is reported, not an exit status
+    data = json.loads((tmp_path / "strict.json").read_text())
+    assert data["config"]["tolerance"] == 1e-12
+    parity = {(p["backend"], p["precision"]): p for p in data["parity"]}
+    fp32 = parity["onnxruntime", "fp32"]
+    assert max(fp32["max_abs_diff"].values()) > 1e-12 and not fp32["pass"]
+    assert "over the tolerance 1e-12" in fp32["check"] and "FAIL: largest logit difference" in strict.stdout
+    assert parity["pytorch", "fp32"]["pass"]  # the reference itself differs by 0
+    loose = invoke("bench", "--checkpoint", run_dir / "model.pt", "--batch-sizes", "1", *QUICK,
+                   "--tolerance", str(max(fp32["max_abs_diff"].values())), "--json", tmp_path / "loose.json")
+    at = {(p["backend"], p["precision"]): p for p in json.loads((tmp_path / "loose.json").read_text())["parity"]}
+    assert at["onnxruntime", "fp32"]["pass"]  # exactly at the tolerance passes, as in export
+
+
+def test_run_returns_a_result_whose_dict_is_the_json(run_dir: Path, tmp_path: Path) -> None:
+    from digitsum_edge.bench.config import BenchConfig
+    from digitsum_edge.bench.run import BenchResult, run
+
+    result = run(BenchConfig(checkpoint=str(run_dir / "model.pt"), batch_sizes=(1,), budget=0.02, warmup=1,
+                             min_runs=2, eval_images=20, threads=1, compile=False, live=False,
+                             json=str(tmp_path / "b.json")))
+    assert isinstance(result, BenchResult) and result.below_min_accuracy == []
+    assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(result.to_dict()))
+    assert list(result.to_dict())[:3] == ["schema", "config", "header"]

@@ -133,3 +133,45 @@ def test_cli_unwritable_output_is_one_line(tiny_checkpoint: Path, tmp_path: Path
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     one_line_error(export(str(tiny_checkpoint), "--out", str(blocker / "m.onnx")), "cannot write")
+
+
+def test_the_sum_heads_one_hot_lookup_is_f_one_hot_bit_for_bit(tiny_checkpoint: Path) -> None:
+    """The lookup that converts to LiteRT and TFLite Micro computes exactly what F.one_hot computed."""
+    import torch.nn.functional as F
+
+    model, _ = checkpoint.load_model(tiny_checkpoint)
+    head = model.adder
+    digit_logits = torch.randn(500, 10, generator=torch.Generator().manual_seed(0)) * 8
+    rand = torch.arange(500) % 10
+    with torch.no_grad():
+        got = head(digit_logits, rand)
+        probs = digit_logits.float().softmax(dim=1)
+        onehot = F.one_hot(rand, head.num_rand).to(probs.dtype)
+        want = head.table((probs.unsqueeze(2) * onehot.unsqueeze(1)).flatten(1))
+    assert torch.equal(got, want)
+    assert "adder.rand_codes" not in model.state_dict()  # no new weight: checkpoints stay as they were
+
+
+def test_the_verdict_travels_in_the_json(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "m.onnx", tmp_path / "export.json"
+    run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), verify_images=30, json=str(report)))
+    verdict = json.loads(report.read_text())["files"][0]["verdict"]
+    assert verdict["pass"] and verdict["failures"] == [] and "argmax agreement 100.00%" in verdict["checks"][1]
+
+
+def test_a_failed_verification_names_every_failure(tiny_checkpoint: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitsum_edge.export import verify
+
+    def disagreeing(*args, **kwargs) -> verify.Comparison:
+        heads = ("digit_logits", "sum_logits")
+        return verify.Comparison(10, dict.fromkeys(heads, 0.3), dict.fromkeys(heads, 0.9),
+                                 {"digit_accuracy": 0.9, "sum_accuracy": 0.9})
+
+    monkeypatch.setattr("digitsum_edge.export.pipeline.compare", disagreeing)
+    with pytest.raises(DigitsumError) as info:
+        run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "m.onnx"), verify_images=10))
+    message = str(info.value)
+    assert message.startswith(f"verification failed for {tmp_path / 'm.onnx'}: ") and "\n" not in message
+    assert "largest logit difference 3.00e-01" in message and "argmax agreement 90.0000%" in message
+    assert list(tmp_path.iterdir()) == []

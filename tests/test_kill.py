@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitsum_edge import checkpoint, mnist, onnx_contract
+from digitsum_edge import checkpoint, mnist
 from digitsum_edge.evaluate import torch_exhaustive
-from digitsum_edge.export.verify import compare, require_close, require_no_drop
+from digitsum_edge.export.verify import compare
 from digitsum_edge.runtime.backend import open_model
 
 # `digitsum-edge ARGS` with a stall hook: DIGITSUM_TEST_STALL="before|after:GLOB:N" makes the N-th
@@ -288,11 +288,8 @@ def onnx_check(tiny_checkpoint: Path) -> Callable[[Path], None]:
         info = loaded.info
         assert info.weights_sha256 == fingerprint, f"{path} is not from this checkpoint"
         assert info.precision == ("int8" if path.name.endswith(".int8.onnx") else "fp32"), path
-        result = compare(path, tuple(reference), images, labels, info, None)
-        if info.precision == "fp32":
-            require_close(path, result, onnx_contract.FP32_TOLERANCE)
-        else:
-            require_no_drop(path, result.metrics, torch_metrics)
+        result = compare(path, tuple(reference), images, labels)
+        result.verdict(path, info.precision, torch_metrics).require()
         assert np.isfinite(list(result.max_abs_diff.values())).all()
 
     return check

@@ -235,3 +235,58 @@ def test_check_session_refuses_the_wrong_interface(change: dict, match: str) -> 
     with pytest.raises(DigitsumError, match=match) as info:
         onnx_contract.check_session(_session(_contract_model(**change)), _info(), "m.onnx")
     assert str(info.value).startswith("m.onnx") and "\n" not in str(info.value)
+
+
+# ---- the one verdict on an exported file (export and bench) --------------------------------------------------
+
+HEADS = ("digit_logits", "sum_logits")
+FP32_METRICS = {"digit_accuracy": 0.9965, "sum_accuracy": 0.9960}
+
+
+def _verdict(precision: str, diff: float = 1e-6, agree: float = 1.0, metrics: dict | None = None,
+             tolerance: float = onnx_contract.FP32_TOLERANCE) -> onnx_contract.Verdict:
+    return onnx_contract.check_exported("m.tflite", precision, dict.fromkeys(HEADS, diff), dict.fromkeys(HEADS, agree),
+                                        metrics or FP32_METRICS, FP32_METRICS, tolerance)
+
+
+def test_a_file_exactly_at_the_tolerance_passes_and_just_over_fails() -> None:
+    at = _verdict("fp32", diff=onnx_contract.FP32_TOLERANCE)
+    assert at.passed and at.failures == [] and "max diff 1.0e-04 (<= 1e-04)" in at.summary()
+    over = _verdict("fp32", diff=onnx_contract.FP32_TOLERANCE * 1.001)
+    assert not over.passed and "over the tolerance 1e-04" in over.summary()
+    assert _verdict("fp32", diff=0.01, tolerance=0.01).passed  # the tolerance given is the one used
+    assert not _verdict("fp32", diff=0.0101, tolerance=0.01).passed
+    assert _verdict("fp16", diff=onnx_contract.FP16_TOLERANCE).passed
+    assert not _verdict("fp16", diff=onnx_contract.FP16_TOLERANCE + 1e-6).passed
+
+
+def test_an_accuracy_drop_exactly_at_the_limit_passes() -> None:
+    drop = onnx_contract.MAX_ACCURACY_DROP
+    at = {"digit_accuracy": 0.9965 - drop, "sum_accuracy": 0.9960 - drop}  # 0.9915: not exactly 0.005 in floats
+    assert _verdict("int8", diff=3.0, agree=0.98, metrics=at).passed  # int8 is judged on accuracy alone
+    below = {"digit_accuracy": 0.9965 - drop - 1e-4, "sum_accuracy": 0.9960}
+    verdict = _verdict("int8", metrics=below)
+    assert not verdict.passed and "digit_accuracy 99.1400% is more than 0.50% below fp32's 99.6500%" in verdict.summary()
+
+
+def test_every_failure_is_reported_at_once() -> None:
+    fp32 = _verdict("fp32", diff=0.5, agree=0.97)
+    assert len(fp32.failures) == 2
+    assert "largest logit difference 5.00e-01" in fp32.failures[0] and "argmax agreement 97.0000%" in fp32.failures[1]
+    fp16 = _verdict("fp16", diff=0.2, metrics={"digit_accuracy": 0.90, "sum_accuracy": 0.80})
+    assert len(fp16.failures) == 2 and "0.05" in fp16.failures[0].replace("5e-02", "0.05")
+    assert "digit_accuracy 90.0000%" in fp16.failures[1] and "sum_accuracy 80.0000%" in fp16.failures[1]
+    with pytest.raises(DigitsumError) as info:
+        fp16.require()
+    message = str(info.value)
+    assert message.startswith("verification failed for m.tflite: ") and "\n" not in message
+    assert all(failure in message for failure in fp16.failures)
+    assert fp16.to_dict() == {"pass": False, "checks": fp16.checks, "failures": fp16.failures}
+
+
+def test_a_reduced_precision_file_needs_fp32_figures_and_a_known_precision() -> None:
+    verdict = onnx_contract.check_exported("m.onnx", "int8", dict.fromkeys(HEADS, 1.0), dict.fromkeys(HEADS, 0.99),
+                                           FP32_METRICS, None)
+    assert not verdict.passed and "no fp32 accuracy" in verdict.summary()
+    with pytest.raises(DigitsumError, match="unknown precision 'bf16'"):
+        _verdict("bf16")

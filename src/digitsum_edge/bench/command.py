@@ -36,6 +36,8 @@ _D = BenchConfig()
 @click.option("--live/--no-live", default=_D.live, show_default=True, help="Time the live pipeline.")
 @click.option("--live-frames", type=click.IntRange(min=1), default=_D.live_frames, show_default=True,
               help="Synthetic 640x480 camera frames timed in the live-pipeline row.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=_D.tolerance, show_default=True,
+              help="Largest allowed fp32 logit difference (export's --tolerance).")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
               help="Exit 1 when any backend's digit or sum accuracy is below this fraction (e.g. 0.99).")
 @click.option("--data-dir", type=click.Path(), default=None,
@@ -50,8 +52,8 @@ def bench(**options: object) -> None:
     from digitsum_edge.bench.run import run
     from digitsum_edge.errors import DigitsumError
 
-    report = run(BenchConfig(**options))  # type: ignore[arg-type]  # click checked the types
-    click.echo(format_table(report))
-    if report["below_min_accuracy"]:  # the exit status says it too, for scripts
+    result = run(BenchConfig(**options))  # type: ignore[arg-type]  # click checked the types
+    click.echo(format_table(result.to_dict()))
+    if result.below_min_accuracy:  # the exit status says it too, for scripts
         raise DigitsumError(f"below --min-accuracy {options['min_accuracy']:.2%}: "
-                            + ", ".join(report["below_min_accuracy"]))
+                            + ", ".join(result.below_min_accuracy))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from digitsum_edge import onnx_contract
 from digitsum_edge.layout import DEFAULT_CHECKPOINT
 
 
@@ -22,6 +23,7 @@ class BenchConfig:
     eval_images: int | None = None  # test images for the accuracy parity, each with rand 0-9 (None: all)
     live: bool = True  # time the live pipeline: 640x480 frame -> preprocessing + inference
     live_frames: int = 200  # synthetic camera frames in the live row
+    tolerance: float = onnx_contract.FP32_TOLERANCE  # largest fp32 logit difference that passes (export's too)
     min_accuracy: float | None = None  # fail (exit 1) when any backend's digit or sum accuracy is below
     data_dir: str | None = None  # MNIST folder; default: the copy in the package
     json: str | None = None  # write the whole report here

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digitsum_edge.export.config import ExportConfig
+from digitsum_edge.export.config import FORMATS, ExportConfig
 
 _D = ExportConfig(checkpoint="")
 
@@ -12,13 +12,16 @@ _D = ExportConfig(checkpoint="")
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="The .onnx file [default: beside CHECKPOINT, .onnx suffix].")
+              help="The fp32 file [default: beside CHECKPOINT, .onnx or .tflite suffix].")
+@click.option("--format", type=click.Choice(list(FORMATS)), default=_D.format, show_default=True,
+              help="onnx, or litert: a .tflite file for LiteRT (phones); litert-int8 is litert --int8.")
 @click.option("--opset", type=click.IntRange(min=13, max=23), default=_D.opset, show_default=True)
 @click.option("--static-batch", type=click.IntRange(min=1), default=None,
               help="Fix the batch axis to N instead of a dynamic 'batch' axis.")
 @click.option("--simplify/--no-simplify", default=_D.simplify, show_default=True, help="Simplify with onnxsim.")
 @click.option("--int8", is_flag=True,
-              help="Also write OUT.int8.onnx: static QDQ int8, calibrated on training images.")
+              help="Also write OUT.int8.onnx (static QDQ int8, calibrated on training images); with litert "
+                   "OUT.int8.tflite, full integer for TFLite Micro, and its C array.")
 @click.option("--fp16", is_flag=True,
               help="Also write OUT.fp16.onnx: fp16 inside, fp32 in/out; for the CUDA provider.")
 @click.option("--calibration-images", type=click.IntRange(min=1), default=_D.calibration_images,
@@ -34,10 +37,12 @@ _D = ExportConfig(checkpoint="")
               help="Also write a Triton model repository into this folder (digitsum/config.pbtxt, 1/model.onnx).")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 def export(**options: object) -> None:
-    """Export CHECKPOINT to ONNX, simplify it, and verify it against PyTorch before writing it."""
+    """Export CHECKPOINT to ONNX (or LiteRT), and verify it against PyTorch before writing it."""
     from digitsum_edge.extras import require
 
     require("train", "export")
+    if str(options["format"]).startswith("litert"):
+        require("litert-export", "export --format litert")
     from digitsum_edge.export.pipeline import run
 
     click.echo(run(ExportConfig(**options)).summary())  # type: ignore[arg-type]  # click checked the types

@@ -6,17 +6,23 @@ from dataclasses import dataclass
 
 from digitsum_edge import onnx_contract
 
+# --format: the file each writes by default (beside the checkpoint); litert-int8 is litert with --int8
+FORMATS = {"onnx": ".onnx", "litert": ".tflite", "litert-int8": ".tflite"}
+
 
 @dataclass
 class ExportConfig:
     checkpoint: str  # model.pt written by `digitsum-edge train`
-    out: str | None = None  # the .onnx file; default: beside the checkpoint, same name, .onnx suffix
+    out: str | None = None  # the fp32 file; default: beside the checkpoint, same name, the format's suffix
+    format: str = "onnx"  # onnx | litert (.tflite for LiteRT and TFLite Micro) | litert-int8 (= litert --int8)
     # Opset 18: the dynamo exporter's native opset (no version conversion pass), run by every
     # onnxruntime since 1.14 and understood by onnxsim and the quantization tools.
     opset: int = 18
     static_batch: int | None = None  # fix the batch axis to N (runtimes that want static shapes)
     simplify: bool = True  # run onnxsim after export
-    int8: bool = False  # also write OUT.int8.onnx: static QDQ quantization calibrated on training images
+    # also write OUT.int8.onnx (static QDQ, calibrated on training images); with litert OUT.int8.tflite, full
+    # integer for TFLite Micro, and its C array (OUT_data.cc / .h)
+    int8: bool = False
     fp16: bool = False  # also write OUT.fp16.onnx: fp16 weights and compute, fp32 inputs/outputs (for CUDA)
     calibration_images: int = 512  # training images (each with a random rand) for int8 calibration
     verify_images: int = 10000  # test images compared with PyTorch, each with every rand 0-9

@@ -1,4 +1,4 @@
-"""Open the written file with onnxruntime (CPU) and prove it computes what PyTorch computes."""
+"""Open the written file through the runtime's one door (CPU) and prove it computes what PyTorch computes."""
 
 from __future__ import annotations
 
@@ -10,17 +10,23 @@ import numpy as np
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import backend_exhaustive, compare_logits
-from digitsum_edge.runtime.backend import open_model
+from digitsum_edge.runtime.backend import Backend, open_model
 
 
 @dataclass
 class Comparison:
-    """One ONNX file against a reference on the same (image, rand) pairs."""
+    """One exported file against a reference on the same (image, rand) pairs."""
 
     pairs: int
-    max_abs_diff: dict[str, float]  # per head, largest |onnx - reference| logit difference
+    max_abs_diff: dict[str, float]  # per head, largest |file - reference| logit difference
     argmax_agreement: dict[str, float]  # per head, fraction of pairs with the same argmax
-    metrics: dict[str, float]  # digit/sum accuracy and consistency of the ONNX file
+    metrics: dict[str, float]  # digit/sum accuracy and consistency of the file
+
+    def verdict(self, source: str | os.PathLike, precision: str, fp32_metrics: dict | None = None,
+                tolerance: float = onnx_contract.FP32_TOLERANCE) -> onnx_contract.Verdict:
+        """The one verdict (onnx_contract.check_exported) on these figures."""
+        return onnx_contract.check_exported(str(source), precision, self.max_abs_diff, self.argmax_agreement,
+                                            self.metrics, fp32_metrics, tolerance)
 
     def to_dict(self) -> dict:
         return {"pairs": self.pairs, "max_abs_diff": self.max_abs_diff,
@@ -28,29 +34,13 @@ class Comparison:
 
 
 def compare(path: str | os.PathLike, reference: tuple[np.ndarray, ...], images: np.ndarray,
-            labels: np.ndarray, info: onnx_contract.ModelInfo, static_batch: int | None) -> Comparison:
-    """Names and shapes (the runtime's own check, on the CPU provider), then values of `path` against
-    reference logits (exhaustive_pairs order)."""
-    metrics, digit_logits, sum_logits = backend_exhaustive(open_model(path, provider="cpu"), images, labels)
+            labels: np.ndarray, backend: Backend | None = None) -> Comparison:
+    """Names and shapes (the runtime's own check, on the CPU), then values of `path` against reference logits
+    (exhaustive_pairs order); `backend`: an already opened runtime for the file (default: open_model)."""
+    backend = backend or open_model(path, provider="cpu")
+    metrics, digit_logits, sum_logits = backend_exhaustive(backend, images, labels)
     for name, got, want in zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), reference, strict=True):
         if got.shape != want.shape:
             raise DigitsumError(f"{path}: {name} has shape {got.shape}, PyTorch gives {want.shape}")
     diffs, agreement = compare_logits((digit_logits, sum_logits), reference)
     return Comparison(len(digit_logits), diffs, agreement, metrics)
-
-
-def require_no_drop(path: str | os.PathLike, got: dict, fp32: dict) -> None:
-    """int8/fp16 verdict: digit and sum accuracy at most onnx_contract.MAX_ACCURACY_DROP below fp32's."""
-    for key in ("digit_accuracy", "sum_accuracy"):
-        if fp32[key] - got[key] > onnx_contract.MAX_ACCURACY_DROP:
-            raise DigitsumError(f"{path}: {key} {got[key]:.4%} is more than {onnx_contract.MAX_ACCURACY_DROP:.2%} "
-                                f"below fp32's {fp32[key]:.4%}")
-
-
-def require_close(path: str | os.PathLike, result: Comparison, tolerance: float) -> None:
-    """fp32 verdict: every logit within `tolerance` and every argmax equal."""
-    worst = max(result.max_abs_diff.values())
-    if worst > tolerance or min(result.argmax_agreement.values()) < 1.0:
-        raise DigitsumError(
-            f"verification failed for {path}: largest logit difference {worst:.2e} (tolerance "
-            f"{tolerance:.0e}), argmax agreement {min(result.argmax_agreement.values()):.4%}")
