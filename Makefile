@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-slow lint bench-train bench-seeds bench-serve clean
+.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,17 @@ live: install
 
 # The test command (what CI runs): Xvfb for the window test (apt-get as root; a printed skip elsewhere),
 # lint, type check, then the fast test suite (it also builds the wheel and installs it without extras).
-test: install
+test: install lint
 	@scripts/install-test-deps.sh
+	$(BIN)/pytest -q -m "not slow" --durations=20
+
+lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not slow"
+
+# A quick subset while developing: no server, browser, window or wheel-install tests (CI runs them all).
+test-quick: install
+	$(BIN)/pytest -q -m "not slow and not serve and not browser and not display and not install" --durations=10
 
 test-slow: install
 	$(BIN)/pytest -q -m slow

@@ -6,6 +6,23 @@ from pathlib import Path
 
 import pytest
 
+# Markers by test module, so that a developer can run a quick subset (`make test-quick`); CI runs them all.
+MODULE_MARKS = {
+    "test_serve": ("serve",),  # starts `digitsum-edge serve` (Ray) once per module
+    "test_serve_page": ("serve", "browser"),  # and drives headless Chromium
+    "test_runtime_window": ("display",),  # a real window under Xvfb
+    "test_runtime_install": ("install",),  # builds the wheel, installs it into a fresh venv
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        marks = MODULE_MARKS.get(module) or next((m for name, m in MODULE_MARKS.items()
+                                                  if module.startswith(name + "_")), ())
+        for mark in marks:
+            item.add_marker(mark)
+
 # ~3 s: evaluated on the first 2,000 test images (20,000 pairs) after each epoch
 TINY = {"epochs": 3, "limit": 4000, "channels": (8, 16, 32), "batch_size": 32, "seed": 0, "threads": 1,
         "eval_images": 2000}
