@@ -10,13 +10,26 @@ import pytest
 from digitsum_edge import __version__, checkpoint
 from helpers import invoke, one_line_error
 
+STAGES = ("bench", "export", "live", "predict", "serve", "synth", "train")
+
 
 def test_help_lists_every_stage_and_version() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "export", "live", "predict", "bench"):
-        assert command in result.output
+    listed = result.output.split("Commands:", 1)[1].splitlines()
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in listed if line.strip()}
+    assert tuple(sorted(rows)) == STAGES  # every command in the Commands table, each with its help line
+    assert all(len(text) > 10 for text in rows.values())
+    overview = result.output.split("Commands:", 1)[0]
+    assert all(f"digitsum-edge {command} " in overview for command in STAGES)  # and in the overview
     assert invoke("--version").output.strip().endswith(__version__)
+
+
+@pytest.mark.parametrize("command", STAGES)
+def test_every_stage_has_its_own_help(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and result.output.startswith(f"Usage: main {command} ")  # CliRunner: prog "main"
+    assert "--help" in result.output
 
 
 def test_train_runs_and_prints_a_summary(tmp_path: Path) -> None:

@@ -24,7 +24,12 @@ def test_train_export_bench_live_with_defaults(tmp_path: Path) -> None:
     bench = invoke("bench", "--checkpoint", runs / "model.pt", "--batch-sizes", "1,64", "--budget", "0.3",
                    "--json", runs / "bench.json", "--plot", runs / "bench.png", "--min-accuracy", "0.99")
     assert bench.exit_code == 0, bench.output
-    assert (runs / "bench.png").stat().st_size > 0 and json.loads((runs / "bench.json").read_text())
+    assert (runs / "bench.png").stat().st_size > 0
+    report = json.loads((runs / "bench.json").read_text())
+    timed = {(r["backend"], r["precision"], r["batch"]) for r in report["rows"] if r.get("status", "ok") == "ok"}
+    for backend, precision in (("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")):
+        assert {(backend, precision, 1), (backend, precision, 64)} <= timed, (backend, precision)
+    assert all(p["pass"] and p["digit_accuracy"] > 0.99 for p in report["parity"])  # every file, every pair
 
     video = runs / "sample.mp4"
     assert invoke("synth", video).exit_code == 0

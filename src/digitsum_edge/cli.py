@@ -74,6 +74,7 @@ def main(verbose: bool, quiet: bool) -> None:
     digitsum-edge predict IMG --rand 3   still images -> JSON lines
     digitsum-edge bench              PyTorch against ONNX Runtime: latency beside accuracy
     digitsum-edge synth OUT          camera-like frames of MNIST digits, for demos and tests
+    digitsum-edge serve              the model as an HTTP service on Ray Serve, with a webcam page
     """
     configure_logging(-1 if quiet else int(verbose))
 
