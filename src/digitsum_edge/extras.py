@@ -1,5 +1,5 @@
 """Which optional parts are installed: the runtime is the base install, training needs `digitsum-edge[train]`,
-the service `digitsum-edge[serve]`."""
+the service `digitsum-edge[serve]`, LiteRT files `digitsum-edge[litert]` (writing them `[litert-export]`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import importlib.util
 
 from digitsum_edge.errors import DigitsumError
 
-EXTRAS = {"train": ("torch", "onnx", "onnxscript", "onnxsim", "tqdm", "matplotlib"), "serve": ("ray", "fastapi")}
+EXTRAS = {"train": ("torch", "onnx", "onnxscript", "onnxsim", "tqdm", "matplotlib"), "serve": ("ray", "fastapi"),
+          "litert": ("ai_edge_litert",), "litert-export": ("litert_torch", "ai_edge_litert", "tflite_micro")}
 
 
 def missing(extra: str) -> list[str]:

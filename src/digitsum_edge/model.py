@@ -88,11 +88,17 @@ class SumHead(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.num_rand = cfg.num_rand
+        # One-hot rand as a lookup in the identity (the same values as F.one_hot, bit for bit). F.one_hot does not
+        # convert to LiteRT (its range assertion, aten._assert_async, has no lowering), and a comparison with
+        # arange becomes TFLite's ONE_HOT, which TFLite Micro lacks; EMBEDDING_LOOKUP runs in both. Not
+        # persistent: it is no weight, and checkpoints stay as they were.
+        self.rand_codes: torch.Tensor
+        self.register_buffer("rand_codes", torch.eye(cfg.num_rand), persistent=False)
         self.table = nn.Linear(cfg.num_digits * cfg.num_rand, cfg.num_sums, bias=False)
 
     def forward(self, digit_logits: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
         digit_probs = digit_logits.float().softmax(dim=1)  # (N, 10)
-        rand_onehot = F.one_hot(rand, self.num_rand).to(digit_probs.dtype)  # (N, 10)
+        rand_onehot = F.embedding(rand, self.rand_codes).to(digit_probs.dtype)  # (N, 10) one-hot rows
         pairs = digit_probs.unsqueeze(2) * rand_onehot.unsqueeze(1)  # (N, 10, 10)
         return self.table(pairs.flatten(1))  # (N, 19)
 

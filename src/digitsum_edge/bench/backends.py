@@ -1,4 +1,4 @@
-"""What bench runs: one small interface over PyTorch eager, torch.compile and onnxruntime sessions.
+"""What bench runs: one small interface over PyTorch eager, torch.compile and every exported file's runtime.
 
 Every backend takes the same host arrays, image (N, 1, 28, 28) float32 MNIST-normalised and rand (N,)
 int64, and returns host arrays (digit_logits (N, 10), sum_logits (N, 19)), so every timing includes the
@@ -43,6 +43,7 @@ class Backend:
 
     name = "backend"
     optional = False  # a failure to start makes a skipped row instead of an error
+    largest_batch: int | None = None  # timed at batch sizes up to this (TFLite Micro: 1); None: every size
 
     def __init__(self, device: str, precision: str, source: Path) -> None:
         self.device, self.precision, self.source = device, precision, Path(source)
@@ -150,8 +151,8 @@ class Exported(Backend):
 
     optional = False
 
-    def __init__(self, path: Path, provider: str, threads: int) -> None:
-        self.backend = runtime.open_model(path, provider=provider, threads=threads)
+    def __init__(self, path: Path, provider: str, threads: int, opener=runtime.open_model) -> None:
+        self.backend = opener(path, provider=provider, threads=threads)
         if self.backend.provider != provider:
             raise DigitsumError(f"{path}: {self.backend.runtime} opened it on {self.backend.provider}, not {provider}")
         self._loaded = {threads: self.backend}

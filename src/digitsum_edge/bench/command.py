@@ -18,6 +18,10 @@ _D = BenchConfig()
               help="The fp32 .onnx file [default: CHECKPOINT with the .onnx suffix].")
 @click.option("--int8", type=click.Path(dir_okay=False), default=None,
               help="The int8 .onnx file [default: NAME.int8.onnx beside the fp32 file, if it exists].")
+@click.option("--litert", type=click.Path(dir_okay=False), default=None,
+              help="The fp32 .tflite file [default: CHECKPOINT with the .tflite suffix, if it exists].")
+@click.option("--litert-int8", type=click.Path(dir_okay=False), default=None,
+              help="The int8 .tflite file, run on LiteRT and TFLite Micro [default: NAME.int8.tflite, if it exists].")
 @click.option("--providers", default=_D.providers, show_default=True,
               help="onnxruntime providers: auto (CPU, plus CUDA when usable), cpu, cuda or cpu,cuda.")
 @click.option("--batch-sizes", callback=positive_ints("batch sizes like 1,32,256", unique=True),
@@ -47,7 +51,7 @@ _D = BenchConfig()
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of latency and throughput per backend and batch size.")
 def bench(**options: object) -> None:
-    """PyTorch against ONNX Runtime: latency and throughput beside exhaustive accuracy, in one table."""
+    """PyTorch against ONNX Runtime and LiteRT: latency and throughput beside exhaustive accuracy, in one table."""
     from digitsum_edge.bench.report import format_table
     from digitsum_edge.bench.run import run
     from digitsum_edge.errors import DigitsumError

@@ -13,6 +13,8 @@ class BenchConfig:
     checkpoint: str = DEFAULT_CHECKPOINT  # the PyTorch model (written by `digitsum-edge train`)
     onnx: str | None = None  # fp32 .onnx; default: the checkpoint's name with the .onnx suffix
     int8: str | None = None  # int8 .onnx; default: NAME.int8.onnx beside the fp32 file, when it exists
+    litert: str | None = None  # fp32 .tflite; default: the checkpoint's name with .tflite, when it exists
+    litert_int8: str | None = None  # int8 .tflite (LiteRT and TFLite Micro); default: NAME.int8.tflite beside it
     providers: str = "auto"  # onnxruntime providers: auto (CPU, plus CUDA when usable) | cpu | cuda | cpu,cuda
     batch_sizes: tuple[int, ...] = (1, 32, 256, 1024)  # images per call in the latency rows
     threads: int | None = None  # threads for every backend; default: 1 at batch 1, all cores above

@@ -20,6 +20,7 @@ import numpy as np
 from digitsum_edge import mnist, onnx_contract
 from digitsum_edge.bench.backends import Backend, Exported, TorchCompiled, TorchEager, resolve_providers
 from digitsum_edge.bench.config import BenchConfig
+from digitsum_edge.bench.litert import LITERT_FILES, litert_backends
 from digitsum_edge.bench.report import header, model_facts, write_plot
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.evaluate import compare_logits
@@ -113,7 +114,14 @@ def build_backends(cfg: BenchConfig, paths: tuple[Path | None, Path, Path | None
         _check_same_model(backend, sha, reference, "fp32", "--onnx")
     for backend in int8:
         _check_same_model(backend, sha, reference, "int8", "--int8")
-    return [*torch_backends, *fp32, *int8], skipped, facts
+    lite, lite_skipped, lite_paths = litert_backends(cfg, providers, threads, notes)
+    for backend in lite:  # each found or given .tflite file must be this model, in the precision of its option
+        int8_file = backend.source == lite_paths.get("int8")
+        _check_same_model(backend, sha, reference, "int8" if int8_file else "fp32",
+                          "--litert-int8" if int8_file else "--litert")
+    facts["files"].update({LITERT_FILES[p]: {"path": str(path), "bytes": path.stat().st_size}
+                           for p, path in lite_paths.items()})
+    return [*torch_backends, *fp32, *int8, *lite], skipped + lite_skipped, facts
 
 
 def _torch_backends(cfg: BenchConfig, ckpt_path: Path, providers: list[str],
@@ -144,6 +152,8 @@ def _latency_rows(backend: Backend, cfg: BenchConfig, images: np.ndarray, thread
     rng = np.random.default_rng(0)
     rows = []
     for batch in cfg.batch_sizes:
+        if backend.largest_batch is not None and batch > backend.largest_batch:
+            continue  # TFLite Micro runs one image at a time: its row is batch 1
         threads = threads_for(batch)
         backend.set_threads(threads)
         x = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])))  # (batch, 1, 28, 28)

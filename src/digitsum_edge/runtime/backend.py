@@ -85,4 +85,8 @@ def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | N
     """Open and check an exported digitsum-edge model on `provider` (auto | cuda | cpu), by its file type."""
     from digitsum_edge.runtime.session import open_onnx  # any file that is not of another runtime is tried as ONNX
 
+    if Path(path).suffix.lower() == ".tflite":
+        from digitsum_edge.runtime.litert import open_litert
+
+        return open_litert(path, provider, threads)
     return open_onnx(path, provider, threads)
