@@ -51,9 +51,9 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One replica, batches of up to 8 images gathered for 20 ms, 1 MB bodies."""
+    """One replica, batches of up to 8 images gathered for 20 ms, 1 MB bodies, 100 images per request."""
     process = ServeProcess(tiny_onnx, tmp_path_factory.mktemp("serve") / "serve.log", "--max-batch", 8,
-                           "--batch-wait-ms", 20, "--max-body-mb", 1, "--provider", "cpu")
+                           "--batch-wait-ms", 20, "--max-body-mb", 1, "--max-images", 100, "--provider", "cpu")
     yield process
     process.stop()
 
@@ -188,12 +188,12 @@ def test_open_inference_protocol_with_tritonclient(server: ServeProcess, tiny_on
     assert info_.value.status() == "400"
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that claims a size (IHDR) and holds nothing more."""
+def _png_header(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    """A PNG that claims a size, bit depth and colour type (IHDR) and holds nothing more."""
     import struct
     import zlib
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
 
 
@@ -210,7 +210,7 @@ BAD_REQUESTS = [  # (path, body, headers, a fragment of the error)
     ("/v1/read?rand=7", _png_header(100_000, 100_000), {}, "100000x100000: at most 40 megapixels"),
     ("/v1/read?rand=7", b"\xff\xd8\xff\xe0" + b"\0" * 40, {}, "JPEG image is corrupt or truncated"),
     ("/v1/read?rand=10", b"", {}, "rand must be an integer in 0-9, got 10"),
-    ("/v1/read?rand=-1", b"", {}, "rand must be an integer in 0-9, got -1"),
+    ("/v1/read?rand=-1", b"", {}, "rand must be an integer in 0-9, got '-1'"),
     ("/v1/read?rand=seven", b"", {}, "rand must be an integer in 0-9, got 'seven'"),
     ("/v1/read?rand=7", b"\xff\xd8\xff" + b"\0" * (2**20), {}, "the limit is 1,048,576 (--max-body-mb)"),
     ("/v1/predict?rand=1", b"\0" * 100, {}, "multiple of 784 bytes), got 100 bytes"),
@@ -225,7 +225,7 @@ BAD_REQUESTS = [  # (path, body, headers, a fragment of the error)
      "'rand' must have shape [1]"),
     ("/v2/models/digitsum/infer", _v2([{**IMAGE_1, "data": [0.0] * 700}, RAND_1]), {}, "700 values for shape"),
     ("/v2/models/digitsum/infer", _v2([IMAGE_1, {**RAND_1, "data": [12]}]), {}, "rand must be an integer in 0-9"),
-    ("/v2/models/digitsum/infer", _v2([IMAGE_1, {**RAND_1, "data": ["x"]}]), {}, "not a list of INT64 numbers"),
+    ("/v2/models/digitsum/infer", _v2([IMAGE_1, {**RAND_1, "data": ["x"]}]), {}, "integers only, got str"),
     ("/v2/models/digitsum/infer", _v2([IMAGE_1, RAND_1], outputs=[{"name": "probs"}]), {}, "unknown output 'probs'"),
     ("/v2/models/digitsum/infer", _v2([{**{k: v for k, v in IMAGE_1.items() if k != "data"},
                                         "parameters": {"binary_data_size": 3136}}, RAND_1]),
@@ -236,6 +236,28 @@ BAD_REQUESTS = [  # (path, body, headers, a fragment of the error)
                                                        "parameters": {"binary_data_size": 3136}}, RAND_1])))},
      "binary_data_size 3136 does not match"),
     ("/v2/models/digitsum/versions/2/infer", _v2([IMAGE_1, RAND_1]), {}, "has version 1 only, not '2'"),
+    # what a hostile client sends: costs counted before any allocation, types checked, never a 500
+    ("/v1/read?rand=7", _png_header(6320, 6320, depth=16, colour=6), {}, "305 MiB to decode, at most 128 MiB"),
+    ("/v1/predict?rand=1", b"\0" * 784 * 101, {}, "101 images in one request; at most 100 (--max-images)"),
+    ("/v2/models/digitsum/infer", _v2([{**IMAGE_1, "shape": [2**32, 2**32]}, RAND_1]), {}, "holds more than 78,400"),
+    ("/v2/models/digitsum/infer", _v2([{**IMAGE_1, "shape": [101, 1, 28, 28]}, RAND_1]), {}, "holds more than"),
+    ("/v2/models/digitsum/infer", b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], "data": '
+     + b"[" * 100_000 + b"]" * 100_000 + b"}]}", {}, "nested too deeply"),
+    ("/v2/models/digitsum/infer", _v2([{**IMAGE_1, "data": [[[[[[0.0] * 784]]]]]}, RAND_1]), {}, "nested deeper"),
+    ("/v2/models/digitsum/infer", _v2([{**IMAGE_1, "parameters": "binary"}, RAND_1]), {},
+     "parameters must be a JSON object, got str"),
+    ("/v2/models/digitsum/infer", _v2([IMAGE_1, RAND_1], parameters=[1]), {}, "parameters must be a JSON object"),
+    ("/v2/models/digitsum/infer", _v2([{**{k: v for k, v in IMAGE_1.items() if k != "data"},
+                                        "parameters": {"binary_data_size": 3136.0}}, RAND_1]), {},
+     "binary_data_size must be an integer, got 3136.0"),
+    ("/v2/models/digitsum/infer", _v2([IMAGE_1, {**RAND_1, "data": [3.7]}]), {}, "integers only, got float"),
+    ("/v2/models/digitsum/infer", _v2([IMAGE_1, {**RAND_1, "data": ["5"]}]), {}, "integers only, got str"),
+    ("/v2/models/digitsum/infer", _v2([IMAGE_1, {**RAND_1, "data": [True]}]), {}, "integers only, got bool"),
+    ("/v2/models/digitsum/infer", _v2([{**IMAGE_1, "data": [True] * 784}, RAND_1]), {}, "numbers only, got bool"),
+    ("/v1/read?rand=3.7", b"", {}, "rand must be an integer in 0-9, got '3.7'"),
+    ("/v1/read?rand=%2B5", b"", {}, "rand must be an integer in 0-9, got '+5'"),
+    ("/v1/read?rand=%D9%A5", b"", {}, "rand must be an integer in 0-9, got '\u0665'"),
+    ("/v1/predict?rand=" + "9" * 40, b"\0" * 784, {}, "rand must be an integer in 0-9, got '9999"),
 ]
 
 

@@ -37,6 +37,16 @@ _D = ServeConfig()
               help="/v1/read: dark ink on light paper, light on dark, or decide per image.")
 @click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=_D.max_body_mb,
               show_default=True, help="Larger request bodies are refused (HTTP 400).")
+@click.option("--read-timeout-s", type=click.FloatRange(1, 3600), default=_D.read_timeout_s, show_default=True,
+              help="A request's headers and body must arrive within this time (HTTP 408 after it).")
+@click.option("--min-upload-kbps", type=click.FloatRange(0, 1e6, min_open=True), default=_D.min_upload_kbps,
+              show_default=True, help="A body must arrive at least this fast on average (KiB/s; HTTP 408 below).")
+@click.option("--max-images", type=click.IntRange(min=1), default=_D.max_images, show_default=True,
+              help="Most images in one /v1/predict or /v2 request (HTTP 400 beyond).")
+@click.option("--max-inflight-mb", type=click.FloatRange(0, 65536, min_open=True), default=_D.max_inflight_mb,
+              show_default=True, help="Per replica: request body bytes held at once (HTTP 503 + Retry-After beyond).")
+@click.option("--max-queued", type=click.IntRange(min=1), default=_D.max_queued, show_default=True,
+              help="Per replica: requests waiting for decoding or the model (HTTP 503 + Retry-After beyond).")
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False), default=None,
               help="Serve HTTPS with this PEM certificate (browsers on other machines give the page the camera "
                    "only over HTTPS).")

@@ -40,6 +40,15 @@ class ServeConfig:
     roi: float = defaults.ROI  # side of the central square read, as a fraction of the shorter side
     ink: str = defaults.INK  # dark | light | auto
     max_body_mb: float = 8.0  # larger request bodies are refused with HTTP 400
+    # No client may stall the others: a request's headers and body must arrive within read_timeout_s, and its
+    # body at least min_upload_kbps on average (HTTP 408 otherwise; HAProxy's `timeout http-request` too).
+    read_timeout_s: float = 10.0
+    min_upload_kbps: float = 64.0
+    # Bounded cost: images per request (HTTP 400 beyond), and per replica the body bytes held at once and the
+    # requests waiting for decoding or the model (HTTP 503 with Retry-After beyond: answered, not queued).
+    max_images: int = 4096
+    max_inflight_mb: float = 64.0
+    max_queued: int = 48
     # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
     # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
     ssl_certfile: str | None = None  # PEM certificate (chain)
@@ -58,13 +67,20 @@ def check_config(cfg: ServeConfig) -> None:
         raise DigitsumError(f"unknown provider {cfg.provider!r} (choose from {', '.join(PROVIDERS)})")
     if not 1 <= cfg.port <= 65535:
         raise DigitsumError(f"--port must be in 1-65535, got {cfg.port}")
-    for name in ("replicas", "max_batch", "threads"):
+    for name in ("replicas", "max_batch", "threads", "max_images", "max_queued"):
         if getattr(cfg, name) < 1:
             raise DigitsumError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     if not 0 <= cfg.batch_wait_ms <= 1000:
         raise DigitsumError(f"--batch-wait-ms must be in 0-1000, got {cfg.batch_wait_ms}")
     if not 0 < cfg.max_body_mb <= 1024:
         raise DigitsumError(f"--max-body-mb must be in (0, 1024], got {cfg.max_body_mb}")
+    if not cfg.max_body_mb <= cfg.max_inflight_mb <= 65536:
+        raise DigitsumError(f"--max-inflight-mb must be at least --max-body-mb ({cfg.max_body_mb:g}) and at most "
+                            f"65536, got {cfg.max_inflight_mb:g}")
+    if not 1 <= cfg.read_timeout_s <= 3600:
+        raise DigitsumError(f"--read-timeout-s must be in 1-3600, got {cfg.read_timeout_s:g}")
+    if not 0 < cfg.min_upload_kbps <= 1e6:
+        raise DigitsumError(f"--min-upload-kbps must be in (0, 1e6], got {cfg.min_upload_kbps:g}")
     if cfg.address != LOCAL and not _CLUSTER.match(cfg.address):
         raise DigitsumError(f"--address must be local, auto, ray://HOST[:PORT] or HOST:PORT, got {cfg.address!r}")
     if bool(cfg.ssl_certfile) != bool(cfg.ssl_keyfile):
@@ -93,3 +109,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def max_body_bytes(cfg: ServeConfig) -> int:
     return int(cfg.max_body_mb * 1024 * 1024)
+
+
+def max_inflight_bytes(cfg: ServeConfig) -> int:
+    return int(cfg.max_inflight_mb * 1024 * 1024)

@@ -11,12 +11,15 @@ import asyncio
 import hashlib
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import ray
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
@@ -26,19 +29,36 @@ from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.onnx_contract import MODEL_NAME, MODEL_VERSION
 from digitsum_edge.runtime.reader import Prediction, PreparedFrame, load
+from digitsum_edge.serve import images as image_bodies
 from digitsum_edge.serve import protocol
-from digitsum_edge.serve.config import ServeConfig, max_body_bytes
+from digitsum_edge.serve.config import ServeConfig, max_body_bytes, max_inflight_bytes
+from digitsum_edge.serve.limits import RETRY_AFTER_S, BodyRules, Gate, TooSlow, Unavailable, read_body
 from digitsum_edge.serve.protocol import BadRequest
 
 api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit plus rand",
               docs_url="/docs", redoc_url=None)
 _V2_MODEL = f"/v2/models/{MODEL_NAME}"
+LARGE_IMAGE = 8 * 2**20  # decoded bytes above which an image waits in its own lane, not before small ones
+LARGE_WAITING = 2  # large images waiting for that lane at once per replica (503 + Retry-After beyond)
+PROBE_TIMEOUT_S = 2.0  # /healthz: one image through the batcher and the model within this, or 503
 
 
 @api.exception_handler(DigitsumError)
 async def _bad_request(request: Request, e: DigitsumError) -> JSONResponse:
     """Every refusal of a request is HTTP 400 and one line; the replica goes on serving."""
     return JSONResponse({"error": str(e)}, status_code=400)
+
+
+@api.exception_handler(Unavailable)
+async def _busy(request: Request, e: Unavailable) -> JSONResponse:
+    """Full (bytes held or requests waiting): answered at once with when to try again, not queued for seconds."""
+    return JSONResponse({"error": str(e)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+@api.exception_handler(TooSlow)
+async def _too_slow(request: Request, e: TooSlow) -> JSONResponse:
+    """A body that did not arrive in time: 408, and the connection is closed."""
+    return JSONResponse({"error": str(e)}, status_code=408, headers={"Connection": "close"})
 
 
 @api.exception_handler(HTTPException)
@@ -77,7 +97,14 @@ class DigitsumService:
         self.model_file = {"name": model_name, "bytes": len(model_bytes),
                            "sha256": hashlib.sha256(model_bytes).hexdigest()}
         self.max_body = max_body_bytes(cfg)
+        self.rules = BodyRules(self.max_body, cfg.read_timeout_s, cfg.min_upload_kbps * 1024)
+        self.held_bytes = Gate(max_inflight_bytes(cfg), "request bodies held")
+        self.waiting = Gate(cfg.max_queued, "requests waiting for decoding or the model")
         self.pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="digitsum-read")
+        self.large_pool = ThreadPoolExecutor(1, thread_name_prefix="digitsum-large")  # big images: own lane
+        self.large_waiting = Gate(LARGE_WAITING, "large images waiting to be decoded")
+        # /v1/read: a large JPEG is decoded reduced while the region read keeps 4x the reader's working size
+        self.keep = int(4 * self.reader.preprocess.work_size / cfg.roi)
         self.rng = np.random.default_rng()
         page = resources.files("digitsum_edge.serve")
         self.html, self.script = page.joinpath("page.html").read_bytes(), page.joinpath("page.js").read_bytes()
@@ -88,8 +115,10 @@ class DigitsumService:
 
     @serve.batch(batch_size_fn=_rows)
     async def infer(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Ray Serve's batching: (image (n, 1, 28, 28) float32, rand (n,) int64) per request -> logits each."""
-        image = np.concatenate([i for i, _ in items]) if len(items) > 1 else items[0][0]
+        """Ray Serve's batching: (images, rand (n,) int64) per request -> logits each. Images are uint8
+        (n, 28, 28) pixels, normalised here a batch at a time, or (n, 1, 28, 28) float32 already normalised."""
+        images = [self.backend.normalize(i) if i.dtype == np.uint8 else i for i, _ in items]
+        image = np.concatenate(images) if len(items) > 1 else images[0]
         rand = np.concatenate([r for _, r in items]) if len(items) > 1 else items[0][1]
         digit_logits, sum_logits = self.backend.run(image, rand)
         self.model_calls, self.images = self.model_calls + 1, self.images + len(rand)
@@ -105,53 +134,81 @@ class DigitsumService:
                                        for i in range(0, len(rand), step)))
         return np.concatenate([d for d, _ in parts]), np.concatenate([s for _, s in parts])
 
-    async def body(self, request: Request) -> bytes:
-        """The request body, refused (400) as soon as it passes --max-body-mb."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            raise BadRequest(f"the body is {int(declared):,} bytes; the limit is {self.max_body:,} (--max-body-mb)")
+    @asynccontextmanager
+    async def body(self, request: Request) -> AsyncIterator[bytes]:
+        """The request body, read under the deadline and minimum rate (408), refused (400) past --max-body-mb;
+        its bytes count against --max-inflight-mb (503) until the request is answered."""
         if request.headers.get("content-encoding", "identity") != "identity":
             raise BadRequest(f"Content-Encoding {request.headers['content-encoding']!r} is not supported")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise BadRequest(f"the body is over the limit of {self.max_body:,} bytes (--max-body-mb)")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        declared = request.headers.get("content-length", "")
+        data = await read_body(request.stream(), int(declared) if declared.isdigit() else None, self.rules,
+                               self.held_bytes)
+        try:
+            yield data
+        finally:
+            self.held_bytes.give(len(data))
 
     def _prepare(self, data: bytes) -> PreparedFrame:
-        """In the pool: decode the image, then the reader's first stage, as `live` reads a frame."""
-        return self.reader.prepare(protocol.decode_image(data))
+        """In a pool: decode the image, then the reader's first stage, as `live` reads a frame."""
+        return self.reader.prepare(image_bodies.decode_image(data, self.keep))
+
+    async def _framed(self, data: bytes) -> PreparedFrame:
+        """Decode and prepare in the pool; an image costly to decode waits in its own lane, not before others."""
+        header = image_bodies.image_header(data)
+        factor = image_bodies.reduction(header, self.keep)
+        image_bodies.check_decode(header, factor)
+        loop = asyncio.get_running_loop()
+        if header.decode_bytes(factor) <= LARGE_IMAGE:
+            return await loop.run_in_executor(self.pool, self._prepare, data)
+        with self.large_waiting.enter():
+            return await loop.run_in_executor(self.large_pool, self._prepare, data)
 
     @api.post("/v1/read")
     async def read(self, request: Request) -> JSONResponse:
         """PNG or JPEG bytes, ?rand=N -> the fields of a `live` JSON line."""
         rand = protocol.parse_rand(request.query_params.get("rand"), 1, self.info.num_rand, self.rng)
-        data = await self.body(request)
-        framed = await asyncio.get_running_loop().run_in_executor(self.pool, self._prepare, data)
-        logits, infer_ms = None, 0.0
-        if framed.prep.mnist is not None:  # the reader's second stage, batched with other requests' images
-            started = time.perf_counter()
-            logits = await self.logits(self.backend.normalize(framed.prep.mnist[None]), rand)
-            infer_ms = (time.perf_counter() - started) * 1e3
+        async with self.body(request) as data:
+            with self.waiting.enter():
+                framed = await self._framed(data)
+                logits, infer_ms = None, 0.0
+                if framed.prep.mnist is not None:  # the reader's second stage, batched with other requests'
+                    started = time.perf_counter()
+                    logits = await self.logits(framed.prep.mnist[None], rand)
+                    infer_ms = (time.perf_counter() - started) * 1e3
         reading = self.reader.reading(framed, int(rand[0]), logits, infer_ms)
         return JSONResponse({**reading.to_dict(), "provider": self.reader.provider})
 
     @api.post("/v1/predict")
     async def predict(self, request: Request) -> JSONResponse:
         """N x 28 x 28 uint8 pixels (white on black), ?rand=N or ?rand=a,b,c -> digits and sums."""
-        images = protocol.parse_images(await self.body(request), self.info.input_size)
-        rand = protocol.parse_rand(request.query_params.get("rand"), len(images), self.info.num_rand, self.rng)
-        read = Prediction.from_logits(*await self.logits(self.backend.normalize(images), rand))
+        async with self.body(request) as data:
+            images = protocol.parse_images(data, self.info.input_size, self.cfg.max_images)
+            rand = protocol.parse_rand(request.query_params.get("rand"), len(images), self.info.num_rand, self.rng)
+            with self.waiting.enter():
+                read = Prediction.from_logits(*await self.logits(images, rand))
         return JSONResponse({"rand": rand.tolist(), "digits": read.digits.tolist(),
                              "digit_confidences": read.digit_confidences.round(4).tolist(),
                              "sums": read.sums.tolist(), "sum_confidences": read.sum_confidences.round(4).tolist()})
 
+    async def probe(self, timeout_s: float) -> None:
+        """One blank image through the batcher and the model within `timeout_s`: can this replica answer?"""
+        size = self.info.input_size
+        await asyncio.wait_for(self.logits(np.zeros((1, size, size), np.uint8), np.zeros(1, np.int64)), timeout_s)
+
+    async def check_health(self) -> None:
+        """Ray Serve's periodic health check (and HAProxy's through it): the model answers."""
+        await self.probe(5 * PROBE_TIMEOUT_S)
+
     @api.get("/healthz")
-    async def healthz(self) -> dict:
-        """Ready: this replica has its model loaded (the route exists only once it has)."""
-        return {"status": "ready", "model": self.model_file["name"], "provider": self.reader.provider}
+    async def healthz(self) -> JSONResponse:
+        """Ready (200) when this replica has its model loaded and answers a model call now; 503 otherwise."""
+        state = {"model": self.model_file["name"], "provider": self.reader.provider}
+        try:
+            await self.probe(PROBE_TIMEOUT_S)
+        except Exception as e:  # a stuck or failing model call
+            return JSONResponse({"status": "unavailable", **state, "error": first_line(e)}, status_code=503,
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        return JSONResponse({"status": "ready", **state})
 
     @api.get("/v1/model")
     async def model(self) -> dict:
@@ -161,9 +218,15 @@ class DigitsumService:
                 "metadata": asdict(self.info), "num_sums": self.info.num_sums,
                 "serving": {"replicas": self.cfg.replicas, "max_batch": self.cfg.max_batch,
                             "batch_wait_ms": self.cfg.batch_wait_ms, "threads": self.cfg.threads,
-                            "roi": self.cfg.roi, "ink": self.cfg.ink, "max_body_bytes": self.max_body},
+                            "roi": self.cfg.roi, "ink": self.cfg.ink, "max_body_bytes": self.max_body,
+                            "max_images": self.cfg.max_images, "max_queued": self.cfg.max_queued,
+                            "max_inflight_bytes": self.held_bytes.limit, "read_timeout_s": self.cfg.read_timeout_s},
                 "replica": {"id": serve.get_replica_context().replica_id.unique_id,
-                            "model_calls": self.model_calls, "images": self.images}}
+                            "node_id": ray.get_runtime_context().get_node_id(),
+                            "model_calls": self.model_calls, "images": self.images,
+                            "held_bytes": self.held_bytes.held, "waiting": self.waiting.held,
+                            "refused_busy": self.held_bytes.refused + self.waiting.refused
+                            + self.large_waiting.refused}}
 
     @api.get("/")
     async def page_html(self) -> HTMLResponse:
@@ -202,9 +265,12 @@ class DigitsumService:
     async def v2_infer(self, request: Request, version: str = MODEL_VERSION) -> Response:
         """Tensors in, logits out: image FP32 [N, 1, 28, 28] and rand INT64 [N] -> digit_logits, sum_logits."""
         self._check_version(version)
-        body = await self.body(request)
-        parsed = protocol.parse_infer(body, request.headers.get(protocol.HEADER_LENGTH), self.info)
-        digit_logits, sum_logits = await self.logits(parsed.image, parsed.rand)
+        async with self.body(request) as body:
+            with self.waiting.enter():  # JSON parsing in the pool: a large body is not parsed on the event loop
+                parsed = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, protocol.parse_infer, body, request.headers.get(protocol.HEADER_LENGTH), self.info,
+                    self.cfg.max_images)
+                digit_logits, sum_logits = await self.logits(parsed.image, parsed.rand)
         content, headers = protocol.infer_response(
             parsed, dict(zip(onnx_contract.OUTPUTS, (digit_logits, sum_logits), strict=True)), MODEL_NAME,
             MODEL_VERSION)
