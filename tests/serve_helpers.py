@@ -28,15 +28,9 @@ def free_port() -> int:
 
 def session_processes(sid: int) -> list[int]:
     """Processes of session `sid` (the server and everything Ray started for it) that still run."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if entry.name.isdigit() and int(fields[3]) == sid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
+    from digitsum_edge.serve.processes import in_session
+
+    return in_session(sid)
 
 
 def _ctrl_c_works() -> None:
@@ -45,15 +39,17 @@ def _ctrl_c_works() -> None:
 
 
 class ServeProcess:
-    """`digitsum-edge serve` in its own session on a free port; stop() is Ctrl-C."""
+    """`digitsum-edge serve` in its own session on a free port (or `port`); stop() is Ctrl-C. `command` replaces
+    `digitsum-edge serve --model MODEL --port PORT` (a unit file's ExecStart)."""
 
-    def __init__(self, model: Path, log: Path, *options: object) -> None:
-        self.port = free_port()
+    def __init__(self, model: Path, log: Path, *options: object, port: int | None = None,
+                 command: list[str] | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"{'https' if '--ssl-certfile' in options else 'http'}://127.0.0.1:{self.port}"
         self.log = log
+        command = command or [str(CLI), "serve", "--model", str(model), "--port", str(self.port)]
         with open(log, "w") as err:
-            self.process = subprocess.Popen([str(CLI), "serve", "--model", str(model), "--port", str(self.port),
-                                             *map(str, options)], stdout=err, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen([*command, *map(str, options)], stdout=err, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
                                             preexec_fn=_ctrl_c_works)
         deadline = time.monotonic() + START_TIMEOUT
@@ -82,6 +78,26 @@ class ServeProcess:
     def kill(self) -> None:
         for pid in session_processes(self.process.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be listened on now (the check `serve` itself makes before it starts)."""
+    from digitsum_edge.errors import DigitsumError
+    from digitsum_edge.serve.config import check_port_free
+
+    try:
+        check_port_free("127.0.0.1", port)
+    except DigitsumError:
+        return False
+    return True
+
+
+def wait_until(check, timeout_s: float, step_s: float = 0.1) -> bool:
+    """Poll `check()` until it is true or `timeout_s` passes; its last answer."""
+    deadline = time.monotonic() + timeout_s
+    while not (ok := check()) and time.monotonic() < deadline:
+        time.sleep(step_s)
+    return bool(ok)
 
 
 def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None,

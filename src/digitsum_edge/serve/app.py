@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -19,10 +20,15 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.serve.config import LOCAL, ServeConfig, check_config, uses_haproxy
+from digitsum_edge.serve.processes import LocalRun, haproxy_binary, write_haproxy_shim
 
 APP_NAME = "digitsum-edge"  # the Ray Serve application
 QUIET = {"log_level": "WARNING", "enable_access_log": False}  # Ray's own log files: no line per request
+HAPROXY_CLIENT_TIMEOUT_S = 30  # a client silent this long mid-request is dropped (Ray's default: an hour)
+DRAIN_TIMEOUT_S = 10  # replicas finish what they hold within this at stop
+STOP_GRACE_S = 0.5  # after a signal, how long Ray's own processes get to show whether it reached them too
 log = logging.getLogger(__name__)
+_local: LocalRun | None = None  # the local service this process runs: its mark and private folder
 
 
 def read_model(cfg: ServeConfig) -> bytes:
@@ -33,9 +39,13 @@ def read_model(cfg: ServeConfig) -> bytes:
     return Path(cfg.model).read_bytes()
 
 
-def _environment(cfg: ServeConfig) -> None:
+def _environment(cfg: ServeConfig, run: LocalRun | None) -> None:
     """Ray reads these when it is imported and passes them to the processes of a Ray instance it starts."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network beyond what the user asked for
+    # ray.shutdown flushes task events to the GCS for up to 5 s, also when the GCS is gone: stop sooner
+    os.environ.setdefault("RAY_task_events_shutdown_flush_timeout_ms", "500")
+    if run is not None:
+        run.mark()
     if uses_haproxy(cfg):  # Ray Serve's documented high-throughput mode
         os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
         os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
@@ -47,6 +57,28 @@ def _environment(cfg: ServeConfig) -> None:
         for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
                      "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"):
             os.environ.setdefault(name, str(_free_port()))
+        os.environ["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"] = str(HAPROXY_CLIENT_TIMEOUT_S)
+        if run is not None:
+            _private_haproxy(cfg, run)
+
+
+def _private_haproxy(cfg: ServeConfig, run: LocalRun) -> None:
+    """HAProxy's configuration, admin socket and state in the run's private folder (removed at stop), run
+    through the shim that binds its stats and metrics to 127.0.0.1, adds `timeout http-request`, and ends
+    it with the worker that started it."""
+    folder = run.folder
+    for name, file in (("CONFIG_FILE_LOC", "haproxy.cfg"), ("SOCKET_PATH", "admin.sock"),
+                       ("SERVER_STATE_FILE", "server-state"), ("METRICS_SOCKET_PATH", "metrics.sock")):
+        os.environ[f"RAY_SERVE_HAPROXY_{name}"] = str(folder / file)
+    os.environ["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"] = str(folder)
+    binary = haproxy_binary()
+    if binary is None:  # Ray Serve will say that it found none
+        return
+    shim = write_haproxy_shim(run, binary, [
+        "--stats-port", os.environ["RAY_SERVE_HAPROXY_STATS_PORT"],
+        "--metrics-port", os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"],
+        "--read-timeout-s", str(cfg.read_timeout_s)])
+    os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(shim)
 
 
 def _free_port() -> int:
@@ -87,9 +119,11 @@ def _init_ray(cfg: ServeConfig) -> None:
 
 def start(cfg: ServeConfig) -> str:
     """Start Ray and the service; return its URL once every replica is ready. On failure nothing is left."""
+    global _local
     check_config(cfg)
     model_bytes = read_model(cfg)
-    _environment(cfg)
+    _local = LocalRun() if cfg.address == LOCAL else None
+    _environment(cfg, _local)
     _quiet_ray()
     from ray import serve
 
@@ -105,11 +139,14 @@ def start(cfg: ServeConfig) -> str:
         host, port = _start_serve(cfg)
         app = DigitsumService.options(  # type: ignore[attr-defined]  # @serve.deployment made it a Deployment
             num_replicas=cfg.replicas,
-            # enough requests in each replica to fill a batch while others are being decoded
-            max_ongoing_requests=max(2 * cfg.max_batch, 8),
+            # Connections a replica holds, mostly waiting for their bodies: a slow upload must not take the
+            # place of a quick request. The work itself is bounded inside (--max-queued, --max-inflight-mb).
+            max_ongoing_requests=1024,
+            max_queued_requests=256,
+            backpressure_config={"status_code": 503, "retry_after_s": 1},
             ray_actor_options={"num_cpus": 1},
             graceful_shutdown_wait_loop_s=0.5,  # Ctrl-C: finish what is in flight, then stop within seconds
-            graceful_shutdown_timeout_s=10,
+            graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S,
         ).bind(cfg, model_bytes, Path(cfg.model).name)
         serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET)
     except BaseException as e:  # Ctrl-C while starting too: nothing is left running
@@ -155,15 +192,68 @@ def _served_at(cfg: ServeConfig) -> tuple[str, int]:
 
 def stop() -> None:
     """Delete the application (its replicas finish the requests they hold), then leave Ray: a Ray instance
-    this process started ends with it, with Serve's controller and proxy; a cluster keeps running."""
+    this process started ends with it, with Serve's controller, proxy and HAProxy; a cluster keeps running.
+
+    When a signal reached Ray's own processes too (`kill` of the process group, a service manager's stop of
+    every process), there is no Serve left to ask: what is left of the local instance is ended at once."""
+    global _local
     import ray
     from ray import serve
 
+    run, _local = _local, None
     try:
-        if ray.is_initialized():
-            serve.delete(APP_NAME)
+        if ray.is_initialized() and _ray_alive(run):
+            _within(lambda: serve.delete(APP_NAME), DRAIN_TIMEOUT_S + 5, run)
     finally:
+        started = time.monotonic()
+        if run is not None and not _ray_alive(run, 0):  # broken already: nothing left to drain
+            run.end(timeout_s=1)  # Ray's processes, workers and HAProxy first: ray.shutdown waits for a dead GCS
+        log.debug(f"stop: processes ended in {time.monotonic() - started:.1f} s")
         ray.shutdown()
+        log.debug(f"stop: ray.shutdown after {time.monotonic() - started:.1f} s")
+        if run is not None:
+            run.end(timeout_s=2)  # anything Ray did not end (HAProxy of a killed worker), and the private folder
+
+
+def _ray_alive(run: LocalRun | None, grace_s: float = STOP_GRACE_S) -> bool:
+    """Whether the local Ray instance's own processes (GCS, raylet, ...) still run after `grace_s`; a
+    cluster joined with --address is taken to run."""
+    if run is None:
+        return True
+    from ray._private import worker  # no public view of the processes ray.init started
+
+    node = worker._global_node
+    groups: list = list(node.all_processes.values()) if node else []
+    processes: list = [info.process for infos in groups for info in infos]
+    deadline = time.monotonic() + grace_s
+    while True:
+        if any(process.poll() is not None for process in processes):
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+
+
+def _within(call: object, timeout_s: float, run: LocalRun | None) -> None:
+    """Run `call` in a thread; give up when it passes `timeout_s` or Ray's processes die under it."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()  # type: ignore[operator]
+        except BaseException as e:  # reported below
+            failure.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True, name="digitsum-stop").start()
+    deadline = time.monotonic() + timeout_s
+    while not done.wait(0.1) and time.monotonic() < deadline:
+        if not _ray_alive(run, 0):
+            return
+    if failure:
+        raise failure[0]
 
 
 def run(cfg: ServeConfig) -> None:

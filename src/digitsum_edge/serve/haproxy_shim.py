@@ -1,0 +1,58 @@
+"""Run as Ray Serve's HAProxy: adjust the configuration Ray wrote, then exec the real HAProxy, which ends with
+the Ray worker that started it (PR_SET_PDEATHSIG), so a killed worker cannot leave it holding the port.
+
+    python -m digitsum_edge.serve.haproxy_shim --binary HAPROXY --stats-port P --metrics-port M \\
+        --read-timeout-s 10 -- -db -f haproxy.cfg ...
+
+What it changes (Ray 2.60 writes none of it as an option):
+- the stats page and the Prometheus exporter listen on 127.0.0.1 only (Ray binds them to every interface);
+- the admin socket is mode 600 (Ray: 666), in a folder of mode 700;
+- `timeout http-request`: headers and the start of the body within --read-timeout-s (HAProxy answers 408),
+  with `option http-buffer-request` so a slow body is held here, not in a replica.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def adjust(config: str, stats_port: int, metrics_port: int, read_timeout_s: float) -> str:
+    """The configuration with the changes above; an unknown layout is left as it was."""
+    config = re.sub(r"(stats socket \S+ mode )666", r"\g<1>600", config)
+    for port in (stats_port, metrics_port):
+        config = re.sub(rf"(?m)^(\s*bind )(\*|0\.0\.0\.0|)?:{port}\s*$", rf"\g<1>127.0.0.1:{port}", config)
+    timeout = f"{max(1, round(read_timeout_s * 1000))}ms"
+    return re.sub(r"(?m)^defaults\s*$", f"defaults\n    timeout http-request {timeout}\n    option http-buffer-request",
+                  config, count=1)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="haproxy_shim")
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--stats-port", type=int, required=True)
+    parser.add_argument("--metrics-port", type=int, required=True)
+    parser.add_argument("--read-timeout-s", type=float, required=True)
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    options = parser.parse_args(argv)
+    args = options.args[1:] if options.args[:1] == ["--"] else options.args
+    if "-f" in args:
+        path = Path(args[args.index("-f") + 1])
+        text = adjust(path.read_text(), options.stats_port, options.metrics_port, options.read_timeout_s)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # kept across exec: ends with its parent
+    os.execv(options.binary, [options.binary, *args])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
