@@ -46,3 +46,21 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     out = tmp_path_factory.mktemp("tiny_onnx") / "model.onnx"
     return run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), verify_images=500)).files[0].path
+
+
+@pytest.fixture(scope="session")
+def tiny_litert(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder after `export model.pt --format litert --int8`: model.tflite (fp32), model.int8.tflite,
+    model_data.cc/.h and export.json; skipped where the litert-export extra cannot install."""
+    import shutil
+
+    for module in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer", "tflite_micro"):
+        pytest.importorskip(module, reason="the litert-export extra is not installed")
+    from digitsum_edge.export.config import ExportConfig
+    from digitsum_edge.export.pipeline import run
+
+    out = tmp_path_factory.mktemp("tiny_litert")
+    shutil.copy(tiny_checkpoint, out / "model.pt")
+    run(ExportConfig(checkpoint=str(out / "model.pt"), format="litert", int8=True, verify_images=500,
+                     calibration_images=200, json=str(out / "export.json")))
+    return out

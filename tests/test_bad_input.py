@@ -426,6 +426,27 @@ CASES = [
     case(lambda e: Bad(bench(e, "--json", e.afile / "bench.json"), ("bench.json",)), "bench-json-under-a-file"),
     case(lambda e: Bad(bench(e, "--plot", e.afile / "bench.png"), ("bench.png",)), "bench-plot-under-a-file"),
     case(lambda e: Bad(bench(e, "--plot", "/proc/version/bench.png"), ("bench.png",)), "bench-plot-in-proc"),
+    # ---- LiteRT (.tflite: the contract travels inside the file as TFLite metadata, so there is no sidecar) ---
+    case(lambda e: Bad(live(e, model=e.half(e.request.getfixturevalue("tiny_litert") / "model.tflite", "half.tflite")),
+                       ("half.tflite", "is not a readable LiteRT model")), "live-model-tflite-truncated"),
+    case(lambda e: Bad(live(e, model=e.file("empty.tflite", b"")), ("empty.tflite", "not a readable LiteRT model")),
+         "live-model-tflite-empty"),
+    case(lambda e: Bad(predict(e, model=e.file("other.tflite", (e.request.getfixturevalue("tiny_litert") /
+                                                                "model.tflite").read_bytes().replace(
+        b"digitsum_edge\x00", b"digitsum_edgX\x00"))), ("other.tflite", "not a digitsum-edge LiteRT model")),
+         "predict-model-tflite-not-digitsum"),
+    case(lambda e: Bad(predict(e, "--provider", "cuda", model=e.request.getfixturevalue("tiny_litert") /
+                               "model.tflite"), ("--provider cuda", "LiteRT")), "predict-model-tflite-cuda"),
+    case(lambda e: Bad(bench(e, "--litert", e.request.getfixturevalue("tiny_litert") / "model.int8.tflite"),
+                       ("holds an int8 model; --litert takes an fp32 file",)), "bench-litert-given-int8"),
+    case(lambda e: Bad(bench(e, "--litert", e.tmp / "missing.tflite"), ("missing.tflite",)), "bench-litert-missing"),
+    case(lambda e: Bad(bench(e, "--litert-int8", e.half(e.request.getfixturevalue("tiny_litert") / "model.int8.tflite",
+                                                        "half.int8.tflite")), ("half.int8.tflite",)),
+         "bench-litert-int8-truncated"),
+    case(lambda e: Bad(export(e, e.ckpt, "--format", "litert", "--fp16"), ("--fp16", "ONNX")),
+         "export-format-litert-fp16"),
+    case(lambda e: Bad(export(e, e.ckpt, "--format", "litert-int8", "--out", e.tmp / "new.tflite"),
+                       (e.existing("new_data.cc").name,)), "export-litert-int8-over-existing-c-array-no-force"),
 ]
 
 

@@ -27,14 +27,19 @@ from helpers import invoke, one_line_error  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """runs/ after `export runs/model.pt --format litert --int8`: the folder and export.json."""
-    out = tmp_path_factory.mktemp("litert_run")
-    shutil.copy(tiny_checkpoint, out / "model.pt")
-    result = invoke("export", out / "model.pt", "--format", "litert", "--int8", "--verify-images", "500",
-                    "--calibration-images", "200", "--json", out / "export.json")
+def exported(tiny_litert: Path) -> tuple[Path, dict]:
+    """runs/ after `export runs/model.pt --format litert --int8` (conftest): the folder and export.json."""
+    return tiny_litert, json.loads((tiny_litert / "export.json").read_text())
+
+
+def test_the_cli_exports_litert_int8_as_one_format(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """--format litert-int8 is --format litert --int8, written where --out says."""
+    result = invoke("export", tiny_checkpoint, "--format", "litert-int8", "--out", tmp_path / "net.tflite",
+                    "--verify-images", "300", "--calibration-images", "100")
     assert result.exit_code == 0, result.output
-    return out, json.loads((out / "export.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.int8.tflite", "net.tflite", "net_data.cc", "net_data.h"]
+    assert "net.int8.tflite | int8" in result.stdout and "| litert |" in result.stdout
+    open_micro(tmp_path / "net.int8.tflite")
 
 
 def test_export_writes_verified_files_beside_the_checkpoint(exported: tuple[Path, dict]) -> None:
@@ -161,7 +166,8 @@ def test_runtime_choices_that_cannot_be_honoured(exported: tuple[Path, dict]) ->
 
 
 def test_bench_has_a_row_for_every_runtime(exported: tuple[Path, dict], tiny_onnx: Path, tmp_path: Path) -> None:
-    out, _ = exported
+    out = tmp_path / "runs"
+    shutil.copytree(exported[0], out)  # the shared export stays as it is
     shutil.copy(tiny_onnx, out / "model.onnx")
     result = invoke("bench", "--checkpoint", out / "model.pt", "--batch-sizes", "1,8", "--budget", "0.02",
                     "--warmup", "1", "--min-runs", "2", "--eval-images", "30", "--threads", "1", "--no-compile",
