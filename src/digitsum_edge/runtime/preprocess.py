@@ -1,31 +1,40 @@
-"""Camera frame -> MNIST-like 28x28: white digit on black, fitted in 20x20, centred by centre of mass.
+"""Camera frame or photo -> MNIST-like 28x28: white digit on black, fitted in 20x20, centred by centre of mass.
 
 A camera sees dark ink on light, unevenly lit, noisy paper at any size; MNIST is a clean white pen stroke
 about 2 pixels wide on black. Each step below removes one difference, and each one's reason is what users
 hold up to a webcam (synth/conditions.py draws every one of these, benchmarks/camera_conditions.py scores
-them). All of it runs on a downscaled central square (the region of interest), well under a millisecond:
+them) or photograph (benchmarks/real_photos.py). It reads a central square of a camera frame (roi < 1), whose
+edge cuts through the scene, or a whole picture of any shape (roi 1: `predict`, `live` on an image), whose
+border is its own, all of it downscaled, well under a millisecond:
 
-1. Region, grey, shrink to 128x128: halve by averaging, then a 2x2 minimum (grey erosion). The minimum
-   keeps a 2-pixel ballpoint line at full contrast; averaging alone halves it into the noise.
+1. Region, grey, shrink to 128 pixels on the longer side: halve by averaging, then a 2x2 minimum (grey
+   erosion). The minimum keeps a 2-pixel ballpoint line at full contrast; averaging alone halves it away.
 2. Ink colour. Dark ink on paper, or light ink (chalk, an MNIST PNG): the histogram's long tail, confirmed
-   tile by tile so that a shadow over half the sheet (whose lit half is a long bright tail) is not ink.
+   tile by tile so that a shadow over half the sheet (whose lit half is a long bright tail) is not ink; in a
+   whole picture also the tail away from its border (a bold digit framed tightly covers most of it).
 3. Paper: a grey closing (max then min) a quarter of the region wide. It erases every stroke narrower
    than that, a felt marker's too, but keeps a step where it is: a hard shadow's edge stays paper instead
-   of becoming a dark band of "ink" (a max filter and a blur, as before, spread the lit side across it).
+   of becoming a dark band of "ink" (a max filter and a blur, as before, spread the lit side across it). A
+   whole picture is first padded with its own paper estimate, so a stroke at its border has paper beyond it.
 4. Ink = the share of the paper's light a pixel absorbs, (paper - image) / paper: the same for a digit
    in shadow, in dim light or in full light, and half in shadow.
 5. Ruled and squared paper: thin straight level or upright lines (a 1 x L opening minus a 5 x L one)
    that reach the region's edge are taken out of the ink, so the digit no longer merges with them
-   (looked for only when some ink reaches the edge, which is what a rule does).
-6. Threshold: Otsu, with floors for contrast and for noise, and the noise floor also in grey levels
+   (looked for only when some ink reaches the edge, which is what a rule does). In a whole picture only
+   lines that repeat (two across it, or three at its border): a tight 7's bar and a tight 1 reach it too.
+6. Threshold: Otsu, with floors for contrast and for noise (the region's median; in a whole picture at
+   most twice its quartile, as a bold digit may cover half of it), and the noise floor also in grey levels
    (sensor noise is a larger share of a shadow's dim light); then hysteresis, so that the faint stretches
-   of a ballpoint's line that join clear ones count too. Contours. Marks touching the region's edge are
-   not the digit. When the paper has a step (a shadow's or the sheet's edge), marks whose outline runs
-   through flat grey (compared with the ink next to it, so a stroke's part in shadow is not flat), that lie
-   along the step, or straight slivers partly along it and dark on one side, are the corners and edges of
-   the shadow, which the closing cannot follow into a corner narrower than itself. A straight stroke that
-   crosses the step (a "1" half in shadow) is none of these.
-7. The digit: the largest mark and the marks close to it; too small, too large, clutter: no digit.
+   of a ballpoint's line that join clear ones count too. Contours. When the paper has a step (a shadow's or
+   the sheet's edge), marks whose outline runs through flat grey (compared with the ink next to it, so a
+   stroke's part in shadow is not flat), that lie along the step, or straight slivers partly along it and
+   dark on one side, are the corners and edges of the shadow, which the closing cannot follow into a corner
+   narrower than itself. A straight stroke that crosses the step (a "1" half in shadow) is none of these.
+7. The digit (runtime/marks.py). In a region: marks touching its edge are cut off, not the digit; the
+   largest mark and the marks close to it, too small, too large, clutter: no digit. In a whole picture a
+   digit may reach the border and fill the picture: marks are gathered into groups by nearness and pen
+   width (so a thin stroke broken into pieces is one digit), and the group inside, or else in the middle,
+   is the digit; marks at the border off the middle (the table, a finger) are not.
 8. Crop, stretch the stroke contrast, and bring the stroke width to MNIST's: measured (2 x area /
    perimeter of the strokes at 4x the 28x28 scale), then grey dilation or erosion when it is outside
    MNIST's 10-90 % range, so a ballpoint's hairline and a marker's band both read like MNIST's pen.
@@ -44,14 +53,22 @@ import cv2
 import numpy as np
 
 from digitsum_edge.runtime import defaults
+from digitsum_edge.runtime.marks import (
+    Rect,
+    digit_blobs,
+    picture_digit,
+    rect_of,
+    shadow_corner,
+    touches_edge,
+)
 
 MNIST_SIZE = 28
 BOX = 20  # MNIST digits are fitted in a 20x20 box, keeping aspect ratio
 CENTRE = 14.0  # MNIST's mean centre of mass (x and y, pixel-index coordinates), measured on the test set
 STROKE = 2.2  # MNIST's median stroke width at 28x28 (stroke_width of the 50 % mask at 4x), test set; 10-90 %: 1.6-3.1
+
 FINE = 4  # stroke widths are measured and changed at this multiple of the 28x28 scale
 
-Rect = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class PreprocessConfig:
     ink: str = defaults.INK  # "dark" ink on light paper, "light" ink on a dark background, or "auto" per frame
     min_contrast: float = 0.14  # ink must absorb at least this share of the paper's light around it
     hysteresis: float = 0.7  # fainter ink down to this share of the threshold counts where it joins clear ink
+    picture_hysteresis: float = 0.5  # the same in a whole picture (roi 1): a photo's ballpoint is fainter than a
+    # webcam's, and a region's shadows and rules are not there (at 0.5 a camera reads 1 blank sheet in 100)
     background: float = 0.25  # side of the paper estimate's closing, as a fraction of work_size: wider than a
     # felt marker's stroke, narrower than the region
     stroke: float = STROKE  # bring the stroke width to this many pixels at 28x28 (MNIST's median); 0: off
@@ -110,10 +129,21 @@ def _ink_is_light(gray: np.ndarray, tiles: int = 8) -> bool:
     low, median, high = np.searchsorted(cdf, (0.001, 0.5, 0.999))
     if high - median <= median - low:
         return False
-    n = gray.shape[0] // tiles * tiles
-    blocks = gray[:n, :n].reshape(tiles, n // tiles, tiles, n // tiles)
-    mean = cv2.resize(gray[:n, :n], (tiles, tiles), interpolation=cv2.INTER_AREA).astype(np.int32)
+    nh, nw = gray.shape[0] // tiles * tiles, gray.shape[1] // tiles * tiles
+    blocks = gray[:nh, :nw].reshape(tiles, nh // tiles, tiles, nw // tiles)
+    mean = cv2.resize(gray[:nh, :nw], (tiles, tiles), interpolation=cv2.INTER_AREA).astype(np.int32)
     return int((blocks.max(axis=(1, 3)) - mean).sum()) > int((mean - blocks.min(axis=(1, 3))).sum())
+
+
+def _border_is_dark(gray: np.ndarray) -> bool:
+    """Light marks on a dark background, for a whole picture: its border is mostly background, so the ink is the
+    tail of the histogram that lies further from the border's median (a bold digit framed tightly may cover
+    more of the picture than the paper does, which fools a test on the histogram alone)."""
+    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(edge))
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
+    low, high = np.searchsorted(np.cumsum(hist) / hist.sum(), (0.01, 0.99))
+    return high - background > background - low
 
 
 def _median(image: np.ndarray) -> float:
@@ -122,15 +152,26 @@ def _median(image: np.ndarray) -> float:
     return float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
 
 
+def _noise(image: np.ndarray, bold: bool) -> float:
+    """The level noise alone reaches in a uint8 ink (or depth) image: its median; with `bold` ink that may cover
+    half of it, at most 2.1x its first quartile (a half-normal noise's median over its quartile)."""
+    hist = np.cumsum(cv2.calcHist([image], [0], None, [256], [0, 256]).ravel())
+    quartile, median = np.searchsorted(hist, (hist[-1] / 4, hist[-1] / 2))
+    return float(min(median, 2.1 * quartile) if bold else median)
+
+
 def _shrink(gray: np.ndarray, n: int) -> np.ndarray:
-    """Square gray image -> (n, n): exact halvings by pixel averaging (OpenCV's fast path), each followed by a
-    2x2 minimum so that a thin pen's dark line keeps its contrast, then linear."""
-    while gray.shape[0] >= 2 * n:
-        half = gray.shape[0] // 2
-        gray = cv2.erode(cv2.resize(gray[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA),
+    """Gray image -> longer side n, aspect kept: exact halvings by pixel averaging (OpenCV's fast path), each
+    followed by a 2x2 minimum so that a thin pen's dark line keeps its contrast, then linear."""
+    h, w = gray.shape
+    scale = n / max(h, w)
+    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+    while gray.shape[0] >= 2 * th and gray.shape[1] >= 2 * tw:
+        hh, hw = gray.shape[0] // 2, gray.shape[1] // 2
+        gray = cv2.erode(cv2.resize(gray[:2 * hh, :2 * hw], (hw, hh), interpolation=cv2.INTER_AREA),
                          np.ones((2, 2), np.uint8))
-    if gray.shape[0] != n:
-        gray = cv2.resize(gray, (n, n), interpolation=cv2.INTER_LINEAR)
+    if gray.shape != (th, tw):
+        gray = cv2.resize(gray, (tw, th), interpolation=cv2.INTER_LINEAR)
     return gray
 
 
@@ -186,55 +227,86 @@ def to_mnist(digit: np.ndarray, stroke: float = 0.0) -> np.ndarray:
 
 
 def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Prepared:
-    """Find the digit in the frame's region of interest and make it look like an MNIST image."""
-    x0, y0, side, _ = roi = roi_box(frame.shape[0], frame.shape[1], cfg.roi)
+    """Find the digit in the frame's region of interest (roi < 1) or in the whole picture (roi 1) and make it
+    look like an MNIST image."""
+    whole = cfg.roi >= 1.0  # the whole picture, any shape: its border is its own, not a cut through the scene
+    roi = (0, 0, frame.shape[1], frame.shape[0]) if whole else roi_box(frame.shape[0], frame.shape[1], cfg.roi)
+    x0, y0, rw, rh = roi
     n = cfg.work_size
-    gray = _shrink(to_gray(frame[y0:y0 + side, x0:x0 + side]), n)  # (n, n) uint8
-    # Paper: a grey closing wider than any stroke erases the ink but keeps a shadow's edge where it is.
+    gray = _shrink(to_gray(frame[y0:y0 + rh, x0:x0 + rw]), n)  # (h, w) uint8, longer side n
     k = round(n * cfg.background) | 1
-    if cfg.ink == "light" or (cfg.ink == "auto" and _ink_is_light(gray)):
+    if cfg.ink == "light" or (cfg.ink == "auto" and _ink_is_light(gray) and (not whole or _border_is_dark(gray))):
         gray = cv2.bitwise_not(gray)
-    paper = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    # Paper: a grey closing wider than any stroke erases the ink but keeps a shadow's edge where it is.
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    paper = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, square)
+    pad = k // 2 + 1 if whole else 0
+    if pad:  # the paper continued all round (a shadow too), so that the closing finds paper beside a stroke
+        # that reaches the picture's border, as it does inside
+        h, w = gray.shape
+        padded = cv2.copyMakeBorder(paper, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        padded[pad:pad + h, pad:pad + w] = gray
+        gray, paper = padded, cv2.morphologyEx(padded, cv2.MORPH_CLOSE, square)
+    inner: Rect = (pad, pad, gray.shape[1] - 2 * pad, gray.shape[0] - 2 * pad)  # the picture in `gray`
     # Ink as the share of the paper's light it absorbs (0-255): the same in shadow, in dim light and in full light.
-    depth = cv2.subtract(paper, gray)  # (n, n) uint8, grey levels below the paper
-    ink = cv2.divide(depth, np.maximum(paper, np.uint8(16)), scale=255)  # (n, n) uint8
-    border = max(int(ink[0].max()), int(ink[-1].max()), int(ink[:, 0].max()), int(ink[:, -1].max()))
+    depth = cv2.subtract(paper, gray)  # (H, W) uint8, grey levels below the paper
+    ink = cv2.divide(depth, np.maximum(paper, np.uint8(16)), scale=255)  # (H, W) uint8
+    seen = _view(ink, inner)
+    border = max(int(seen[0].max()), int(seen[-1].max()), int(seen[:, 0].max()), int(seen[:, -1].max()))
     if border > 24:  # a rule crosses the region's edge (fainter marks there are below any threshold)
-        ink = _without_rules(ink, n)
-    otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    level = max(otsu, 255 * cfg.min_contrast, 3.0 * _median(ink))  # the median is what noise alone makes
+        ink = _without_rules(ink, n, inner, whole)
+        seen = _view(ink, inner)
+    otsu, _ = cv2.threshold(seen, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    # What noise alone makes: the median of the region, which is mostly paper; a picture framed on a bold digit
+    # can be half ink, so there also twice its first quartile (the median of noise alone is 2.1x its quartile).
+    noise_ink, noise = _noise(seen, whole), _noise(_view(depth, inner), whole)  # in ink shares, in grey levels
+    level = max(otsu, 255 * cfg.min_contrast, 3.0 * noise_ink)
     min_area = (0.03 * n) ** 2  # specks below ~3 % of the region's side squared are noise
-    mask = _ink_mask(ink, depth, level, cfg.hysteresis, min_area)
+    hysteresis = cfg.picture_hysteresis if whole else cfg.hysteresis
+    mask = _ink_mask(ink, depth, level, noise, hysteresis, min_area, whole)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
 
     # Pixel area of a mark: the polygon through the edge pixels' centres plus half its perimeter.
-    blobs = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, _rect(cv2.boundingRect(c)), c) for c in contours]
+    blobs = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, rect_of(cv2.boundingRect(c)), c) for c in contours]
     blobs = [b for b in blobs if b[0] >= min_area or max(b[1][2:]) >= 0.08 * n]  # a thin pen's stroke is long
     if not blobs:
         return Prepared(None, roi, None, "blank")
     if len(blobs) > cfg.max_blobs:
         return Prepared(None, roi, None, "clutter")
     # A speck of noise at the edge is not a digit cut off by it.
-    crossing = "touches edge" if any(max(b[1][2:]) >= cfg.min_size * n and _touches_edge(b[1], n)
+    crossing = "touches edge" if any(max(b[1][2:]) >= cfg.min_size * n and touches_edge(b[1], inner)
                                      for b in blobs) else "blank"
-    inside = [b for b in blobs if not _touches_edge(b[1], n)]
     # A shadow (or the sheet's edge) is a step in the paper: a jump of a quarter of its light within 4 pixels.
     steps = cv2.compare(cv2.morphologyEx(paper, cv2.MORPH_GRADIENT, np.ones((9, 9), np.uint8)),
                         np.right_shift(paper, 2), cv2.CMP_GT)
-    if cv2.countNonZero(steps):  # only then can a mark be a shadow's corner
-        inside = [b for b in inside if not _shadow_corner(b[2], gray, paper, steps)]
-    if not inside:
-        return Prepared(None, roi, None, crossing)
-    box, chosen = _digit_blobs(inside)
-    marks = np.zeros((n, n), np.uint8)  # only the digit's own marks, not a neighbour's
+
+    def shadow(b: tuple) -> bool:
+        return shadow_corner(b[2], gray, paper, steps)
+
+    if whole:
+        if cv2.countNonZero(steps):  # only then can a mark be a shadow's corner
+            blobs = [b for b in blobs if not shadow(b)]
+        group = picture_digit(blobs, inner, cfg.min_size * n)
+        if group is None:
+            return Prepared(None, roi, None, crossing if blobs else "blank")
+        box, chosen = group
+    else:
+        # A region's edge cuts through the scene: a mark across it is cut off.
+        inside = [b for b in blobs if not touches_edge(b[1], inner)]
+        if cv2.countNonZero(steps):
+            inside = [b for b in inside if not shadow(b)]
+        if not inside:
+            return Prepared(None, roi, None, crossing)
+        box, chosen = digit_blobs(max(inside, key=lambda b: b[0]), inside)
+    marks = np.zeros(gray.shape, np.uint8)  # only the digit's own marks, not a neighbour's
     cv2.drawContours(marks, chosen, -1, 255, thickness=cv2.FILLED)
     bx, by, bw, bh = box
-    f = side / n
-    frame_box = (x0 + round(bx * f), y0 + round(by * f), max(1, round(bw * f)), max(1, round(bh * f)))
+    f = max(rw, rh) / n
+    frame_box = (x0 + round((bx - pad) * f), y0 + round((by - pad) * f), max(1, round(bw * f)), max(1, round(bh * f)))
     longer = max(bw, bh) / n
     if longer < cfg.min_size:
         return Prepared(None, roi, frame_box, "too small")
-    if longer > cfg.max_size:
+    if longer > cfg.max_size and not whole:  # a digit may fill a picture, not a region of a larger scene
         return Prepared(None, roi, frame_box, "too large")
 
     keep = cv2.dilate(marks[by:by + bh, bx:bx + bw], np.ones((3, 3), np.uint8))  # and their soft edge
@@ -243,106 +315,67 @@ def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Pr
     return Prepared(to_mnist(_stretch(digit, level * 0.5, core * 0.8), cfg.stroke), roi, frame_box)
 
 
-def _ink_mask(ink: np.ndarray, depth: np.ndarray, level: float, hysteresis: float, min_area: float) -> np.ndarray:
-    """(n, n) uint8 mask, 255 on ink: `ink` above `level` and out of the noise, grown by hysteresis."""
-    n = ink.shape[0]
+def _view(image: np.ndarray, rect: Rect) -> np.ndarray:
+    x, y, w, h = rect
+    return image[y:y + h, x:x + w]
+
+
+def _ink_mask(ink: np.ndarray, depth: np.ndarray, level: float, noise: float, hysteresis: float, min_area: float,
+              whole: bool = False) -> np.ndarray:
+    """(H, W) uint8 mask, 255 on ink: `ink` above `level` and out of the noise (`noise`: the paper's median
+    depth), grown by hysteresis."""
     _, mask = cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)
     # Sensor noise is so many grey levels everywhere, so it is a larger share of a shadow's dim light:
-    # ink must also stand out of the noise in grey levels (the median depth is what noise alone makes).
-    _, clear = cv2.threshold(depth, 2.0 * _median(depth) + 2, 255, cv2.THRESH_BINARY)
+    # ink must also stand out of the noise in grey levels.
+    _, clear = cv2.threshold(depth, 2.0 * noise + 2, 255, cv2.THRESH_BINARY)
     mask = cv2.bitwise_and(mask, clear)
     # Hysteresis: the faint stretches of a ballpoint's line that join clear ink are ink too, unless they
-    # run off to the region's edge (then they are a shadow's edge or noise, and only the clear part counts).
+    # run off to the region's edge (then they are a shadow's edge or noise, and only the clear part counts;
+    # a whole picture's border is no region's edge).
     _, weak = cv2.threshold(ink, hysteresis * level, 255, cv2.THRESH_BINARY)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.bitwise_and(weak, clear), connectivity=8)
+    weak = cv2.bitwise_and(weak, clear)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     clear_pixels = np.bincount(labels[mask > 0], minlength=count)  # (count,) clear ink in each faint mark
-    x, y, w, h = (stats[:, i] for i in range(4))
-    # grown from a mark, not from a speck of noise; not reaching the edge; label 0 is the background
-    joined = ((clear_pixels >= min_area / 3) & (x > 0) & (y > 0) & (x + w < n) & (y + h < n)).astype(np.uint8) * 255
+    grown = clear_pixels >= min_area / 3  # grown from a mark, not from a speck of noise; label 0 is the background
+    if not whole:
+        x, y, w, h = (stats[:, i] for i in range(4))
+        grown &= (x > 0) & (y > 0) & (x + w < ink.shape[1]) & (y + h < ink.shape[0])
+    joined = grown.astype(np.uint8) * 255
     if count <= 256:  # the usual case: a lookup table is 5x faster than indexing
         return cv2.max(mask, cv2.LUT(labels.astype(np.uint8), np.pad(joined, (0, 256 - count))))
     return cv2.max(mask, joined[labels])
 
 
-def _rect(values) -> Rect:
-    x, y, w, h = values
-    return int(x), int(y), int(w), int(h)
-
-
-def _without_rules(ink: np.ndarray, n: int) -> np.ndarray:
-    """Ink minus ruled or squared paper's lines: thin marks that run straight, level or upright, for n/8 pixels.
+def _without_rules(ink: np.ndarray, n: int, inner: Rect, whole: bool = False) -> np.ndarray:
+    """Ink minus ruled or squared paper's lines: thin marks that run straight, level or upright, for n/10 pixels.
 
     A 1 x L opening keeps what holds a level run of L pixels; a 5 x L one keeps only what is also 5 pixels
     thick. Their difference is a thin level line (a rule), not the thick bar of a 7 or a 5 drawn with a pen.
+    Only lines that reach the region's edge are rules: a thin pen's 1 is straight too, but inside. In a whole
+    picture framed tightly a digit's strokes reach the border too (a 1 top to bottom, a 7's bar side to side),
+    so there rules are what paper has and a digit has not: two or more parallel lines across the picture.
     """
     length = n // 10
-    lines = None
+    found = []
     for thin, thick in (((length, 1), (length, 5)), ((1, length), (5, length))):  # level rules, then upright
         kept = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, thin))
         solid = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, thick))
-        found = cv2.subtract(kept, solid)
-        lines = found if lines is None else cv2.max(lines, found)
-    assert lines is not None
-    # Only lines that reach the region's edge are rules: a thin pen's 1 is straight too, but inside.
-    _, marked = cv2.threshold(lines, 8, 255, cv2.THRESH_BINARY)
-    contours, _ = cv2.findContours(marked, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    rules = [c for c in contours if _touches_edge(_rect(cv2.boundingRect(c)), n)]
+        found.append(cv2.subtract(kept, solid))
+    lines = cv2.max(*found)
+    if whole:  # each way apart: lines that repeat, as paper's do
+        rules = []
+        for axis, way in enumerate(found):
+            _, marked = cv2.threshold(way, 8, 255, cv2.THRESH_BINARY)
+            contours, _ = cv2.findContours(marked, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            edge = [c for c in contours if touches_edge(rect_of(cv2.boundingRect(c)), inner)]
+            across = [c for c in edge if cv2.boundingRect(c)[2 + axis] >= 0.9 * inner[2 + axis]]  # side to side
+            rules += edge if len(across) >= 2 or len(edge) >= 3 else []
+    else:
+        _, marked = cv2.threshold(lines, 8, 255, cv2.THRESH_BINARY)
+        contours, _ = cv2.findContours(marked, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        rules = [c for c in contours if touches_edge(rect_of(cv2.boundingRect(c)), inner)]
     if not rules:
         return ink
-    keep = np.zeros_like(marked)
+    keep = np.zeros_like(ink)
     cv2.drawContours(keep, rules, -1, 255, cv2.FILLED)
     return cv2.subtract(ink, cv2.bitwise_and(lines, keep))
-
-
-def _shadow_corner(contour: np.ndarray, gray: np.ndarray, paper: np.ndarray, steps: np.ndarray) -> bool:
-    """A mark that is not darker than what lies around it on every side: the corner of a shadow.
-
-    The paper's closing cannot follow a shadow into a corner narrower than itself, so the tip of a shadow
-    (and a sliver along the edge near its corner) looks like ink. Ink has paper all round it; such a tip
-    has shadow, as dark as itself, beyond the line where the closing gave up (its outline runs through flat
-    grey there, against the ink within 3 pixels), or it lies along the paper's own step, or, for a straight
-    sliver with a quarter of it along the step, it has shadow on one whole side. steps: (n, n) uint8, 255
-    within 4 pixels of a step in the paper (see prepare).
-    """
-    x, y = contour[:, 0, 0], contour[:, 0, 1]
-    r = 5
-    x0, y0 = max(int(x.min()) - r - 1, 0), max(int(y.min()) - r - 1, 0)
-    x1, y1 = min(int(x.max()) + r + 2, gray.shape[1]), min(int(y.max()) + r + 2, gray.shape[0])
-    g, p = gray[y0:y1, x0:x1], paper[y0:y1, x0:x1]
-    mark = np.zeros(g.shape, np.uint8)
-    cv2.drawContours(mark, [contour], -1, 255, cv2.FILLED, offset=(-x0, -y0))
-    edge = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
-    depth = cv2.subtract(p, g)  # how much darker than the paper
-    near = cv2.dilate(cv2.bitwise_and(depth, mark), np.ones((7, 7), np.uint8))  # the deepest ink within 3 pixels
-    if float(np.mean(edge[y - y0, x - x0] < 0.12 * near[y - y0, x - x0])) > 0.15:
-        return True  # the outline runs through flat grey
-    along = cv2.countNonZero(cv2.bitwise_and(steps[y0:y1, x0:x1], mark)) / max(cv2.countNonZero(mark), 1)
-    if along > 0.5:
-        return True  # it lies along the shadow's edge
-    (_, _), (w, h), _ = cv2.minAreaRect(contour)
-    if along < 0.25 or max(w, h) < 4 * min(w, h) or cv2.contourArea(contour) < 0.5 * w * h:
-        return False  # not a straight sliver: a stroke, even one that crosses the shadow's edge
-    ring = cv2.subtract(cv2.dilate(mark, np.ones((2 * r + 1, 2 * r + 1), np.uint8)),
-                        cv2.dilate(mark, np.ones((5, 5), np.uint8)))  # 3-4 pixels out: past the soft edge
-    ink_grey, paper_grey = cv2.mean(g, mark)[0], cv2.mean(p, mark)[0]
-    around = g[ring > 0].astype(np.float32)
-    return float(np.mean(around < (ink_grey + paper_grey) / 2)) > 0.35  # dark on one side: a shadow's edge
-
-
-def _touches_edge(rect: Rect, n: int) -> bool:
-    x, y, w, h = rect
-    return x <= 0 or y <= 0 or x + w >= n or y + h >= n
-
-
-def _digit_blobs(blobs: list) -> tuple[Rect, list]:
-    """The largest mark and the marks close to it (a digit drawn in several strokes), and their box."""
-    blobs = sorted(blobs, key=lambda b: -b[0])
-    x, y, w, h = blobs[0][1]
-    chosen = [blobs[0][2]]
-    for _, (bx, by, bw, bh), contour in blobs[1:]:
-        margin = 0.4 * max(w, h)
-        if bx < x + w + margin and x - margin < bx + bw and by < y + h + margin and y - margin < by + bh:
-            x1, y1 = min(x, bx), min(y, by)
-            x, y, w, h = x1, y1, max(x + w, bx + bw) - x1, max(y + h, by + bh) - y1
-            chosen.append(contour)
-    return (x, y, w, h), chosen
