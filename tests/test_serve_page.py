@@ -4,134 +4,24 @@ Driven through the Chrome DevTools protocol. Skipped where Chromium is not insta
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import tempfile
-import time
-import urllib.request
-from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime.reader import load
-from digitsum_edge.synth.frames import frames, pick_digits
+from browser_helpers import CHROMIUM, Chromium, pick_scene, write_y4m
 from serve_helpers import ServeProcess
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     print("skip: chromium is not installed (apt-get install chromium): the webcam page test does not run")
     pytestmark = pytest.mark.skip(reason="chromium is not installed (apt-get install chromium)")
 pytest.importorskip("ray.serve", reason="the serve extra is not installed")
-websockets_sync = pytest.importorskip("websockets.sync.client", reason="websockets is not installed")
-# Flags for this machine (no GPU, no network, root): and a camera that plays a file, allowed without asking.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--window-size=700,860",
-         "--remote-debugging-port=0", "--remote-allow-origins=*",
-         "--ignore-certificate-errors"]  # the test's own self-signed certificate
-PAGE_TIMEOUT = 60  # seconds for the page to show a reading (Chromium start, camera, first requests)
-
-
-def write_y4m(path: Path, images: list[np.ndarray], fps: int = 15) -> Path:
-    """BGR frames -> a YUV4MPEG2 (4:2:0) video, the format Chromium's fake camera plays in a loop."""
-    height, width = images[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for image in images:
-            out.write(b"FRAME\n" + cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return path
-
-
-def pick_scene(model: Path, seed: int = 11) -> tuple[list[np.ndarray], int]:
-    """Frames of one synth digit the model reads right and surely, also after JPEG (what the page sends)."""
-    reader = load(model, "cpu", 1)
-    digits, labels = pick_digits(20, seed)
-    for i, label in enumerate(labels):
-        held = [frame for frame, _ in frames(digits[i:i + 1], [label], seed=seed + i, hold=8)]
-        jpeg = cv2.imdecode(cv2.imencode(".jpg", held[0], [cv2.IMWRITE_JPEG_QUALITY, 85])[1], cv2.IMREAD_COLOR)
-        readings = [reader.read(image, 3) for image in (held[0], jpeg)]
-        if all(r.found and r.digit == label and r.digit_confidence > 0.9 and r.sum == label + 3 for r in readings):
-            return held, int(label)  # type: ignore[arg-type]  # pick_digits without blanks: every label is a digit
-    pytest.fail("no synth frame that the tiny model reads surely")
-
-
-class Chromium:
-    """A headless Chromium on one page, driven through the DevTools protocol."""
-
-    def __init__(self, url: str, camera: Path, profile: Path) -> None:
-        assert CHROMIUM is not None
-        self.process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
-                                         f"--use-file-for-fake-video-capture={camera}", url],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        start_new_session=True)
-        self.ids = iter(range(1, 1_000_000))
-        port = self._devtools_port()
-        deadline = time.monotonic() + 20
-        while True:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
-                pages = [t for t in json.load(response) if t["type"] == "page" and t["url"].startswith(url)]
-            if pages or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert pages, "Chromium opened no page on the service"
-        self.stack = ExitStack()
-        self.socket = self.stack.enter_context(websockets_sync.connect(pages[0]["webSocketDebuggerUrl"],
-                                                                       max_size=2**26))
-
-    def _devtools_port(self) -> int:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:  # Chromium says where its DevTools listen, then keeps quiet
-            found = re.search(r"DevTools listening on ws://[\d.]+:(\d+)/", line)
-            if found:
-                return int(found.group(1))
-        pytest.fail(f"Chromium exited ({self.process.wait()}) without opening DevTools")
-
-    def call(self, method: str, **params: object) -> dict:
-        number = next(self.ids)
-        self.socket.send(json.dumps({"id": number, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv(timeout=30))
-            if message.get("id") == number:
-                assert "error" not in message, message
-                return message["result"]
-
-    def evaluate(self, expression: str) -> object:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = PAGE_TIMEOUT) -> object:
-        """The expression's value once it is truthy (an exception, e.g. before the page loaded, counts as false)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()")
-            if value:
-                return value
-            time.sleep(0.2)
-        state = self.evaluate("JSON.stringify({url: location.href, status: document.getElementById('status')"
-                              "?.textContent, result: {...document.getElementById('result')?.dataset}})")
-        pytest.fail(f"the page never met {expression!r}: {state}")
-
-    def screenshot(self) -> bytes:
-        return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
-
-    def close(self) -> None:
-        self.stack.close()
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+pytest.importorskip("websockets.sync.client", reason="websockets is not installed")
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

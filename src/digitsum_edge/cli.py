@@ -15,6 +15,7 @@ from digitsum_edge.runtime.command import live, predict
 from digitsum_edge.serve.command import serve
 from digitsum_edge.synth.command import synth
 from digitsum_edge.train.command import train
+from digitsum_edge.web.command import web
 
 
 class _OneLineErrors(click.Group):
@@ -75,9 +76,10 @@ def main(verbose: bool, quiet: bool) -> None:
     digitsum-edge bench              PyTorch against ONNX Runtime: latency beside accuracy
     digitsum-edge synth OUT          camera-like frames of MNIST digits, for demos and tests
     digitsum-edge serve              the model as an HTTP service on Ray Serve, with a webcam page
+    digitsum-edge web                a static web app that reads digits in the browser, offline
     """
     configure_logging(-1 if quiet else int(verbose))
 
 
-for command in (train, export, live, predict, synth, bench, serve):
+for command in (train, export, live, predict, synth, bench, serve, web):
     main.add_command(command)

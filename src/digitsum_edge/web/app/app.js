@@ -1,0 +1,206 @@
+// The app: camera frames -> the reader on this device (reader.js) a few times a second -> the digit, rand and sum
+// drawn over the video, as the serve page draws them. Served by `digitsum-edge serve`, it can also send the frames
+// to the server's v1/read (with the token from the URL's fragment, #token=...). Offline after the first load.
+"use strict";
+
+const INTERVAL_MS = 200;  // at most five frames a second
+const JPEG_QUALITY = 0.85;  // frames sent to a server
+const TIMINGS = 200;  // the last this many readings' milliseconds, for the figures shown and window.digitsum.stats
+
+const video = document.getElementById("video");
+const overlay = document.getElementById("overlay");
+const result = document.getElementById("result");
+const detail = document.getElementById("detail");
+const statusLine = document.getElementById("status");
+const randSelect = document.getElementById("rand");
+const whereSelect = document.getElementById("where");
+const grab = document.createElement("canvas");  // the frame read, at the camera's resolution
+
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+let reader = null;
+let roi = null;  // the square read, drawn as a guide
+let numRand = 10;
+let rand = 0;
+let lastDigit = null;  // random mode: a new rand when a new digit shows up (like `live` without --rand)
+let frames = 0;
+let reading = null;
+const timings = [];
+
+function setStatus(text, error = false) {
+  statusLine.textContent = text;
+  statusLine.className = error ? "error" : "";
+}
+
+function drawRand() {
+  rand = Math.floor(Math.random() * numRand);
+}
+
+function nextRand(r) {
+  if (!r.found) {
+    if (lastDigit !== null) drawRand();
+    lastDigit = null;
+  } else {
+    if (lastDigit !== null && r.digit !== lastDigit) drawRand();
+    lastDigit = r.digit;
+  }
+}
+
+function draw() {
+  const w = overlay.width, h = overlay.height;
+  const ctx = overlay.getContext("2d");
+  ctx.clearRect(0, 0, w, h);
+  if (roi !== null) {
+    const side = roi * Math.min(w, h);
+    ctx.lineWidth = Math.max(2, w / 320);
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
+    ctx.setLineDash([10, 8]);
+    ctx.strokeRect((w - side) / 2, (h - side) / 2, side, side);
+    ctx.setLineDash([]);
+  }
+  if (!reading || !reading.found) return;
+  const [x, y, bw, bh] = reading.box;
+  const colour = reading.uncertain ? "#fc6" : "#3f3";
+  ctx.strokeStyle = colour;
+  ctx.strokeRect(x, y, bw, bh);
+  const text = `${reading.digit}${reading.uncertain ? "?" : ""} + ${reading.rand} = ${reading.sum}`;
+  ctx.font = `600 ${Math.round(h / 10)}px system-ui, sans-serif`;
+  ctx.lineWidth = Math.max(3, w / 200);
+  ctx.strokeStyle = "#000";
+  ctx.fillStyle = colour;
+  const ty = Math.max(h / 10, y - h / 40);
+  ctx.strokeText(text, x, ty);
+  ctx.fillText(text, x, ty);
+}
+
+function percentile(values, q) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
+}
+
+function show(r, where) {
+  reading = r;
+  frames += 1;
+  Object.assign(result.dataset, {found: String(r.found), digit: r.digit ?? "", rand: r.rand, sum: r.sum ?? "",
+                                 uncertain: String(Boolean(r.uncertain)), frames: String(frames), where});
+  result.className = r.uncertain ? "uncertain" : "";
+  if (r.found) {
+    result.innerHTML = `<span id="digit">${r.digit}${r.uncertain ? "?" : ""}</span> <span class="op">+</span> ` +
+      `<span id="rand-shown">${r.rand}</span> <span class="op">=</span> <span id="sum">${r.sum}</span>`;
+    const sure = r.uncertain ? " (uncertain)" : "";
+    const place = where === "device" ? "on this device" : `on the server (${r.provider})`;
+    detail.textContent = `digit ${(100 * r.digit_confidence).toFixed(1)} %${sure}, sum ` +
+      `${(100 * r.sum_confidence).toFixed(1)} % | ${r.ms.toFixed(1)} ms ${place}`;
+  } else {
+    result.innerHTML = "&nbsp;";
+    detail.textContent = `no digit (${r.reason}) | rand ${r.rand}`;
+  }
+  draw();
+}
+
+async function readOnServer(value) {
+  const blob = await new Promise((done) => grab.toBlob(done, "image/jpeg", JPEG_QUALITY));
+  const headers = {"Content-Type": "image/jpeg"};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(`v1/read?rand=${value}`, {method: "POST", body: blob, headers});
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+async function readFrame() {
+  const w = video.videoWidth, h = video.videoHeight;
+  if (!w || !h) return;
+  if (overlay.width !== w || overlay.height !== h) {
+    overlay.width = grab.width = w;
+    overlay.height = grab.height = h;
+  }
+  const context = grab.getContext("2d", {willReadFrequently: true});
+  context.drawImage(video, 0, 0, w, h);
+  const value = randSelect.value === "random" ? rand : Number(randSelect.value);
+  const where = whereSelect.value;
+  const r = where === "device" ? await reader.read(context.getImageData(0, 0, w, h), value) : await readOnServer(value);
+  if (where === "device") {
+    timings.push(r.ms);
+    if (timings.length > TIMINGS) timings.shift();
+  }
+  show(r, where);
+  nextRand(r);
+  const median = percentile(timings, 0.5);
+  const speed = where === "device" && median !== null ? ` | median ${median.toFixed(2)} ms on this device` : "";
+  const cached = window.digitsum.offline ? ` | ${window.digitsum.offline}` : "";
+  setStatus(`${w}x${h} camera | ${frames} frames read${speed}${cached}`);
+}
+
+async function loop() {
+  const started = performance.now();
+  try {
+    await readFrame();
+  } catch (e) {
+    setStatus(`${whereSelect.value === "device" ? "reader" : "server"}: ${e.message}`, true);
+  }
+  setTimeout(loop, Math.max(0, INTERVAL_MS - (performance.now() - started)));
+}
+
+async function offerServer() {
+  // under `digitsum-edge serve` the page can also read on the server; on a static host v1/model is not there
+  try {
+    const headers = token ? {Authorization: `Bearer ${token}`} : {};
+    const response = await fetch("v1/model", {headers});
+    if (response.ok && (response.headers.get("Content-Type") || "").includes("json")) {
+      document.getElementById("where-label").hidden = false;
+    }
+  } catch (e) {
+    // offline or a static host: this device only
+  }
+}
+
+async function registerWorker() {
+  if (!("serviceWorker" in navigator)) return "no service worker here (it needs https or localhost)";
+  try {
+    await navigator.serviceWorker.register("sw.js");
+    await navigator.serviceWorker.ready;
+    return "works offline";
+  } catch (e) {
+    return `no offline copy (${e.message})`;
+  }
+}
+
+async function main() {
+  const offline = registerWorker();
+  try {
+    reader = await DigitReader.open();
+  } catch (e) {
+    setStatus(`cannot load the model: ${e.message}`, true);
+    return;
+  }
+  roi = reader.settings.reading.roi;
+  numRand = reader.model.num_rand;
+  window.digitsum.reader = reader;
+  offerServer();
+  drawRand();
+  randSelect.addEventListener("change", () => { lastDigit = null; if (randSelect.value === "random") drawRand(); });
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    setStatus("this browser gives no camera here (it needs https, or http://localhost)", true);
+    return;
+  }
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480,
+                                                                         facingMode: "environment"}, audio: false});
+  } catch (e) {
+    setStatus(`no camera: ${e.name}: ${e.message}`, true);
+    return;
+  }
+  await video.play().catch(() => {});
+  setStatus("camera on");
+  offline.then((state) => { window.digitsum.offline = state; });
+  loop();
+}
+
+// What tests and curious users can look at: the reader, the service worker's state, the reading times.
+window.digitsum = {
+  reader: null,
+  offline: null,
+  stats: () => ({count: timings.length, median_ms: percentile(timings, 0.5), p90_ms: percentile(timings, 0.9),
+                 isolated: self.crossOriginIsolated}),
+};
+main();

@@ -1,0 +1,104 @@
+// The reader in the page: frame -> preprocessing (preprocess.js) -> the model (onnxruntime-web, wasm) -> a reading
+// with the fields of a `live` JSON line. What it knows of the model (input names, normalisation, class counts)
+// and of reading (roi, ink, min_confidence) comes from digitsum.json, written by Python at `digitsum-edge web`.
+"use strict";
+
+function openCv() {
+  // OpenCV.js sets window.cv to its module, whose then() calls back once the runtime is ready. The module is
+  // itself a "thenable", which a Promise would unwrap forever: its then is removed before it is handed on.
+  return new Promise((ready) => self.cv.then((module) => { delete module.then; ready(module); }));
+}
+
+function softmax(logits) {
+  const top = Math.max(...logits);
+  const e = Array.from(logits, (v) => Math.exp(v - top));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / total);
+}
+
+function argmax(values) {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+class DigitReader {
+  static async open(base = "./") {
+    const settings = await (await fetch(new URL("digitsum.json", new URL(base, location.href)))).json();
+    const vendor = new URL("vendor/", new URL(base, location.href)).href;  // onnxruntime-web wants an absolute URL
+    ort.env.wasm.wasmPaths = vendor;
+    ort.env.wasm.numThreads = 1;  // one wasm thread: what a phone gives a page without cross-origin isolation
+    ort.env.wasm.proxy = false;
+    const modelUrl = new URL(settings.model.file, new URL(base, location.href));
+    const [session, cv] = await Promise.all([
+      ort.InferenceSession.create(modelUrl.href, {executionProviders: ["wasm"], graphOptimizationLevel: "all"}),
+      openCv(),
+    ]);
+    return new DigitReader(settings, session, cv);
+  }
+
+  constructor(settings, session, cv) {
+    this.settings = settings;
+    this.model = settings.model;
+    this.session = session;
+    this.cv = cv;
+    this.minConfidence = settings.reading.min_confidence;
+    this.preprocessConfig = {...settings.preprocess.config, roi: settings.reading.roi, ink: settings.reading.ink};
+    this.preprocessor = new DigitsumPreprocess.Preprocessor(cv, {config: this.preprocessConfig,
+                                                                 constants: settings.preprocess.constants});
+  }
+
+  setRoi(roi) {  // e.g. 1.0 for a still photo framed on the digit (predict's default)
+    this.preprocessConfig.roi = roi;
+  }
+
+  prepare(imageData) {
+    const started = performance.now();
+    const prepared = this.preprocessor.prepare(imageData);
+    prepared.prepare_ms = performance.now() - started;
+    return prepared;
+  }
+
+  // (N*784) uint8 images, white digit on black, and one rand each -> {digit: [N][10], sum: [N][num_sums]} logits
+  async infer(pixels, rands) {
+    const m = this.model, count = rands.length, size = m.input_size;
+    const image = new Float32Array(pixels.length);
+    const mean = Math.fround(m.mean), std = Math.fround(m.std);  // float32 throughout, like numpy
+    for (let i = 0; i < pixels.length; i++) image[i] = Math.fround(Math.fround(pixels[i] / 255) - mean) / std;
+    const [imageName, randName] = m.inputs;
+    const feeds = {
+      [imageName]: new ort.Tensor("float32", image, [count, 1, size, size]),
+      [randName]: new ort.Tensor("int64", BigInt64Array.from(rands, (r) => BigInt(r)), [count]),
+    };
+    const out = await this.session.run(feeds);
+    const [digitName, sumName] = m.outputs;
+    const rows = (tensor, width) => Array.from({length: count}, (_, i) => tensor.data.slice(i * width, (i + 1) * width));
+    return {digit: rows(out[digitName], m.num_digits), sum: rows(out[sumName], m.num_sums)};
+  }
+
+  // one frame (ImageData) and a rand -> the fields of a `live` JSON line, plus the 28x28 image read
+  async read(imageData, rand) {
+    if (!Number.isInteger(rand) || rand < 0 || rand >= this.model.num_rand) {
+      throw new Error(`rand must be an integer in 0-${this.model.num_rand - 1}, got ${rand}`);
+    }
+    const prepared = this.prepare(imageData);
+    const reading = {found: prepared.mnist !== null, digit: null, digit_confidence: null, rand, sum: null,
+                     sum_confidence: null, box: prepared.box, roi: prepared.roi, reason: prepared.reason || null,
+                     uncertain: false, prepare_ms: prepared.prepare_ms, infer_ms: 0, mnist: prepared.mnist};
+    if (reading.found) {
+      const started = performance.now();
+      const logits = await this.infer(prepared.mnist, [rand]);
+      reading.infer_ms = performance.now() - started;
+      const digitProbs = softmax(logits.digit[0]), sumProbs = softmax(logits.sum[0]);
+      reading.digit = argmax(digitProbs);
+      reading.digit_confidence = digitProbs[reading.digit];
+      reading.sum = argmax(sumProbs);
+      reading.sum_confidence = sumProbs[reading.sum];
+      reading.uncertain = reading.digit_confidence < this.minConfidence;
+    }
+    reading.ms = reading.prepare_ms + reading.infer_ms;
+    return reading;
+  }
+}
+
+self.DigitReader = DigitReader;

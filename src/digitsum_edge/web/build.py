@@ -1,0 +1,182 @@
+"""`digitsum-edge web`: the static app folder, assembled from the app's sources (app/), the model with its
+metadata as JSON, the reading defaults, the preprocessing's constants, and the npm packages' browser files.
+
+Everything the page needs sits in the folder (no CDN), and its service worker caches all of it, so the app
+works offline after the first load. What the page knows about the model (input names, normalisation, class
+counts) and about reading (roi, ink, min_confidence, the preprocessing's settings) is written here, into
+digitsum.json, by the modules that own it: the JavaScript spells none of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digitsum_edge import __version__, onnx_contract
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.files import _umask, check_folder, sweep_stale, temp_name
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+APP = HERE / "app"  # the page's own sources, copied as they are (sw.js gets its file list and version)
+# The browser files of the npm packages (package.json, package-lock.json here): name in the folder -> in node_modules
+VENDOR = {
+    "ort.wasm.min.js": "onnxruntime-web/dist/ort.wasm.min.js",  # onnxruntime-web, wasm backend only (window.ort)
+    "ort-wasm-simd-threaded.mjs": "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
+    "ort-wasm-simd-threaded.wasm": "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
+    "opencv.js": "@techstark/opencv-js/dist/opencv.js",  # OpenCV.js, the wasm inside (window.cv)
+}
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digitsum-edge"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What `digitsum-edge web` builds."""
+
+    out: str = "runs/web"  # the folder written (replaced as a whole with --force)
+    model: str = "runs/model.onnx"  # an exported digitsum-edge ONNX file (fp32 or int8)
+    node_modules: str | None = None  # npm packages already installed here; None: `npm ci` into a cache
+    force: bool = False  # replace an existing folder
+
+
+@dataclass
+class WebBuild:
+    """The folder written: its files and their sizes."""
+
+    out: Path
+    files: dict[str, int] = field(default_factory=dict)  # name -> bytes
+    gzipped: dict[str, int] = field(default_factory=dict)  # name -> bytes after gzip -9 (what a host sends)
+
+    @property
+    def total(self) -> int:
+        return sum(self.files.values())
+
+    @property
+    def total_gzipped(self) -> int:
+        return sum(self.gzipped.values())
+
+
+def lock_digest() -> str:
+    """The first 12 hex digits of package-lock.json's SHA-256: names the npm cache of these exact versions."""
+    return hashlib.sha256((HERE / "package-lock.json").read_bytes()).hexdigest()[:12]
+
+
+def _has_vendor(folder: Path) -> bool:
+    return all((folder / source).is_file() for source in VENDOR.values())
+
+
+def node_modules(given: str | None = None) -> Path:
+    """The node_modules that holds the vendor files: `given`, the one beside package.json (after `npm ci` in a
+    checkout: `make web`), or a cache filled once by `npm ci` for this lockfile."""
+    if given is not None:
+        folder = Path(given)
+        if not _has_vendor(folder):
+            missing = next(s for s in VENDOR.values() if not (folder / s).is_file())
+            raise DigitsumError(f"{folder} lacks {missing} (run `npm ci` beside {HERE / 'package.json'})")
+        return folder
+    for folder in (HERE / "node_modules", CACHE / f"npm-{lock_digest()}" / "node_modules"):
+        if _has_vendor(folder):
+            return folder
+    return npm_ci(CACHE / f"npm-{lock_digest()}")
+
+
+def npm_ci(folder: Path) -> Path:
+    """Install the locked versions with `npm ci` into `folder` (no install scripts); its node_modules."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DigitsumError("web needs npm to fetch onnxruntime-web and OpenCV.js once (install Node.js and npm, "
+                            "e.g. apt-get install npm), or --node-modules DIR")
+    check_folder(folder)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(HERE / name, folder / name)
+    log.info("npm ci: onnxruntime-web and OpenCV.js as locked in package-lock.json, into %s", folder)
+    done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder,
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not _has_vendor(folder / "node_modules"):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DigitsumError(f"npm ci failed in {folder}: {last}")
+    return folder / "node_modules"
+
+
+def settings(info: onnx_contract.ModelInfo, model_name: str, model_sha256: str) -> dict:
+    """digitsum.json: the model's contract from its metadata, the reading defaults, the preprocessing's settings."""
+    from digitsum_edge.runtime import defaults, preprocess
+
+    constants = {name: getattr(preprocess, name) for name in ("MNIST_SIZE", "BOX", "CENTRE", "STROKE", "FINE")}
+    return {
+        "version": __version__,
+        "model": {"file": model_name, "sha256": model_sha256, "inputs": list(onnx_contract.INPUTS),
+                  "outputs": list(onnx_contract.OUTPUTS), "mean": info.mean, "std": info.std,
+                  "input_size": info.input_size, "num_digits": info.num_digits, "num_rand": info.num_rand,
+                  "num_sums": info.num_sums, "precision": info.precision, "test_metrics": info.test_metrics},
+        "reading": defaults.as_json(),
+        "preprocess": {"config": dataclasses.asdict(preprocess.PreprocessConfig()), "constants": constants},
+    }
+
+
+def run(cfg: WebConfig) -> WebBuild:
+    """Write the app folder: check the model, find the npm files, assemble beside `out`, then rename into place."""
+    from digitsum_edge.runtime.backend import open_model
+
+    out = Path(cfg.out)
+    if out.exists() and not (out.is_dir() and cfg.force):
+        raise DigitsumError(f"output {out} exists (use --force to replace it)" if out.is_dir()
+                            else f"output {out} is a file, not a folder")
+    check_folder(out.parent)
+    backend = open_model(cfg.model, "cpu", 1)  # refuses a file that is not a digitsum-edge model
+    if Path(cfg.model).suffix != ".onnx":
+        raise DigitsumError(f"the browser runs .onnx files, not {cfg.model}")
+    modules = node_modules(cfg.node_modules)
+    sweep_stale(out.parent)
+    staging = Path(tempfile.mkdtemp(prefix=temp_name(out).name, dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; a web server's user must read the folder
+    try:
+        build = _assemble(staging, cfg, backend.info, modules)
+        if out.exists():
+            old = temp_name(out, "old")
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    build.out = out
+    return build
+
+
+def _assemble(folder: Path, cfg: WebConfig, info: onnx_contract.ModelInfo, modules: Path) -> WebBuild:
+    model_bytes = Path(cfg.model).read_bytes()
+    (folder / "vendor").mkdir()
+    for name, source in VENDOR.items():
+        shutil.copyfile(modules / source, folder / "vendor" / name)
+    (folder / "model.onnx").write_bytes(model_bytes)
+    config = settings(info, "model.onnx", hashlib.sha256(model_bytes).hexdigest())
+    (folder / "digitsum.json").write_text(json.dumps(config, indent=2) + "\n")
+    for page_file in APP.iterdir():
+        if page_file.is_file() and page_file.name != "sw.js":
+            shutil.copyfile(page_file, folder / page_file.name)
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    # The service worker caches every file under a name that changes with any of them (a new model, a new page).
+    worker = (APP / "sw.js").read_text().replace("__VERSION__", digest.hexdigest()[:16])
+    (folder / "sw.js").write_text(worker.replace("__FILES__", json.dumps(["./", *names])))
+    build = WebBuild(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        name = str(path.relative_to(folder))
+        build.files[name] = len(data)
+        build.gzipped[name] = len(gzip.compress(data, 9))
+    return build

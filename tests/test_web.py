@@ -1,0 +1,117 @@
+"""`digitsum-edge web`: the static app folder, and the app in a real headless Chromium whose fake camera plays a
+`synth` video of one digit: it must read that digit and the sum on the device, then again with the web server
+gone (the service worker's copy). Skipped where Chromium, or npm and the npm packages, are missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from browser_helpers import CHROMIUM, Chromium, StaticServer, pick_scene, write_y4m
+from digitsum_edge.cli import main
+from digitsum_edge.runtime import defaults
+from digitsum_edge.web import build
+
+ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+def npm_files_or_skip() -> None:
+    """Skip (with a printed reason) where the npm packages are not installed and npm cannot install them."""
+    installed = any(build._has_vendor(folder) for folder in
+                    (build.HERE / "node_modules", build.CACHE / f"npm-{build.lock_digest()}" / "node_modules"))
+    if not installed and shutil.which("npm") is None:
+        print("skip: npm is not installed and the web app's npm packages are missing: the web tests do not run")
+        pytest.skip("npm is not installed (apt-get install npm), and onnxruntime-web / OpenCV.js are missing")
+
+
+@pytest.fixture(scope="module")
+def app(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app folder for the tiny model, written by the `web` command."""
+    npm_files_or_skip()
+    out = tmp_path_factory.mktemp("web") / "app"
+    result = CliRunner().invoke(main, ["web", str(out), "--model", str(tiny_onnx)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_folder_holds_the_app_the_model_and_its_contract(app: Path, tiny_onnx: Path) -> None:
+    files = sorted(str(p.relative_to(app)) for p in app.rglob("*") if p.is_file())
+    assert {"index.html", "app.js", "reader.js", "preprocess.js", "sw.js", "manifest.webmanifest", "model.onnx",
+            "digitsum.json", *(f"vendor/{name}" for name in build.VENDOR)} <= set(files)
+    assert (app / "model.onnx").read_bytes() == tiny_onnx.read_bytes()
+    settings = json.loads((app / "digitsum.json").read_text())
+    assert settings["reading"] == defaults.as_json()  # from the one owner, not spelled again
+    assert (settings["model"]["mean"], settings["model"]["num_sums"]) == (0.1307, 19)
+    worker = (app / "sw.js").read_text()
+    cached = json.loads(re.search(r"const FILES = (\[.*\]);", worker).group(1))  # type: ignore[union-attr]
+    assert sorted(cached) == sorted(["./", *(f for f in files if f != "sw.js")])  # every file, offline
+    assert "__VERSION__" not in worker
+    html = (app / "index.html").read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing from a CDN
+
+
+def test_bad_input_is_one_line(app: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    exists = runner.invoke(main, ["web", str(app), "--model", str(app / "model.onnx")])
+    assert exists.exit_code == 1 and exists.output.strip() == f"error: output {app} exists (use --force to replace it)"
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    bad = runner.invoke(main, ["web", str(tmp_path / "out"), "--model", str(junk)])
+    assert bad.exit_code == 1 and bad.output.startswith("error: ") and len(bad.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_npm_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    with pytest.raises(build.DigitsumError, match=r"^web needs npm"):
+        build.npm_ci(tmp_path / "cache")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_the_app_reads_the_camera_on_the_device_and_offline(app: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    scene, digit = pick_scene(tiny_onnx)
+    camera = write_y4m(tmp_path / "camera.y4m", scene)
+    server = StaticServer(app, ISOLATED)
+    shown_reading = ("(() => { const d = document.getElementById('result').dataset; "
+                     "return d.rand === '3' && d.found === 'true' && d.where === 'device' ? {...d} : null; })()")
+    choose_rand = ("(() => { const s = document.getElementById('rand'); s.value = '3'; "
+                   "s.dispatchEvent(new Event('change')); })()")
+    with tempfile.TemporaryDirectory(prefix="chromium-", dir=tmp_path) as profile:
+        browser = Chromium(f"{server.url}/", camera, Path(profile))
+        try:
+            browser.wait_for("document.getElementById('status').textContent.includes('frames read')")
+            browser.evaluate(choose_rand)
+            shown = browser.wait_for(shown_reading)
+            assert isinstance(shown, dict)
+            assert (shown["digit"], shown["sum"], shown["uncertain"]) == (str(digit), str(digit + 3), "false"), shown
+            text = browser.evaluate("document.getElementById('result').textContent")
+            assert re.sub(r"\s+", " ", str(text)).strip() == f"{digit} + 3 = {digit + 3}"
+            assert browser.evaluate("self.crossOriginIsolated") is True  # COOP/COEP: the fine timer
+            assert browser.wait_for("window.digitsum.offline") == "works offline"
+            assert browser.evaluate("document.getElementById('where-label').hidden") is True  # no server here
+            image = browser.screenshot()
+            # The network cut: the server is gone, and the reloaded page comes from the service worker's cache.
+            server.stop()
+            browser.call("Page.reload", ignoreCache=False)
+            browser.wait_for("navigator.serviceWorker.controller !== null && "
+                             "document.getElementById('status').textContent.includes('frames read')")
+            browser.evaluate(choose_rand)
+            again = browser.wait_for(shown_reading)
+            assert isinstance(again, dict) and (again["digit"], again["sum"]) == (str(digit), str(digit + 3)), again
+        finally:
+            browser.close()
+            server.stop()
+    screenshot = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    assert screenshot is not None and screenshot.shape[1] >= 600 and screenshot.std() > 10  # a real page, not blank
+    if os.environ.get("DIGITSUM_WEB_SCREENSHOT"):  # how docs/web.png is made: DIGITSUM_WEB_SCREENSHOT=docs/web.png
+        Path(os.environ["DIGITSUM_WEB_SCREENSHOT"]).write_bytes(image)
