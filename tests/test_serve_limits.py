@@ -4,6 +4,7 @@ costs to decode, HAProxy's adjusted configuration, and finding a service's proce
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
 import subprocess
@@ -11,13 +12,14 @@ import sys
 import time
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from digitsum_edge.serve import images
-from digitsum_edge.serve.haproxy_shim import adjust
+from digitsum_edge.serve.haproxy_shim import adjust, error_page
 from digitsum_edge.serve.limits import BodyRules, Gate, TooSlow, Unavailable, read_body
 from digitsum_edge.serve.processes import MARK, LocalRun
 from digitsum_edge.serve.protocol import BadRequest
@@ -96,6 +98,10 @@ CONFIG = """global
 defaults
     mode http
     timeout client 30s
+    errorfile 503 /x/500.http
+backend http-app
+    server SERVE_REPLICA_a-b 127.0.0.1:30000 check observe layer4
+    server SERVE_PROXY_ACTOR-fallback-x 127.0.0.1:3 check backup
 frontend prometheus
     bind :9101
 frontend http_frontend
@@ -106,11 +112,19 @@ listen stats
 
 
 def test_haproxy_configuration_is_private_and_times_requests_out() -> None:
-    adjusted = adjust(CONFIG, stats_port=8404, metrics_port=9101, read_timeout_s=10)
+    adjusted = adjust(CONFIG, stats_port=8404, metrics_port=9101, read_timeout_s=10, replica_maxconn=48,
+                      queue_timeout_ms=100, errors={503: Path("/x/503.http")})
     assert "mode 600 level admin" in adjusted and "mode 666" not in adjusted
     assert "bind 127.0.0.1:9101" in adjusted and "bind 127.0.0.1:8404" in adjusted
     assert "bind *:8000" in adjusted  # the service itself listens where it was asked to
-    assert "defaults\n    timeout http-request 10000ms\n    option http-buffer-request\n" in adjusted
+    assert ("defaults\n    timeout http-request 10000ms\n    option http-buffer-request\n    timeout queue 100ms\n"
+            "    errorfile 503 /x/503.http\n    mode http") in adjusted
+    assert "errorfile 503 /x/500.http" not in adjusted  # Ray's: every 503 a bare 500
+    assert "server SERVE_REPLICA_a-b 127.0.0.1:30000 check observe layer4 maxconn 48\n" in adjusted
+    assert "server SERVE_PROXY_ACTOR-fallback-x 127.0.0.1:3 check backup\n" in adjusted
+    page = error_page(503)
+    assert page.startswith("HTTP/1.1 503 ") and "Retry-After: 1\r\n" in page
+    assert json.loads(page.split("\r\n\r\n", 1)[1])["error"].endswith("retry after 1 s")
 
 
 def test_a_services_processes_are_found_by_their_mark_and_ended(tmp_path) -> None:

@@ -25,6 +25,7 @@ from digitsum_edge.serve.processes import LocalRun, haproxy_binary, write_haprox
 APP_NAME = "digitsum-edge"  # the Ray Serve application
 QUIET = {"log_level": "WARNING", "enable_access_log": False}  # Ray's own log files: no line per request
 HAPROXY_CLIENT_TIMEOUT_S = 30  # a client silent this long mid-request is dropped (Ray's default: an hour)
+QUEUE_TIMEOUT_MS = 100  # HAProxy: a request finds a replica with room within this, or gets 503 + Retry-After
 DRAIN_TIMEOUT_S = 10  # replicas finish what they hold within this at stop
 STOP_GRACE_S = 0.5  # after a signal, how long Ray's own processes get to show whether it reached them too
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def _private_haproxy(cfg: ServeConfig, run: LocalRun) -> None:
     shim = write_haproxy_shim(run, binary, [
         "--stats-port", os.environ["RAY_SERVE_HAPROXY_STATS_PORT"],
         "--metrics-port", os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"],
-        "--read-timeout-s", str(cfg.read_timeout_s)])
+        "--read-timeout-s", str(cfg.read_timeout_s),
+        "--replica-maxconn", str(cfg.max_queued), "--queue-timeout-ms", str(QUEUE_TIMEOUT_MS)])
     os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(shim)
 
 

@@ -46,7 +46,8 @@ _D = ServeConfig()
 @click.option("--max-inflight-mb", type=click.FloatRange(0, 65536, min_open=True), default=_D.max_inflight_mb,
               show_default=True, help="Per replica: request body bytes held at once (HTTP 503 + Retry-After beyond).")
 @click.option("--max-queued", type=click.IntRange(min=1), default=_D.max_queued, show_default=True,
-              help="Per replica: requests waiting for decoding or the model (HTTP 503 + Retry-After beyond).")
+              help="Per replica: requests at once (HAProxy lets this many through and holds others up to 100 ms), "
+                   "beyond: HTTP 503 + Retry-After.")
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False), default=None,
               help="Serve HTTPS with this PEM certificate (browsers on other machines give the page the camera "
                    "only over HTTPS).")

@@ -48,7 +48,7 @@ class ServeConfig:
     # requests waiting for decoding or the model (HTTP 503 with Retry-After beyond: answered, not queued).
     max_images: int = 4096
     max_inflight_mb: float = 64.0
-    max_queued: int = 48
+    max_queued: int = 16  # also HAProxy's maxconn per replica: more waits at most 100 ms there, then 503
     # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
     # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
     ssl_certfile: str | None = None  # PEM certificate (chain)

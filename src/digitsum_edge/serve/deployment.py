@@ -8,12 +8,13 @@ No `from __future__ import annotations` here: FastAPI reads the route signatures
 """
 
 import asyncio
+import ctypes
 import hashlib
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,7 @@ api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit
 _V2_MODEL = f"/v2/models/{MODEL_NAME}"
 LARGE_IMAGE = 8 * 2**20  # decoded bytes above which an image waits in its own lane, not before small ones
 LARGE_WAITING = 2  # large images waiting for that lane at once per replica (503 + Retry-After beyond)
+TRIM_AFTER = 2**20  # once bodies this large are all answered, the heap is given back to the system
 PROBE_TIMEOUT_S = 2.0  # /healthz: one image through the batcher and the model within this, or 503
 
 
@@ -71,6 +73,13 @@ async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
 async def _internal_error(request: Request, e: Exception) -> JSONResponse:
     """A bug or a failing model call: HTTP 500, still one line of JSON (Ray logs the traceback)."""
     return JSONResponse({"error": f"internal error: {first_line(e)}"}, status_code=500)
+
+
+def _trim_heap() -> None:
+    """glibc keeps freed memory of the pool's threads in their arenas: return it, so the replica settles back to
+    its idle size after a burst of large requests (elsewhere, nothing to do)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _rows(items: list[tuple[np.ndarray, np.ndarray]]) -> int:
@@ -147,6 +156,8 @@ class DigitsumService:
             yield data
         finally:
             self.held_bytes.give(len(data))
+            if self.held_bytes.held == 0 and len(data) >= TRIM_AFTER:
+                _trim_heap()
 
     def _prepare(self, data: bytes) -> PreparedFrame:
         """In a pool: decode the image, then the reader's first stage, as `live` reads a frame."""

@@ -8,13 +8,17 @@ What it changes (Ray 2.60 writes none of it as an option):
 - the stats page and the Prometheus exporter listen on 127.0.0.1 only (Ray binds them to every interface);
 - the admin socket is mode 600 (Ray: 666), in a folder of mode 700;
 - `timeout http-request`: headers and the start of the body within --read-timeout-s (HAProxy answers 408),
-  with `option http-buffer-request` so a slow body is held here, not in a replica.
+  with `option http-buffer-request` so a slow body is held here, not in a replica;
+- at most --replica-maxconn requests at once in each replica; others wait at most --queue-timeout-ms here,
+  then get 503 with Retry-After (Ray turns every 503 into a bare 500): overload is answered, not queued;
+- 408 and 503 answer with one line of JSON, {"error": "..."}, like the service itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import re
 import signal
@@ -22,15 +26,33 @@ import sys
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+RETRY_AFTER_S = 1
+ERRORS = {408: ("Request Time-out", "the request did not arrive in time (--read-timeout-s)"),
+          503: ("Service Unavailable", "the service cannot take this request now (busy, or a replica is starting); "
+                                       f"retry after {RETRY_AFTER_S} s")}
 
 
-def adjust(config: str, stats_port: int, metrics_port: int, read_timeout_s: float) -> str:
+def error_page(status: int) -> str:
+    """HAProxy's errorfile for `status`: a whole HTTP response with a JSON body."""
+    reason, message = ERRORS[status]
+    body = json.dumps({"error": message})
+    retry = f"Retry-After: {RETRY_AFTER_S}\r\n" if status == 503 else ""
+    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nCache-Control: no-cache\r\n"
+            f"{retry}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+
+
+def adjust(config: str, stats_port: int, metrics_port: int, read_timeout_s: float, replica_maxconn: int,
+           queue_timeout_ms: int, errors: dict[int, Path]) -> str:
     """The configuration with the changes above; an unknown layout is left as it was."""
     config = re.sub(r"(stats socket \S+ mode )666", r"\g<1>600", config)
     for port in (stats_port, metrics_port):
         config = re.sub(rf"(?m)^(\s*bind )(\*|0\.0\.0\.0|)?:{port}\s*$", rf"\g<1>127.0.0.1:{port}", config)
+    config = re.sub(r"(?m)^(\s*server SERVE_REPLICA\S* \S+ check\b.*)$", rf"\g<1> maxconn {replica_maxconn}", config)
+    config = re.sub(r"(?m)^\s*errorfile 503 .*\n", "", config)
     timeout = f"{max(1, round(read_timeout_s * 1000))}ms"
-    return re.sub(r"(?m)^defaults\s*$", f"defaults\n    timeout http-request {timeout}\n    option http-buffer-request",
+    added = [f"timeout http-request {timeout}", "option http-buffer-request", f"timeout queue {queue_timeout_ms}ms",
+             *(f"errorfile {status} {path}" for status, path in sorted(errors.items()))]
+    return re.sub(r"(?m)^defaults\s*$", "defaults\n" + "".join(f"    {line}\n" for line in added).rstrip("\n"),
                   config, count=1)
 
 
@@ -40,12 +62,18 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--stats-port", type=int, required=True)
     parser.add_argument("--metrics-port", type=int, required=True)
     parser.add_argument("--read-timeout-s", type=float, required=True)
+    parser.add_argument("--replica-maxconn", type=int, required=True)
+    parser.add_argument("--queue-timeout-ms", type=int, required=True)
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
     if "-f" in args:
         path = Path(args[args.index("-f") + 1])
-        text = adjust(path.read_text(), options.stats_port, options.metrics_port, options.read_timeout_s)
+        errors = {status: path.with_name(f"{status}.json.http") for status in ERRORS}
+        for status, page in errors.items():
+            page.write_text(error_page(status))
+        text = adjust(path.read_text(), options.stats_port, options.metrics_port, options.read_timeout_s,
+                      options.replica_maxconn, options.queue_timeout_ms, errors)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(text)
         os.replace(temporary, path)

@@ -1,0 +1,518 @@
+"""`digitsum-edge serve` against hostile clients and ordinary operations: replays each case, prints one table
+row per case (what was done, what happened, the goal) and writes the figures as JSON.
+
+Cases: stopping by `kill -TERM -- -PGID` (and a restart on the same port); 200 slow uploads (1 byte/s) and 200
+idle connections held open beside a quiet /v1/read client; 16 costly images (40 MP 16-bit RGBA PNGs, refused,
+and 24 MP 8-bit PNGs, decoded) beside it; 128 concurrent maximum-size requests of each route, with the
+replica's memory; 300 clients at once on /v1/read; what listens where; malformed v2 requests. Everything goes
+to 127.0.0.1, every loop is bounded in count and time, and the service is stopped by its pid.
+The machine is shared: other processes' CPU share is recorded beside the figures.
+
+    .venv/bin/python benchmarks/serve_abuse.py --model runs/model.onnx --json docs/serve_abuse.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from digitsum_edge import mnist
+from digitsum_edge.bench.report import cpu_name, module_version
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.files import write_json
+from digitsum_edge.serve.config import check_port_free
+from digitsum_edge.serve.processes import in_session
+from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
+
+sys.path.insert(0, str(Path(__file__).parent))
+import contextlib
+
+from serve_load import camera_jpegs, free_port  # the same camera frames and ports
+
+CLI = Path(sys.executable).with_name("digitsum-edge")
+
+
+# ---- the service and its processes ----------------------------------------------------------------------------
+
+class Service:
+    """`digitsum-edge serve` in its own session on 127.0.0.1."""
+
+    def __init__(self, model: str, port: int | None = None, *options: str) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(f"/tmp/serve_abuse_{self.port}.log")
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen([str(CLI), "serve", "--model", model, "--port", str(self.port),
+                                             *options], stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"serve exited:\n{self.log.read_text()}")
+            if "serving " in self.log.read_text() and _status(f"{self.url}/healthz", timeout=2)[0] == 200:
+                return
+            time.sleep(0.3)
+        self.kill()
+        raise SystemExit("serve was not ready in 180 s")
+
+    def processes(self) -> list[int]:
+        """Processes of its session still running (itself, Ray's, the replica's, HAProxy)."""
+        return in_session(self.process.pid)
+
+    def replica_pid(self) -> int:
+        return next(p for p in self.processes() if b"ServeReplica" in Path(f"/proc/{p}/cmdline").read_bytes())
+
+    def stop(self, how: str = "SIGTERM") -> dict:
+        """SIGTERM to the command (`driver`) or to its process group; seconds to exit, the end of its log."""
+        started = time.monotonic()
+        if how == "group":
+            os.killpg(self.process.pid, signal.SIGTERM)
+        else:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = len(self.processes())
+        self.kill()
+        return {"seconds": round(took, 2), "exit": code, "stopped": self.log.read_text().rstrip().endswith("stopped"),
+                "processes_left": left, "port_free": _port_free(self.port)}
+
+    def kill(self) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _port_free(port: int) -> bool:
+    try:
+        check_port_free("127.0.0.1", port)
+    except DigitsumError:
+        return False
+    return True
+
+
+def _status(url: str, body: bytes | None = None, timeout: float = 30) -> tuple[int, float, dict]:
+    """(status, seconds, headers) of one request; 0 when it failed to answer."""
+    import urllib.error
+    import urllib.request
+
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout) as response:
+            response.read()
+            return response.status, time.monotonic() - started, dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, time.monotonic() - started, dict(e.headers)
+    except OSError:
+        return 0, time.monotonic() - started, {}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemoryWatch:
+    """The peak RSS of one process, sampled every 50 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.running = pid, rss_mb(pid), True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.05)
+
+    def stop(self) -> float:
+        self.running = False
+        self.thread.join()
+        return round(self.peak, 1)
+
+
+# ---- clients ----------------------------------------------------------------------------------------------------
+
+async def quiet_reads(url: str, jpegs: list[bytes], seconds: float) -> dict:
+    """One client reading one frame after the other for `seconds`: its latencies."""
+    import aiohttp
+
+    latencies, statuses = [], {}
+    until = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        i = 0
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            try:
+                async with session.post(f"{url}/v1/read?rand={i % 10}", data=jpegs[i % len(jpegs)],
+                                        timeout=aiohttp.ClientTimeout(total=30)) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status = 0
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
+                latencies.append(time.perf_counter() - started)
+            i += 1
+    timing = summarize(latencies, 1) if latencies else None
+    return {"requests": i, "statuses": statuses, "p50_ms": round(timing.median_ms, 1) if timing else None,
+            "p99_ms": round(timing.p99_ms, 1) if timing else None}
+
+
+async def slow_clients(port: int, count: int, seconds: float, idle: bool) -> dict:
+    """`count` connections that send headers (Content-Length 100,000) and then 1 byte a second, or nothing;
+    what each one got back and when."""
+    outcomes: dict[str, int] = {}
+    times: list[float] = []
+
+    async def one() -> None:
+        started = time.monotonic()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            outcomes["refused"] = outcomes.get("refused", 0) + 1
+            return
+        writer.write(b"POST /v1/read?rand=1 HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        status = "held to the end"
+        until = started + seconds
+        try:
+            while time.monotonic() < until:
+                if not idle:
+                    writer.write(b"\xff")
+                    await writer.drain()
+                try:
+                    line = await asyncio.wait_for(reader.readline(), 1.0)
+                except asyncio.TimeoutError:
+                    continue
+                status = line.decode(errors="replace").split(" ")[1] if line else "closed"
+                times.append(time.monotonic() - started)
+                break
+        except OSError:
+            status = "reset"
+        finally:
+            writer.close()
+        outcomes[status] = outcomes.get(status, 0) + 1
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return {"connections": count, "outcomes": outcomes,
+            "answered_after_s": round(float(np.median(times)), 1) if times else None}
+
+
+async def many(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+    """`clients` concurrent clients for `seconds`: accepted latency, refusals (503 + Retry-After) and theirs."""
+    import aiohttp
+
+    accepted, refused, other = [], [], {}
+    until = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async def client(c: int) -> None:
+            i = c
+            while time.monotonic() < until:
+                started = time.perf_counter()
+                try:
+                    async with session.post(f"{url}?rand={i % 10}", data=bodies[i % len(bodies)]) as response:
+                        await response.read()
+                        took = time.perf_counter() - started
+                        if response.status == 200:
+                            accepted.append(took)
+                        elif response.status in (429, 503) and "Retry-After" in response.headers:
+                            refused.append(took)
+                            await asyncio.sleep(float(response.headers["Retry-After"]))  # as it was told
+                        else:
+                            other[response.status] = other.get(response.status, 0) + 1
+                except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                    other[type(e).__name__] = other.get(type(e).__name__, 0) + 1
+                i += clients
+
+        await asyncio.gather(*(client(c) for c in range(clients)))
+    ok = summarize(accepted, 1) if accepted else None
+    no = summarize(refused, 1) if refused else None
+    return {"clients": clients, "seconds": seconds, "accepted": len(accepted), "refused_503": len(refused),
+            "other": other, "accepted_per_s": round(len(accepted) / seconds, 1),
+            "accepted_p50_ms": round(ok.median_ms, 1) if ok else None,
+            "accepted_p99_ms": round(ok.p99_ms, 1) if ok else None,
+            "refused_p99_ms": round(no.p99_ms, 1) if no else None}
+
+
+# ---- the cases --------------------------------------------------------------------------------------------------
+
+def case_stop(model: str) -> dict:
+    """`kill -TERM -- -PGID`, then a new service on the same port at once."""
+    service = Service(model)
+    stopped = service.stop("group")
+    started = time.monotonic()
+    again = Service(model, service.port)
+    stopped["restart_ready_s"] = round(time.monotonic() - started, 1)
+    stopped["restart_stop"] = again.stop()
+    return stopped
+
+
+def case_slow(service: Service, jpegs: list[bytes], seconds: float) -> dict:
+    """200 slow uploads and 200 idle connections beside one quiet reader; /healthz meanwhile."""
+    quiet = asyncio.run(quiet_reads(service.url, jpegs, seconds / 2))
+
+    async def together() -> tuple:
+        slow = asyncio.create_task(slow_clients(service.port, 200, seconds, idle=False))
+        idle = asyncio.create_task(slow_clients(service.port, 200, seconds, idle=True))
+        await asyncio.sleep(1.0)
+        beside = await quiet_reads(service.url, jpegs, seconds - 2)
+        health = await asyncio.to_thread(_status, f"{service.url}/healthz", None, 8)
+        return await slow, await idle, beside, health
+
+    slow, idle, beside, health = asyncio.run(together())
+    return {"quiet": quiet, "slow_uploads": slow, "idle": idle, "beside": beside,
+            "healthz_status": health[0], "healthz_s": round(health[1], 2)}
+
+
+def _png16(side: int) -> bytes:
+    """A 16-bit RGBA PNG of side x side that compresses to little (a flat grey)."""
+    image = np.full((side, side, 4), 30000, np.uint16)
+    return cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
+
+
+def case_costly_images(service: Service, jpegs: list[bytes], seconds: float) -> dict:
+    """16 at once, in turn for `seconds`: 40 MP 16-bit RGBA PNGs (refused) and 24 MP 8-bit grey PNGs (decoded,
+    in their own lane), beside one quiet reader."""
+    huge = _png16(6320)
+    big = cv2.imencode(".png", np.full((4000, 6000), 200, np.uint8))[1].tobytes()
+    quiet = asyncio.run(quiet_reads(service.url, jpegs, 3))
+
+    async def together() -> tuple:
+        costly = asyncio.create_task(many(f"{service.url}/v1/read", [huge, big], 16, seconds))
+        await asyncio.sleep(0.5)
+        beside = await quiet_reads(service.url, jpegs, seconds - 1)
+        return await costly, beside
+
+    costly, beside = asyncio.run(together())
+    refused = _status(f"{service.url}/v1/read?rand=1", huge)
+    return {"huge_png_bytes": len(huge), "big_png_bytes": len(big), "huge_status": refused[0],
+            "huge_answer_ms": round(refused[1] * 1e3, 1), "costly": costly, "quiet": quiet, "beside": beside}
+
+
+def _biggest_bodies(max_images: int) -> dict[str, tuple[str, bytes]]:
+    """The largest body each route takes: --max-images images, a noisy 8 MB JPEG, an ~8 MB v2 JSON."""
+    images = np.resize(mnist.load("test").images, (max_images, 28, 28))
+    noise = np.random.default_rng(0).integers(0, 256, (1950, 1950, 3), np.uint8)  # 7.5 MB at quality 100
+    jpeg = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    n = 1100  # about 7.8 MB of JSON numbers ("-0.4242, " each)
+    v2 = json.dumps({"inputs": [
+        {"name": "image", "datatype": "FP32", "shape": [n, 1, 28, 28], "data": [-0.4242] * (n * 784)},
+        {"name": "rand", "datatype": "INT64", "shape": [n], "data": [3] * n}]}).encode()
+    return {"/v1/predict": ("/v1/predict", images.tobytes()), "/v1/read": ("/v1/read", jpeg),
+            "/v2 infer": ("/v2/models/digitsum/infer", v2)}
+
+
+def case_memory(service: Service, max_images: int, seconds: float) -> dict:
+    """128 concurrent maximum-size requests of each route: the replica's peak and settled memory."""
+    pid = service.replica_pid()
+    time.sleep(1)
+    idle = round(rss_mb(pid), 1)
+    rows = {}
+    for name, (path, body) in _biggest_bodies(max_images).items():
+        watch = MemoryWatch(pid)
+        load = asyncio.run(many(f"{service.url}{path}", [body], 128, seconds))
+        peak = watch.stop()
+        time.sleep(3)
+        rows[name] = {"body_bytes": len(body), "peak_mb": peak, "after_mb": round(rss_mb(pid), 1), **load}
+    return {"idle_mb": idle, "routes": rows}
+
+
+def _overload(url: str, clients: int, seconds: float, answer: multiprocessing.Queue) -> None:
+    """In a process of its own: `clients` clients on /v1/read that honour Retry-After."""
+    answer.put(asyncio.run(many(f"{url}/v1/read", camera_jpegs(32, seed=1), clients, seconds)))
+
+
+def case_overload(service: Service, jpegs: list[bytes], clients: int, seconds: float) -> dict:
+    """`clients` at once on /v1/read from one process, and one quiet client beside them in this one: the quiet
+    client's latency is the service's (the loaded process's own figures include its event loop's lag on the
+    same cores)."""
+    answer: multiprocessing.Queue = multiprocessing.Queue()
+    load = multiprocessing.Process(target=_overload, args=(service.url, clients, seconds, answer))
+    load.start()
+    time.sleep(1.5)
+    beside = asyncio.run(quiet_reads(service.url, jpegs, seconds - 3))
+    result = answer.get(timeout=seconds + 60)
+    load.join(10)
+    return {**result, "beside": beside}
+
+
+def case_listening(service: Service) -> dict:
+    """Every TCP port the service's processes listen on, with its address; HAProxy's admin socket's mode."""
+    inodes: dict[str, int] = {}
+    for pid in service.processes():
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                address, port = fields[1].split(":")
+                ip = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]) if len(address) == 8 else \
+                    "::" if set(address) == {"0"} else address
+                name = Path(f"/proc/{inodes[fields[9]]}/comm").read_text().strip()
+                listening.append({"process": name, "address": ip, "port": int(port, 16)})
+    sockets = [(str(p), oct(p.stat().st_mode & 0o777), oct(p.parents[1].stat().st_mode & 0o777))
+               for p in Path("/tmp").glob("dse-*/*/admin.sock")]
+    return {"listening": sorted(listening, key=lambda r: (r["process"], r["port"])), "admin_sockets": sockets,
+            "all_interfaces": [r for r in listening if r["address"] in ("0.0.0.0", "::")]}
+
+
+def _png_header(width: int, height: int, depth: int, colour: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+def case_malformed(service: Service) -> dict:
+    """The v2 and rand cases that gave 500s or were read silently: their statuses and messages."""
+    image = {"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": [0.0] * 784}
+    rand = {"name": "rand", "datatype": "INT64", "shape": [1], "data": [3]}
+    binary = {k: v for k, v in image.items() if k != "data"}
+    cases = {
+        "shape [2^32, 2^32]": [{**image, "shape": [2**32, 2**32]}, rand],
+        "parameters a string": [{**image, "parameters": "x"}, rand],
+        "parameters a list": [{**image, "parameters": [1]}, rand],
+        "binary_data_size 3136.0": [{**binary, "parameters": {"binary_data_size": 3136.0}}, rand],
+        "rand 3.7": [image, {**rand, "data": [3.7]}], 'rand "5"': [image, {**rand, "data": ["5"]}],
+        "rand true": [image, {**rand, "data": [True]}]}
+    rows = {}
+    url = f"{service.url}/v2/models/digitsum/infer"
+    for name, inputs in cases.items():
+        rows[name] = _answer(url, json.dumps({"inputs": inputs}).encode())
+    rows["nesting 100,000 deep"] = _answer(url, b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], '
+                                                b'"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}")
+    rows["/v1/read?rand=3.7"] = _answer(f"{service.url}/v1/read?rand=3.7", b"\xff\xd8\xff")
+    rows["/v1/read?rand=%2B5"] = _answer(f"{service.url}/v1/read?rand=%2B5", b"\xff\xd8\xff")
+    return rows
+
+
+def _answer(url: str, body: bytes) -> dict:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30) as response:
+            return {"status": response.status, "error": None}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "error": json.loads(e.read()).get("error")}
+
+
+# ---- the table --------------------------------------------------------------------------------------------------
+
+def table(r: dict) -> str:
+    s, slow, img, mem, over, net = r["stop"], r["slow"], r["costly"], r["memory"], r["overload"], r["listening"]
+    rows = ["| case | what happened | goal |", "| --- | --- | --- |"]
+    rows.append(f"| `kill -TERM -- -PGID` | exit {s['exit']} in {s['seconds']} s, \"stopped\": {s['stopped']}, "
+                f"{s['processes_left']} processes left, port free: {s['port_free']}; restart on the port ready in "
+                f"{s['restart_ready_s']} s | within 10 s, nothing left |")
+    up, idle = slow["slow_uploads"], slow["idle"]
+    rows.append(f"| 200 uploads at 1 byte/s + 200 idle connections | quiet /v1/read p99 {slow['quiet']['p99_ms']} ms "
+                f"alone, {slow['beside']['p99_ms']} ms beside them ({slow['beside']['requests']} reads); slow: "
+                f"{up['outcomes']} after ~{up['answered_after_s']} s; idle: {idle['outcomes']}; /healthz "
+                f"{slow['healthz_status']} in {slow['healthz_s']} s | p99 within 2x of quiet |")
+    c = img["costly"]
+    rows.append(f"| 16 concurrent costly PNGs (40 MP 16-bit RGBA; 24 MP 8-bit grey) | 16-bit: HTTP "
+                f"{img['huge_status']} in {img['huge_answer_ms']} ms; {c['accepted']} decoded, {c['refused_503']} "
+                f"told to retry (503); quiet /v1/read p99 {img['quiet']['p99_ms']} ms alone, "
+                f"{img['beside']['p99_ms']} ms beside | a normal read is not held up |")
+    for name, m in mem["routes"].items():
+        rows.append(f"| 128 concurrent maximum-size {name} ({m['body_bytes'] / 1e6:.1f} MB) | replica peak "
+                    f"{m['peak_mb']:.0f} MB (idle {mem['idle_mb']:.0f} MB), {m['after_mb']:.0f} MB after; "
+                    f"{m['accepted']} answered, {m['refused_503']} 503 + Retry-After, other {m['other']} | "
+                    f"under 1 GB, back to idle |")
+    b = over["beside"]
+    rows.append(f"| {over['clients']} clients on /v1/read for {over['seconds']:g} s (honouring Retry-After) | "
+                f"{over['accepted_per_s']} accepted/s, {over['refused_503']} refused with 503 + Retry-After, other "
+                f"{over['other']}; a client beside them: p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms, statuses "
+                f"{b['statuses']} (the 300 clients' own p99: {over['accepted_p99_ms']} ms accepted, "
+                f"{over['refused_p99_ms']} ms refused, with their event loop's lag) | accepted p99 <= 250 ms |")
+    wide = ", ".join(f"{x['process']}:{x['port']}" for x in net["all_interfaces"]) or "none"
+    modes = ", ".join(f"{m} in a {d} folder" for _, m, d in net["admin_sockets"]) or "none found"
+    rows.append(f"| what listens | {len(net['listening'])} ports, on every interface: {wide}; admin socket "
+                f"{modes} | nothing on all interfaces; socket 0600 |")
+    bad = r["malformed"]
+    rows.append(f"| malformed v2 / rand | statuses {sorted({v['status'] for v in bad.values()})} for {len(bad)} "
+                f"cases | every one a 400 |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="runs/model.onnx")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed case")
+    parser.add_argument("--overload-clients", type=int, default=300)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    before = cpu_snapshot()
+    jpegs = camera_jpegs(32, seed=1)
+    result: dict = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
+                                "ray": module_version("ray"), "onnxruntime": module_version("onnxruntime")},
+                    "config": vars(args)}
+    _say("stop: kill -TERM -- -PGID, then a restart on the port")
+    result["stop"] = case_stop(args.model)
+    service = Service(args.model)
+    try:
+        max_images = json.loads(urllib_get(f"{service.url}/v1/model"))["serving"]["max_images"]
+        _say("listening sockets")
+        result["listening"] = case_listening(service)
+        _say("malformed requests")
+        result["malformed"] = case_malformed(service)
+        _say("slow and idle connections")
+        result["slow"] = case_slow(service, jpegs, args.seconds + 5)
+        _say("costly images")
+        result["costly"] = case_costly_images(service, jpegs, args.seconds)
+        _say("memory under maximum-size requests")
+        result["memory"] = case_memory(service, max_images, args.seconds / 2)
+        _say(f"{args.overload_clients} clients")
+        result["overload"] = case_overload(service, jpegs, args.overload_clients, args.seconds)
+    finally:
+        result["final_stop"] = service.stop()
+    result["machine"]["others_cpu_share"] = others_cpu_share(before, cpu_snapshot())
+    print(table(result))
+    if args.json:
+        write_json(args.json, result)
+
+
+def urllib_get(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
