@@ -140,11 +140,14 @@ class Chromium:
 
 class StaticServer:
     """A folder on http://127.0.0.1:PORT/ from a thread, as a static host serves it, with `headers` on every
-    response (COOP/COEP for a cross-origin isolated page) and `routes`: paths answered by a function's bytes."""
+    response (COOP/COEP for a cross-origin isolated page) and `routes`: paths answered by a function's bytes
+    (None: the folder's file), with `route_headers` of their own."""
 
     def __init__(self, folder: Path, headers: dict[str, str] | None = None,
-                 routes: Callable[[str], bytes | None] | None = None) -> None:
+                 routes: Callable[[str], bytes | None] | None = None,
+                 route_headers: Callable[[str], dict[str, str]] | None = None) -> None:
         extra, answer = headers or {}, routes or (lambda path: None)
+        answer_headers = route_headers or (lambda path: {})
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def end_headers(self) -> None:
@@ -161,6 +164,8 @@ class StaticServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in answer_headers(self.path).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 

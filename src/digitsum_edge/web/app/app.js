@@ -24,6 +24,7 @@ let rand = 0;
 let lastDigit = null;  // random mode: a new rand when a new digit shows up (like `live` without --rand)
 let frames = 0;
 let reading = null;
+let paused = false;  // window.digitsum.pause(): the camera stays on, nothing is read
 const timings = [];
 
 function setStatus(text, error = false) {
@@ -134,7 +135,7 @@ async function readFrame() {
 async function loop() {
   const started = performance.now();
   try {
-    await readFrame();
+    if (!paused) await readFrame();
   } catch (e) {
     setStatus(`${whereSelect.value === "device" ? "reader" : "server"}: ${e.message}`, true);
   }
@@ -200,6 +201,7 @@ async function main() {
 window.digitsum = {
   reader: null,
   offline: null,
+  pause: (on = true) => { paused = on; },
   stats: () => ({count: timings.length, median_ms: percentile(timings, 0.5), p90_ms: percentile(timings, 0.9),
                  isolated: self.crossOriginIsolated}),
 };

@@ -53,14 +53,37 @@ function cumsum(hist) {
   return out;
 }
 
-function median(m) {  // median of a uint8 image from its histogram
-  const cum = cumsum(histogram(m));
-  return searchsorted(cum, cum[255] / 2);
-}
-
 function rectOf(r) { return [r.x, r.y, r.width, r.height]; }
 
-function touchesEdge([x, y, w, h], n) { return x <= 0 || y <= 0 || x + w >= n || y + h >= n; }
+function noise(m, bold) {
+  // 6. the level noise alone reaches: the median; with `bold` ink that may cover half, at most 2.1x the quartile
+  const cum = cumsum(histogram(m));
+  const quartile = searchsorted(cum, cum[255] / 4), mid = searchsorted(cum, cum[255] / 2);
+  return bold ? Math.min(mid, 2.1 * quartile) : mid;
+}
+
+function borderIsDark(gray) {
+  // 2. in a whole picture the ink is the histogram's tail further from the border's median
+  const d = gray.data, w = gray.cols, h = gray.rows;
+  const edge = [];
+  for (let x = 0; x < w; x++) edge.push(d[x], d[(h - 1) * w + x]);
+  for (let y = 0; y < h; y++) edge.push(d[y * w], d[y * w + w - 1]);
+  edge.sort((a, b) => a - b);
+  const half = edge.length >> 1;
+  const background = edge.length % 2 ? edge[half] : (edge[half - 1] + edge[half]) / 2;  // numpy's median
+  const cum = cumsum(histogram(gray));
+  const cdf = cum.map((v) => Math.fround(v / cum[255]));  // float32, as cv2.calcHist's counts are
+  const low = searchsorted(cdf, 0.01), high = searchsorted(cdf, 0.99);
+  return high - background > background - low;
+}
+
+function borderMax(m) {  // the largest value on the image's four sides
+  const d = m.data, w = m.cols, h = m.rows;
+  let most = 0;
+  for (let x = 0; x < w; x++) most = Math.max(most, d[x], d[(h - 1) * w + x]);
+  for (let y = 0; y < h; y++) most = Math.max(most, d[y * w], d[y * w + w - 1]);
+  return most;
+}
 
 class Preprocessor {
   constructor(cv, settings) {
@@ -71,47 +94,62 @@ class Preprocessor {
 
   // rgba: {data, width, height} (an ImageData) -> {mnist: Uint8Array(784) | null, roi, box, reason}
   prepare(rgba) {
-    const cv = this.cv, cfg = this.cfg;
+    const cv = this.cv, cfg = this.cfg, M = DigitsumMarks;
     const s = new Mats(cv);
     try {
-      const roi = roiBox(rgba.height, rgba.width, cfg.roi);
-      const [x0, y0, side] = roi;
+      const whole = cfg.roi >= 1.0;  // the whole picture, any shape: its border is its own
+      const roi = whole ? [0, 0, rgba.width, rgba.height] : roiBox(rgba.height, rgba.width, cfg.roi);
+      const [x0, y0, rw, rh] = roi;
       const n = cfg.work_size;
-      // 1. Region, grey, shrink
+      // 1. Region, grey, shrink to n on the longer side
       const frame = s.keep(cv.matFromImageData(rgba));
-      const region = s.crop(frame, x0, y0, side, side);
+      const region = whole ? frame : s.crop(frame, x0, y0, rw, rh);
       const grey = s.like();
       cv.cvtColor(region, grey, cv.COLOR_RGBA2GRAY);
-      let gray = this.shrink(s, grey, n);  // (n, n) uint8
-      // 3. Paper: a grey closing wider than any stroke erases the ink but keeps a shadow's edge where it is.
+      let gray = this.shrink(s, grey, n);  // (h, w) uint8, longer side n
       const k = pyRound(n * cfg.background) | 1;
       // 2. Ink colour
-      if (cfg.ink === "light" || (cfg.ink === "auto" && this.inkIsLight(s, gray))) {
+      if (cfg.ink === "light" ||
+          (cfg.ink === "auto" && this.inkIsLight(s, gray) && (!whole || borderIsDark(gray)))) {
         const inverted = s.like();
         cv.bitwise_not(gray, inverted);
         gray = inverted;
       }
-      const paper = this.morph(s, gray, cv.MORPH_CLOSE, s.rect(k, k));
+      // 3. Paper: a grey closing wider than any stroke erases the ink but keeps a shadow's edge where it is.
+      const square = s.rect(k, k);
+      let paper = this.morph(s, gray, cv.MORPH_CLOSE, square);
+      const pad = whole ? Math.floor(k / 2) + 1 : 0;
+      if (pad) {  // the paper continued all round, so that the closing finds paper beside a stroke at the border
+        const padded = s.like();
+        cv.copyMakeBorder(paper, padded, pad, pad, pad, pad, cv.BORDER_REPLICATE);
+        const hole = padded.roi(new cv.Rect(pad, pad, gray.cols, gray.rows));
+        gray.copyTo(hole);
+        hole.delete();
+        gray = padded;
+        paper = this.morph(s, padded, cv.MORPH_CLOSE, square);
+      }
+      const inner = [pad, pad, gray.cols - 2 * pad, gray.rows - 2 * pad];  // the picture in `gray`
       // 4. Ink as the share of the paper's light it absorbs (0-255)
       const depth = s.like();
       cv.subtract(paper, gray, depth);
       const floor = s.like();
-      cv.max(paper, s.mat(n, n, 16), floor);
+      cv.max(paper, s.mat(paper.rows, paper.cols, 16), floor);
       let ink = s.like();
       cv.divide(depth, floor, ink, 255);
       // 5. Ruled and squared paper
-      const d = ink.data;
-      let border = 0;
-      for (let i = 0; i < n; i++) {
-        border = Math.max(border, d[i], d[(n - 1) * n + i], d[i * n], d[i * n + n - 1]);
+      let seen = s.crop(ink, ...inner);
+      if (borderMax(seen) > 24) {
+        ink = this.withoutRules(s, ink, n, inner, whole);
+        seen = s.crop(ink, ...inner);
       }
-      if (border > 24) ink = this.withoutRules(s, ink, n);
-      // 6. Threshold, contours, marks at the edge, shadows' corners
+      // 6. Threshold, contours, shadows' corners
       const otsuOut = s.like();
-      const otsu = cv.threshold(ink, otsuOut, 0, 255, cv.THRESH_BINARY | cv.THRESH_OTSU);
-      const level = Math.max(otsu, 255 * cfg.min_contrast, 3.0 * median(ink));
+      const otsu = cv.threshold(seen, otsuOut, 0, 255, cv.THRESH_BINARY | cv.THRESH_OTSU);
+      const noiseInk = noise(seen, whole), noiseGrey = noise(s.crop(depth, ...inner), whole);
+      const level = Math.max(otsu, 255 * cfg.min_contrast, 3.0 * noiseInk);
       const minArea = (0.03 * n) ** 2;
-      const mask = this.inkMask(s, ink, depth, level, cfg.hysteresis, minArea);
+      const hysteresis = whole ? cfg.picture_hysteresis : cfg.hysteresis;
+      const mask = this.inkMask(s, ink, depth, level, noiseGrey, hysteresis, minArea, whole);
       const contours = s.keep(new cv.MatVector());
       const hierarchy = s.like();
       cv.findContours(mask, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_NONE);
@@ -124,9 +162,8 @@ class Preprocessor {
       blobs = blobs.filter((b) => b.area >= minArea || Math.max(b.rect[2], b.rect[3]) >= 0.08 * n);
       if (!blobs.length) return {mnist: null, roi, box: null, reason: "blank"};
       if (blobs.length > cfg.max_blobs) return {mnist: null, roi, box: null, reason: "clutter"};
-      const crossing = blobs.some((b) => Math.max(b.rect[2], b.rect[3]) >= cfg.min_size * n && touchesEdge(b.rect, n))
-        ? "touches edge" : "blank";
-      let inside = blobs.filter((b) => !touchesEdge(b.rect, n));
+      const crossing = blobs.some((b) => Math.max(b.rect[2], b.rect[3]) >= cfg.min_size * n &&
+                                         M.touchesEdge(b.rect, inner)) ? "touches edge" : "blank";
       const gradient = this.morph(s, paper, cv.MORPH_GRADIENT, s.ones(9, 9));
       const quarter = s.like();
       paper.copyTo(quarter);
@@ -134,21 +171,32 @@ class Preprocessor {
       for (let i = 0; i < q.length; i++) q[i] >>= 2;
       const steps = s.like();
       cv.compare(gradient, quarter, steps, cv.CMP_GT);
-      if (cv.countNonZero(steps)) inside = inside.filter((b) => !this.shadowCorner(s, b.contour, gray, paper, steps));
-      if (!inside.length) return {mnist: null, roi, box: null, reason: crossing};
-      // 7. The digit
-      const [box, chosen] = digitBlobs(inside);
-      const marks = s.mat(n, n);
+      const stepped = cv.countNonZero(steps) > 0;  // only then can a mark be a shadow's corner
+      const shadow = (b) => this.shadowCorner(s, b.contour, gray, paper, steps);
+      // 7. The digit (marks.js)
+      let box, chosen;
+      if (whole) {
+        if (stepped) blobs = blobs.filter((b) => !shadow(b));
+        const group = M.pictureDigit(cv, blobs, inner, cfg.min_size * n);
+        if (group === null) return {mnist: null, roi, box: null, reason: blobs.length ? crossing : "blank"};
+        [box, chosen] = group;
+      } else {
+        let inside = blobs.filter((b) => !M.touchesEdge(b.rect, inner));
+        if (stepped) inside = inside.filter((b) => !shadow(b));
+        if (!inside.length) return {mnist: null, roi, box: null, reason: crossing};
+        [box, chosen] = M.digitBlobs(M.firstLargest(inside), inside);
+      }
+      const marks = s.mat(gray.rows, gray.cols);
       const chosenVector = s.keep(new cv.MatVector());
       for (const c of chosen) chosenVector.push_back(c);
       cv.drawContours(marks, chosenVector, -1, new cv.Scalar(255), cv.FILLED);
       const [bx, by, bw, bh] = box;
-      const f = side / n;
-      const frameBox = [x0 + pyRound(bx * f), y0 + pyRound(by * f), Math.max(1, pyRound(bw * f)),
+      const f = Math.max(rw, rh) / n;
+      const frameBox = [x0 + pyRound((bx - pad) * f), y0 + pyRound((by - pad) * f), Math.max(1, pyRound(bw * f)),
                         Math.max(1, pyRound(bh * f))];
       const longer = Math.max(bw, bh) / n;
       if (longer < cfg.min_size) return {mnist: null, roi, box: frameBox, reason: "too small"};
-      if (longer > cfg.max_size) return {mnist: null, roi, box: frameBox, reason: "too large"};
+      if (longer > cfg.max_size && !whole) return {mnist: null, roi, box: frameBox, reason: "too large"};
       // 8. Crop, stretch the contrast, stroke width (in toMnist)
       const keep = s.like();
       cv.dilate(s.crop(marks, bx, by, bw, bh), keep, s.ones(3, 3), new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT,
@@ -170,19 +218,21 @@ class Preprocessor {
   }
 
   shrink(s, gray, n) {
-    // 1. exact halvings by pixel averaging, each followed by a 2x2 minimum, then linear
+    // 1. longer side n, aspect kept: exact halvings by pixel averaging, each followed by a 2x2 minimum, then linear
     const cv = this.cv;
-    while (gray.rows >= 2 * n) {
-      const half = Math.floor(gray.rows / 2);
+    const scale = n / Math.max(gray.rows, gray.cols);
+    const th = Math.max(1, pyRound(gray.rows * scale)), tw = Math.max(1, pyRound(gray.cols * scale));
+    while (gray.rows >= 2 * th && gray.cols >= 2 * tw) {
+      const hh = Math.floor(gray.rows / 2), hw = Math.floor(gray.cols / 2);
       const halved = s.like(), eroded = s.like();
-      cv.resize(s.crop(gray, 0, 0, 2 * half, 2 * half), halved, new cv.Size(half, half), 0, 0, cv.INTER_AREA);
+      cv.resize(s.crop(gray, 0, 0, 2 * hw, 2 * hh), halved, new cv.Size(hw, hh), 0, 0, cv.INTER_AREA);
       cv.erode(halved, eroded, s.ones(2, 2), new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT,
                cv.morphologyDefaultBorderValue());
       gray = eroded;
     }
-    if (gray.rows !== n) {
+    if (gray.rows !== th || gray.cols !== tw) {
       const out = s.like();
-      cv.resize(gray, out, new cv.Size(n, n), 0, 0, cv.INTER_LINEAR);
+      cv.resize(gray, out, new cv.Size(tw, th), 0, 0, cv.INTER_LINEAR);
       gray = out;
     }
     return gray;
@@ -193,19 +243,20 @@ class Preprocessor {
     const cv = this.cv;
     const cum = cumsum(histogram(gray));
     const total = cum[255];
-    const cdf = cum.map((v) => v / total);
+    const cdf = cum.map((v) => Math.fround(v / total));  // float32, as cv2.calcHist's counts are
     const [low, mid, high] = [0.001, 0.5, 0.999].map((q) => searchsorted(cdf, q));
     if (high - mid <= mid - low) return false;
-    const n = Math.floor(gray.rows / tiles) * tiles, t = n / tiles;
+    const nh = Math.floor(gray.rows / tiles) * tiles, nw = Math.floor(gray.cols / tiles) * tiles;
+    const th = nh / tiles, tw = nw / tiles;
     const mean = s.like();
-    cv.resize(s.crop(gray, 0, 0, n, n), mean, new cv.Size(tiles, tiles), 0, 0, cv.INTER_AREA);
+    cv.resize(s.crop(gray, 0, 0, nw, nh), mean, new cv.Size(tiles, tiles), 0, 0, cv.INTER_AREA);
     const pixels = gray.data, means = mean.data, stride = gray.cols;
     let brighter = 0, darker = 0;
     for (let ty = 0; ty < tiles; ty++) {
       for (let tx = 0; tx < tiles; tx++) {
         let lo = 255, hi = 0;
-        for (let y = ty * t; y < (ty + 1) * t; y++) {
-          for (let x = tx * t; x < (tx + 1) * t; x++) {
+        for (let y = ty * th; y < (ty + 1) * th; y++) {
+          for (let x = tx * tw; x < (tx + 1) * tw; x++) {
             const v = pixels[y * stride + x];
             if (v < lo) lo = v;
             if (v > hi) hi = v;
@@ -219,12 +270,12 @@ class Preprocessor {
     return brighter > darker;
   }
 
-  inkMask(s, ink, depth, level, hysteresis, minArea) {
-    // 6. ink above `level` and out of the noise, grown by hysteresis
-    const cv = this.cv, n = ink.rows;
+  inkMask(s, ink, depth, level, noiseGrey, hysteresis, minArea, whole) {
+    // 6. ink above `level` and out of the noise, grown by hysteresis (not to a region's edge)
+    const cv = this.cv;
     const above = s.like(), clear = s.like(), mask = s.like(), weak = s.like(), faint = s.like();
     cv.threshold(ink, above, level, 255, cv.THRESH_BINARY);
-    cv.threshold(depth, clear, 2.0 * median(depth) + 2, 255, cv.THRESH_BINARY);
+    cv.threshold(depth, clear, 2.0 * noiseGrey + 2, 255, cv.THRESH_BINARY);
     cv.bitwise_and(above, clear, mask);
     cv.threshold(ink, weak, hysteresis * level, 255, cv.THRESH_BINARY);
     cv.bitwise_and(weak, clear, faint);
@@ -237,41 +288,50 @@ class Preprocessor {
     const st = stats.data32S;  // rows of x, y, w, h, area
     for (let i = 0; i < count; i++) {
       const [x, y, w, h] = [st[5 * i], st[5 * i + 1], st[5 * i + 2], st[5 * i + 3]];
-      joined[i] = clearPixels[i] >= minArea / 3 && x > 0 && y > 0 && x + w < n && y + h < n ? 255 : 0;
+      const inside = whole || (x > 0 && y > 0 && x + w < ink.cols && y + h < ink.rows);
+      joined[i] = clearPixels[i] >= minArea / 3 && inside ? 255 : 0;
     }
     for (let i = 0; i < lab.length; i++) if (joined[lab[i]]) m[i] = 255;
     return mask;
   }
 
-  withoutRules(s, ink, n) {
-    // 5. thin marks that run straight, level or upright, for n/10 pixels and reach the region's edge
-    const cv = this.cv, length = Math.floor(n / 10);
-    let lines = null;
+  withoutRules(s, ink, n, inner, whole) {
+    // 5. thin marks that run straight, level or upright, for n/10 pixels and reach the region's edge; in a whole
+    // picture only lines that repeat (two across it, or three at its border)
+    const cv = this.cv, length = Math.floor(n / 10), M = DigitsumMarks;
+    const found = [];
     for (const [thin, thick] of [[[length, 1], [length, 5]], [[1, length], [5, length]]]) {
       const kept = this.morph(s, ink, cv.MORPH_OPEN, s.rect(...thin));
       const solid = this.morph(s, ink, cv.MORPH_OPEN, s.rect(...thick));
-      const found = s.like();
-      cv.subtract(kept, solid, found);
-      if (lines === null) {
-        lines = found;
-      } else {
-        const both = s.like();
-        cv.max(lines, found, both);
-        lines = both;
-      }
+      const way = s.like();
+      cv.subtract(kept, solid, way);
+      found.push(way);
     }
-    const marked = s.like();
-    cv.threshold(lines, marked, 8, 255, cv.THRESH_BINARY);
-    const contours = s.keep(new cv.MatVector()), hierarchy = s.like();
-    cv.findContours(marked, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
-    const rules = s.keep(new cv.MatVector());
-    for (let i = 0; i < contours.size(); i++) {
-      const c = s.keep(contours.get(i));
-      if (touchesEdge(rectOf(cv.boundingRect(c)), n)) rules.push_back(c);
+    const lines = s.like();
+    cv.max(found[0], found[1], lines);
+    const outlines = (image) => {
+      const marked = s.like(), contours = s.keep(new cv.MatVector()), hierarchy = s.like();
+      cv.threshold(image, marked, 8, 255, cv.THRESH_BINARY);
+      cv.findContours(marked, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
+      const all = [];
+      for (let i = 0; i < contours.size(); i++) all.push(s.keep(contours.get(i)));
+      return all;
+    };
+    let rules = [];
+    if (whole) {
+      found.forEach((way, axis) => {
+        const edge = outlines(way).filter((c) => M.touchesEdge(rectOf(cv.boundingRect(c)), inner));
+        const across = edge.filter((c) => rectOf(cv.boundingRect(c))[2 + axis] >= 0.9 * inner[2 + axis]);
+        if (across.length >= 2 || edge.length >= 3) rules = rules.concat(edge);
+      });
+    } else {
+      rules = outlines(lines).filter((c) => M.touchesEdge(rectOf(cv.boundingRect(c)), inner));
     }
-    if (!rules.size()) return ink;
-    const keep = s.mat(n, n), ruled = s.like(), out = s.like();
-    cv.drawContours(keep, rules, -1, new cv.Scalar(255), cv.FILLED);
+    if (!rules.length) return ink;
+    const vector = s.keep(new cv.MatVector());
+    for (const c of rules) vector.push_back(c);
+    const keep = s.mat(ink.rows, ink.cols), ruled = s.like(), out = s.like();
+    cv.drawContours(keep, vector, -1, new cv.Scalar(255), cv.FILLED);
     cv.bitwise_and(lines, keep, ruled);
     cv.subtract(ink, ruled, out);
     return out;
@@ -396,23 +456,6 @@ class Preprocessor {
     }
     return out;
   }
-}
-
-function digitBlobs(blobs) {
-  // 7. the largest mark and the marks close to it (a digit drawn in several strokes), and their box
-  blobs = [...blobs].sort((a, b) => b.area - a.area);  // stable, like Python's sorted
-  let [x, y, w, h] = blobs[0].rect;
-  const chosen = [blobs[0].contour];
-  for (const b of blobs.slice(1)) {
-    const [bx, by, bw, bh] = b.rect;
-    const margin = 0.4 * Math.max(w, h);
-    if (bx < x + w + margin && x - margin < bx + bw && by < y + h + margin && y - margin < by + bh) {
-      const x1 = Math.min(x, bx), y1 = Math.min(y, by);
-      [x, y, w, h] = [x1, y1, Math.max(x + w, bx + bw) - x1, Math.max(y + h, by + bh) - y1];
-      chosen.push(b.contour);
-    }
-  }
-  return [[x, y, w, h], chosen];
 }
 
 self.DigitsumPreprocess = {Preprocessor, roiBox, pyRound};
