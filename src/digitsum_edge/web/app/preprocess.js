@@ -18,9 +18,10 @@ class Mats {
   like(m) { return this.keep(new this.cv.Mat()); }
   crop(m, x, y, w, h) {  // a copy: filters on a numpy slice see no pixels beyond it, so neither may these
     const view = m.roi(new this.cv.Rect(x, y, w, h));
-    const copy = view.clone();
+    const copy = this.like();
+    view.copyTo(copy);  // (OpenCV.js's clone() of a region keeps the parent's row step: .data would be wrong)
     view.delete();
-    return this.keep(copy);
+    return copy;
   }
   ones(w, h) { return this.keep(this.cv.Mat.ones(h, w, this.cv.CV_8UC1)); }
   rect(w, h) { return this.keep(this.cv.getStructuringElement(this.cv.MORPH_RECT, new this.cv.Size(w, h))); }
