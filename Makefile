@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve clean
+.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve web clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ bench-seeds: install
 # `digitsum-edge serve` under load: 1 and 2 replicas beside the in-process ceiling (about three minutes).
 bench-serve: install
 	$(BIN)/python benchmarks/serve_load.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_load.json
+
+# The in-browser app: the locked npm packages (onnxruntime-web, OpenCV.js) with npm ci, then a static folder that
+# reads digits on the device, offline once loaded (runs/web: put it on any static host, https or localhost).
+web: install
+	@command -v npm >/dev/null 2>&1 || { echo "error: make web needs npm (apt-get install npm)"; exit 1; }
+	cd src/digitsum_edge/web && npm ci --ignore-scripts --no-audit --no-fund
+	$(CLI) web $(RUNS)/web --model $(RUNS)/model.onnx --force
 
 clean:
 	rm -rf $(RUNS) .pytest_cache .ruff_cache
