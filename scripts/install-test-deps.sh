@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond the venv, from Debian's packages:
 #   xvfb      the live window test runs a real window on a virtual X display (screenshot with Pillow)
-#   chromium  the serve page test opens the webcam page in headless Chromium with a fake camera
+#   chromium  the serve page test opens the webcam page in headless Chromium with a fake camera (the web app
+#             tests too)
 # Installed with apt-get when running as root; anywhere else it prints one `skip:` line per missing package
 # and exits 0, and the test that needs it is skipped. It never fails the test command.
 set -u
+
+# The web app's npm packages (onnxruntime-web, OpenCV.js) as package-lock.json pins them, for the web tests:
+# `npm ci` when node_modules is older than the lockfile; without npm one `skip:` line and those tests skip.
+web=src/digitsum_edge/web
+if ! command -v npm >/dev/null 2>&1; then
+    echo "skip: npm is not installed (apt-get install npm): the web app tests will be skipped"
+elif [ ! "$web/node_modules/.package-lock.json" -nt "$web/package-lock.json" ]; then
+    echo "npm ci in $web (onnxruntime-web and OpenCV.js, for the web app tests)"
+    (cd "$web" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
+        || echo "skip: npm ci failed in $web: the web app tests will be skipped"
+fi
 
 # package, the command it provides, the test that needs it
 wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test")
