@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve web clean
+.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve web bench-real clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-seeds: install
 # `digitsum-edge serve` under load: 1 and 2 replicas beside the in-process ceiling (about three minutes).
 bench-serve: install
 	$(BIN)/python benchmarks/serve_load.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_load.json
+
+# Real photos of handwritten digits (../shared/data/real-photos, kept outside the project): accuracy per writer.
+bench-real: install
+	$(BIN)/python benchmarks/real_photos.py --model $(RUNS)/model.onnx --json $(RUNS)/real_photos.json
 
 # The in-browser app: the locked npm packages (onnxruntime-web, OpenCV.js) with npm ci, then a static folder that
 # reads digits on the device, offline once loaded (runs/web: put it on any static host, https or localhost).

@@ -78,10 +78,15 @@ def test_labels_from_names_score_each_folder_and_write_the_report(photos: Path, 
         truth = "none" if line["label"] is None else line["label"]
         name = f"{Path(line['source']).parent.name}_{stem}_true{truth}_read{read}.png"
         image = cv2.imread(str(report / "misread" / name))
-        assert image is not None and image.shape[0] == 280
-        right = cv2.cvtColor(image[40:, -280:], cv2.COLOR_BGR2GRAY)  # the model input, 10x, under its caption
+        assert image is not None and image.shape[0] == scoring.CAPTION + 280
+        right = cv2.cvtColor(image[scoring.CAPTION:, -280:], cv2.COLOR_BGR2GRAY)  # the model input, 10x
         if line["found"]:
             assert right.max() == 255 and (right[::10, ::10] > 0).mean() < 0.6  # a digit, white on black
+        # the photo beside it is the photo, unobstructed: no text box or inset over it, only thin outlines
+        photo = cv2.imread(line["source"])
+        shown = image[scoring.CAPTION:, :round(photo.shape[1] * 280 / photo.shape[0])]
+        same = cv2.resize(photo, shown.shape[1::-1], interpolation=cv2.INTER_AREA)
+        assert np.mean(np.abs(shown.astype(int) - same) < 12) > 0.97
 
 
 def test_a_broken_reader_scores_low_and_misreads_are_pictured(photos: Path, tiny_onnx: Path, tmp_path: Path,

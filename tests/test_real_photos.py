@@ -165,3 +165,25 @@ def test_real_photos_touch_edge_only_inside_a_larger_frame() -> None:
     frame[30:270, 90:290] = digit  # across the top-left corner of the central 288 x 288 region
     assert prepare(frame, PreprocessConfig(roi=0.6)).reason == "touches edge"
     assert prepare(frame[30:270, 90:290], WHOLE).mnist is not None
+
+
+def test_predict_reads_a_folder_of_folders_and_live_roi_1_an_image_whole(tmp_path: Path, tiny_onnx: Path) -> None:
+    """`predict FOLDER` looks into subfolders (one per person) and reads each photo whole; so does `live --roi 1`
+    (the CLI as a user runs it)."""
+    from helpers import invoke
+
+    for person, seed in (("ann", 1), ("bob", 2)):
+        (tmp_path / "photos" / person).mkdir(parents=True)
+        photo = sheet(160, 120, seed=seed)
+        cv2.ellipse(photo, (60, 80), (56, 76), 0, 0, 360, (40, 40, 40), 9)  # a 0 framed tightly
+        assert cv2.imwrite(str(tmp_path / "photos" / person / "0_tight.png"), photo)
+    result = invoke("predict", tmp_path / "photos", "--model", tiny_onnx, "--rand", 2, "--labels", "names",
+                    "--report", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 2 and all('"found": true' in line for line in lines)
+    assert any(row.startswith(str(tmp_path / "photos" / "ann")) for row in result.stderr.splitlines())
+
+    image = tmp_path / "photos" / "ann" / "0_tight.png"
+    live = invoke("live", "--source", image, "--model", tiny_onnx, "--no-window", "--rand", 1, "--roi", 1)
+    assert live.exit_code == 0 and '"found": true' in live.stdout, live.output

@@ -45,7 +45,8 @@ def _err(message: str) -> None:
               help="Write the annotated frames to this .mp4 or .avi.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
 @click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=defaults.ROI, show_default=True,
-              help="Side of the central square that is read, as a fraction of the frame's shorter side.")
+              help="Side of the central square that is read, as a fraction of the frame's shorter side; 1: the "
+                   "whole frame, any shape, its border its own (a photo framed on its digit).")
 @_ink
 @_min_confidence
 @click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True,
@@ -75,7 +76,8 @@ def live(**options: object) -> None:
 @_provider
 @_threads
 @click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=defaults.STILL_ROI, show_default=True,
-              help="Side of the central square that is read, as a fraction of the image's shorter side.")
+              help="1: the whole image, any shape (a digit may reach its border); less: the central square of "
+                   "that fraction of the shorter side, whose edge cuts.")
 @_ink
 @_min_confidence
 @_seed

@@ -44,7 +44,7 @@ class LiveConfig:
     jsonl: str | None = None  # JSON lines to this file (default: stdout when headless)
     save_video: str | None = None  # annotated frames to this .mp4/.avi
     max_frames: int | None = None  # stop after this many frames
-    roi: float = defaults.ROI  # side of the central square read, fraction of the shorter side
+    roi: float = defaults.ROI  # side of the central square read, fraction of the shorter side (1: the whole frame)
     ink: str = defaults.INK  # dark | light | auto
     min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     smooth: int = 1  # average the probabilities over this many frames of one digit (1: off)

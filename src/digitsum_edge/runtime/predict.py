@@ -31,7 +31,7 @@ class PredictConfig:
     rand: int | None = None  # 0-9; None: a new random rand per image
     provider: str = "auto"  # auto | cuda | cpu
     threads: int | None = 1  # onnxruntime threads (None: its default)
-    roi: float = defaults.STILL_ROI  # a still image is usually framed on the digit: read the whole central square
+    roi: float = defaults.STILL_ROI  # 1: the whole image, any shape, its border its own (a photo frames its digit)
     ink: str = defaults.INK  # dark | light | auto
     min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     seed: int | None = None  # seed of the random rand

@@ -137,13 +137,14 @@ def _ink_is_light(gray: np.ndarray, tiles: int = 8) -> bool:
 
 def _border_is_dark(gray: np.ndarray) -> bool:
     """Light marks on a dark background, for a whole picture: its border is mostly background, so the ink is the
-    tail of the histogram that lies further from the border's median (a bold digit framed tightly may cover
-    more of the picture than the paper does, which fools a test on the histogram alone)."""
+    tail of the histogram that lies further from the border's median, twice as far (a bold digit framed tightly
+    may cover more of the picture than the paper does, which fools a test on the histogram alone; a blank
+    sheet lit from one side has two tails about as long)."""
     edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(edge))
     hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
     low, high = np.searchsorted(np.cumsum(hist) / hist.sum(), (0.01, 0.99))
-    return high - background > background - low
+    return high - background > 2 * (background - low)
 
 
 def _median(image: np.ndarray) -> float:

@@ -24,6 +24,7 @@ from digitsum_edge.files import write_bytes, write_json
 from digitsum_edge.runtime import overlay
 from digitsum_edge.runtime.reader import Reading
 
+CAPTION = 28  # height of the text strip above a misread picture
 NONE = 10  # row and column of "no digit" in the confusion matrix
 CLASSES = [str(d) for d in range(10)] + ["none"]
 _NO_DIGIT = {"", "none", "blank", "-", "null"}
@@ -186,17 +187,26 @@ def confusion_picture(confusion: np.ndarray, cell: int = 44) -> np.ndarray:
 
 
 def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, height: int = 280) -> np.ndarray:
-    """The photo as the reader annotated it, beside the 28x28 image the model read (black: none), enlarged."""
-    annotated = overlay.draw(frame, reading)
-    h, w = annotated.shape[:2]
-    photo = cv2.resize(annotated, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    """The photo as it is (only the region read and the digit's box outlined, nothing drawn over it) beside the
+    28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above."""
+    photo = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    h, w = photo.shape[:2]
+    scale = height / h
+    photo = cv2.resize(photo, (max(1, round(w * scale)), height), interpolation=cv2.INTER_AREA if scale < 1
+                       else cv2.INTER_LINEAR)
+    for rect, colour in ((reading.roi, overlay.AMBER), (reading.box, overlay.CYAN)):
+        if rect is not None and tuple(rect) != (0, 0, w, h):  # the whole picture needs no outline
+            x, y, rw, rh = (round(v * scale) for v in rect)
+            cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), colour, 1, cv2.LINE_AA)
     seen = reading.mnist if reading.mnist is not None else np.zeros((28, 28), np.uint8)
     model = cv2.cvtColor(cv2.resize(seen, (height, height), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    pictures = np.hstack([photo, np.full((height, 4, 3), 255, np.uint8), model])
     read = f"read {reading.digit} ({100 * (reading.digit_confidence or 0):.0f}%)" if reading.found \
         else f"no digit ({reading.reason})"
-    cv2.putText(model, f"true {'none' if label is None else label}, {read}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX,
-                0.5, (0, 170, 255), 1, cv2.LINE_AA)
-    return np.hstack([photo, np.full((height, 4, 3), 255, np.uint8), model])
+    caption = np.full((CAPTION, pictures.shape[1], 3), 255, np.uint8)
+    cv2.putText(caption, f"true {'none' if label is None else label}, {read}  |  photo  |  model input 28x28",
+                (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([caption, pictures])
 
 
 def misread_name(path: Path, label: int | None, reading: Reading) -> str:

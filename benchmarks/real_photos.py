@@ -1,0 +1,145 @@
+"""Real photos of handwritten digits: accuracy per writer and overall, as `predict FOLDER --labels` reads them.
+
+Reads a folder tree of photos with a labels CSV (`file,digit[,kind]`, file relative to the CSV's folder; the
+default is ../shared/data/real-photos, one folder per writer), each photo as `predict` reads it (default
+options, 1 thread, CPU provider, rand 3), and prints per writer: photos, read right, "no digit" (with its
+commonest reason), uncertain (below --min-confidence), wrong and sure (a wrong digit above it); then every
+photo writer together, the canvas drawings apart, and all. `--writers` / `--exclude` pick writers, so that
+some can be kept unseen while tuning; the JSON has every row and every reading.
+
+    .venv/bin/python benchmarks/real_photos.py --model runs/model.onnx --json docs/real_photos.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime
+
+from digitsum_edge.bench.report import cpu_name
+from digitsum_edge.errors import DigitsumError
+from digitsum_edge.files import write_json
+from digitsum_edge.runtime import defaults
+from digitsum_edge.runtime.predict import expand
+from digitsum_edge.runtime.reader import DigitReader, Reading, load
+from digitsum_edge.runtime.score import FolderScore, read_labels
+from digitsum_edge.runtime.sources import read_image
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-photos"
+
+
+def kinds(labels_csv: Path) -> dict[str, str]:
+    """file -> its kind column ("photo", "canvas", ...), "photo" where the CSV has none."""
+    with open(labels_csv, newline="") as f:
+        return {row[0].strip(): (row[2].strip() if len(row) > 2 and row[2].strip() else "photo")
+                for row in csv.reader(f) if row and row[0].strip() and row[0].strip() != "file"}
+
+
+def read_set(reader: DigitReader, paths: list[Path], labels: dict[Path, int | None], rand: int) -> list[dict]:
+    """Every photo read as `predict` reads it: its label, reading and whether it was right."""
+    rows = []
+    for path in paths:
+        reading: Reading = reader.read(read_image(path), rand)
+        rows.append({"path": path, "label": labels[path], "reading": reading})
+    return rows
+
+
+def tally(rows: list[dict]) -> dict:
+    """Counts of a group of readings, with the commonest no-digit reasons and the wrong-and-sure photos."""
+    counts = FolderScore()
+    for row in rows:
+        counts.add(row["label"], row["reading"])
+    reasons = collections.Counter(row["reading"].reason for row in rows if not row["reading"].found)
+    return {"photos": counts.images, "correct": counts.correct, "accuracy": round(counts.accuracy, 4),
+            "no_digit": counts.no_digit, "uncertain": counts.uncertain, "wrong_and_sure": counts.confident_wrong,
+            "false_digit": counts.false_digit, "reasons": dict(reasons.most_common())}
+
+
+def line(name: str, row: dict, width: int) -> str:
+    reason = next(iter(row["reasons"]), "")
+    return (f"{name:<{width}} {row['photos']:>6} {row['correct']:>7} {100 * row['accuracy']:>7.1f}% "
+            f"{row['no_digit']:>8} {row['uncertain']:>9} {row['wrong_and_sure']:>13}  {reason}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="folder tree of photos")
+    parser.add_argument("--labels", type=Path, default=None, help="labels CSV [default: ROOT/labels.csv]")
+    parser.add_argument("--model", default="runs/model.onnx")
+    parser.add_argument("--writers", default="", help="only these writers (top folders), comma-separated")
+    parser.add_argument("--exclude", default="", help="leave these writers out, comma-separated")
+    parser.add_argument("--rand", type=int, default=3)
+    parser.add_argument("--min-confidence", type=float, default=defaults.MIN_CONFIDENCE)
+    parser.add_argument("--misread", action="store_true", help="list every photo not read right")
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args()
+
+    labels_csv = args.labels or args.root / "labels.csv"
+    try:
+        if not args.root.is_dir():
+            raise DigitsumError(f"{args.root} is not a folder of photos")
+        paths = expand((str(args.root),))
+        chosen, left_out = set(filter(None, args.writers.split(","))), set(filter(None, args.exclude.split(",")))
+
+        def writer(path: Path) -> str:
+            return path.relative_to(args.root).parts[0] if len(path.relative_to(args.root).parts) > 1 else "."
+
+        paths = [p for p in paths if (not chosen or writer(p) in chosen) and writer(p) not in left_out]
+        if not paths:
+            raise DigitsumError("no photos left after --writers / --exclude")
+        labels = read_labels(str(labels_csv), paths)
+        cv2.setNumThreads(1)
+        reader = load(args.model, "cpu", 1, defaults.STILL_ROI, defaults.INK, args.min_confidence)
+    except DigitsumError as e:
+        raise SystemExit(f"error: {e}") from None
+    kind_of = kinds(labels_csv)
+    started = time.perf_counter()
+    rows = read_set(reader, paths, labels, args.rand)
+    seconds = time.perf_counter() - started
+
+    by_writer: dict[str, list[dict]] = collections.defaultdict(list)
+    by_kind: dict[str, list[dict]] = collections.defaultdict(list)
+    for row in rows:
+        by_writer[writer(row["path"])].append(row)
+        by_kind[kind_of.get(row["path"].relative_to(labels_csv.parent).as_posix(), "photo")].append(row)
+    writers = {name: tally(group) for name, group in sorted(by_writer.items())}
+    groups = {f"all {kind}s": tally(group) for kind, group in sorted(by_kind.items(), key=lambda kv: kv[0] != "photo")}
+    groups["all"] = tally(rows)
+
+    width = max(len(name) for name in [*writers, *groups, "writer"])
+    print(f"{'writer':<{width}} {'photos':>6} {'correct':>7} {'accuracy':>8} {'no digit':>8} {'uncertain':>9} "
+          f"{'wrong, sure':>13}  commonest no-digit reason")
+    for name, row in [*writers.items(), *groups.items()]:
+        print(line(name, row, width))
+    print(f"model {args.model} | rand {args.rand} | min confidence {args.min_confidence} | "
+          f"{1e3 * seconds / len(rows):.1f} ms per photo with decoding (1 thread)")
+    if args.misread:
+        for row in rows:
+            reading = row["reading"]
+            read = reading.digit if reading.found else None
+            if read != row["label"]:
+                said = f"read {read} ({100 * reading.digit_confidence:.0f} %)" if reading.found \
+                    else f"no digit ({reading.reason})"
+                print(f"  {row['path'].relative_to(args.root)}: true {row['label']}, {said}")
+    if args.json:
+        result = {"writers": writers, "groups": groups, "root": str(args.root), "labels": str(labels_csv),
+                  "model": str(args.model), "rand": args.rand, "min_confidence": args.min_confidence,
+                  "readings": [{"file": row["path"].relative_to(args.root).as_posix(), "label": row["label"],
+                                **{k: v for k, v in row["reading"].to_dict().items() if k != "ms"}} for row in rows],
+                  "threads": 1, "cpu": cpu_name(), "generated_at": time.strftime("%Y-%m-%d %H:%M"),
+                  "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                               "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}}
+        write_json(args.json, result)
+        print(json.dumps({"wrote": args.json}))
+
+
+if __name__ == "__main__":
+    main()
