@@ -27,6 +27,7 @@ from digitsum_edge.runtime.reader import load
 from digitsum_edge.runtime.sources import list_images, read_image
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.frames import frames, pick_digits
+from digitsum_edge.timing import cpu_snapshot, others_cpu_share
 from test_web import ISOLATED, npm_files_or_skip
 
 pytestmark = [pytest.mark.browser,
@@ -56,7 +57,7 @@ def python_readings(model: Path, items: list[tuple[np.ndarray, float]], rand: in
     out = []
     for frame, roi in items:
         r = readers[roi].read(frame, rand)
-        out.append({"found": r.found, "digit": r.digit, "mnist": r.mnist})
+        out.append({"found": r.found, "digit": r.digit, "mnist": r.mnist, "ms": r.ms})
     return out
 
 
@@ -68,7 +69,8 @@ READ_CHUNK = """(async () => {
     const pixels = new Uint8ClampedArray(await response.arrayBuffer());
     reader.setRoi(roi);
     const r = await reader.read(new ImageData(pixels, width, height), %d);
-    out.push({found: r.found, digit: r.digit, ms: r.ms, mnist: r.mnist ? Array.from(r.mnist) : null});
+    out.push({found: r.found, digit: r.digit, ms: r.ms, prepare_ms: r.prepare_ms, infer_ms: r.infer_ms,
+              mnist: r.mnist ? Array.from(r.mnist) : null});
   }
   return out;
 })()"""
@@ -132,7 +134,9 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
             page = browser_readings(browser, items, rand=3)
             plain = [i for i, name in enumerate(names) if name == "plain synth"]
             timed = [plain[i % len(plain)] for i in range(TIMED)]
-            times = [r["ms"] for r in browser_readings(browser, [items[i] for i in timed], rand=3)]
+            before = cpu_snapshot()
+            times = browser_readings(browser, [items[i] for i in timed], rand=3)
+            others = others_cpu_share(before, cpu_snapshot())
             isolated = browser.evaluate("self.crossOriginIsolated")
         finally:
             browser.close()
@@ -140,9 +144,14 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
     per_set = {name: compare([python[i] for i, n in enumerate(names) if n == name],
                              [page[i] for i, n in enumerate(names) if n == name]) for name in sets}
     overall = compare(python, page)
-    timing = {"frames": len(times), "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-              "cross_origin_isolated": isolated, "what": "preprocessing + inference per 640x480 plain synth frame, "
-              "in the page (ImageData -> reading), one wasm thread"}
+    timing = {"frames": len(times), "cross_origin_isolated": isolated, "what": "preprocessing + inference per "
+              "640x480 plain synth frame, in the page (ImageData -> reading), one wasm thread"}
+    for key in ("ms", "prepare_ms", "infer_ms"):
+        values = [r[key] for r in times]
+        timing |= {f"median_{key}": float(np.median(values)), f"p90_{key}": float(np.percentile(values, 90))}
+    native = [r["ms"] for r in python_readings(model, [items[i] for i in timed], rand=3)]  # the same frames
+    timing |= {"python_median_ms": float(np.median(native)), "python_p90_ms": float(np.percentile(native, 90)),
+               "other_processes_cpu_share": others}  # (Chromium's own processes count as others here)
     report = {"seed": seed, "model": str(model), "overall": overall, "per_set": per_set, "page_timing": timing}
     print(json.dumps(report, indent=1))
     if os.environ.get("DIGITSUM_WEB_PARITY_JSON"):
