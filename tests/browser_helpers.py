@@ -31,6 +31,18 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--remote-debugging-port=0", "--remote-allow-origins=*",
          "--ignore-certificate-errors"]  # the serve test's own self-signed certificate
 PAGE_TIMEOUT = 60  # seconds for a page to show a reading (Chromium start, camera, model)
+ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}  # fine timer
+
+
+def npm_files_or_skip() -> None:
+    """Skip (with a printed reason) where the web app's npm packages are missing and npm cannot install them."""
+    from digitsum_edge.web import build
+
+    installed = any(build._has_vendor(folder) for folder in
+                    (build.HERE / "node_modules", build.CACHE / f"npm-{build.lock_digest()}" / "node_modules"))
+    if not installed and shutil.which("npm") is None:
+        print("skip: npm is not installed and the web app's npm packages are missing: the web tests do not run")
+        pytest.skip("npm is not installed (apt-get install npm), and onnxruntime-web / OpenCV.js are missing")
 
 
 def write_y4m(path: Path, images: list[np.ndarray], fps: int = 15) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,21 +15,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from browser_helpers import CHROMIUM, Chromium, StaticServer, pick_scene, write_y4m
+from browser_helpers import CHROMIUM, ISOLATED, Chromium, StaticServer, npm_files_or_skip, pick_scene, write_y4m
 from digitsum_edge.cli import main
 from digitsum_edge.runtime import defaults
 from digitsum_edge.web import build
-
-ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
-
-
-def npm_files_or_skip() -> None:
-    """Skip (with a printed reason) where the npm packages are not installed and npm cannot install them."""
-    installed = any(build._has_vendor(folder) for folder in
-                    (build.HERE / "node_modules", build.CACHE / f"npm-{build.lock_digest()}" / "node_modules"))
-    if not installed and shutil.which("npm") is None:
-        print("skip: npm is not installed and the web app's npm packages are missing: the web tests do not run")
-        pytest.skip("npm is not installed (apt-get install npm), and onnxruntime-web / OpenCV.js are missing")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +87,7 @@ def test_the_app_reads_the_camera_on_the_device_and_offline(app: Path, tiny_onnx
             assert browser.evaluate("self.crossOriginIsolated") is True  # COOP/COEP: the fine timer
             assert browser.wait_for("window.digitsum.offline") == "works offline"
             assert browser.evaluate("document.getElementById('where-label').hidden") is True  # no server here
+            browser.wait_for("window.digitsum.stats().count >= 10")  # past the warm-up: a median worth showing
             image = browser.screenshot()
             # The network cut: the server is gone, and the reloaded page comes from the service worker's cache.
             server.stop()

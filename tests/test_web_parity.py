@@ -4,7 +4,7 @@ frame's pixels (RGBA, decoded here by OpenCV as `predict` decodes them) with the
 the same frame with `digitsum_edge.load(...).read`. The digits must agree on >= 99.5 % of the frames; the 28x28
 images' mean absolute difference is reported, and must stay small. Also the page's own timing per 640x480 frame.
 
-DIGITSUM_WEB_PARITY_JSON=docs/web_parity.json writes the figures; DIGITSUM_WEB_MODEL=runs/model.onnx measures the
+DIGITSUM_WEB_JSON=docs/web.json writes the figures (and the app's size); DIGITSUM_WEB_MODEL=runs/model.onnx measures the
 default model instead of the tiny one; DIGITSUM_WEB_FRAMES sets the frames per condition (default 12)."""
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from browser_helpers import CHROMIUM, Chromium, StaticServer, write_y4m
-from digitsum_edge.cli import main
+from browser_helpers import CHROMIUM, ISOLATED, Chromium, StaticServer, npm_files_or_skip, write_y4m
 from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.reader import load
 from digitsum_edge.runtime.sources import list_images, read_image
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.frames import frames, pick_digits
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share
-from test_web import ISOLATED, npm_files_or_skip
+from digitsum_edge.web import build
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")]
@@ -101,8 +99,7 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
     npm_files_or_skip()
     model = Path(os.environ.get("DIGITSUM_WEB_MODEL", tiny_onnx))
     app = tmp_path / "app"
-    built = CliRunner().invoke(main, ["web", str(app), "--model", str(model)])
-    assert built.exit_code == 0, built.output
+    built = build.run(build.WebConfig(out=str(app), model=str(model)))
     seed = int(time.time()) % 100_000  # fresh frames every run: no tuning to one set
     sets = frame_sets(seed, int(os.environ.get("DIGITSUM_WEB_FRAMES", "12")))
     items = [item for name in sets for item in sets[name]]
@@ -152,10 +149,13 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
     native = [r["ms"] for r in python_readings(model, [items[i] for i in timed], rand=3)]  # the same frames
     timing |= {"python_median_ms": float(np.median(native)), "python_p90_ms": float(np.percentile(native, 90)),
                "other_processes_cpu_share": others}  # (Chromium's own processes count as others here)
-    report = {"seed": seed, "model": str(model), "overall": overall, "per_set": per_set, "page_timing": timing}
+    size = {"files": len(built.files), "bytes": built.total, "gzipped_bytes": built.total_gzipped,
+            "gzipped_by_file": built.gzipped}
+    report = {"seed": seed, "model": str(model), "overall": overall, "per_set": per_set, "page_timing": timing,
+              "app_size": size}
     print(json.dumps(report, indent=1))
-    if os.environ.get("DIGITSUM_WEB_PARITY_JSON"):
-        Path(os.environ["DIGITSUM_WEB_PARITY_JSON"]).write_text(json.dumps(report, indent=2) + "\n")
+    if os.environ.get("DIGITSUM_WEB_JSON"):
+        Path(os.environ["DIGITSUM_WEB_JSON"]).write_text(json.dumps(report, indent=2) + "\n")
     assert overall["digit_agreement"] >= MIN_AGREEMENT, report
     assert overall["mean_abs_diff_28x28"] <= MAX_MEAN_ABS, report
     assert overall["both_found"] >= 0.5 * overall["frames"], report  # the comparison saw digits, not blanks
