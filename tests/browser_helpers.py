@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -150,16 +151,25 @@ class Chromium:
             self.process.wait()
 
 
+class Answer(NamedTuple):
+    """What a route answers: status, headers (Content-Type among them), body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+# A route: (method, path, request headers, request body) -> an Answer, or None for the folder's file (GET).
+Route = Callable[[str, str, dict[str, str], bytes], Answer | None]
+
+
 class StaticServer:
     """A folder on http://127.0.0.1:PORT/ from a thread, as a static host serves it, with `headers` on every
-    response (COOP/COEP for a cross-origin isolated page) and `routes`: paths answered by a function's bytes
-    (None: the folder's file), with `route_headers` of their own."""
+    response (COOP/COEP for a cross-origin isolated page); `route` answers the requests it wants to (the rest:
+    the folder's files)."""
 
-    def __init__(self, folder: Path, headers: dict[str, str] | None = None,
-                 routes: Callable[[str], bytes | None] | None = None,
-                 route_headers: Callable[[str], dict[str, str]] | None = None) -> None:
-        extra, answer = headers or {}, routes or (lambda path: None)
-        answer_headers = route_headers or (lambda path: {})
+    def __init__(self, folder: Path, headers: dict[str, str] | None = None, route: Route | None = None) -> None:
+        extra, answer = headers or {}, route or (lambda method, path, sent, body: None)
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def end_headers(self) -> None:
@@ -168,18 +178,25 @@ class StaticServer:
                 self.send_header("Cache-Control", "no-store")
                 super().end_headers()
 
-            def do_GET(self) -> None:  # http.server's name
-                body = answer(self.path)
-                if body is None:
-                    super().do_GET()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in answer_headers(self.path).items():
+            def routed(self, method: str) -> bool:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answered = answer(method, self.path, dict(self.headers.items()), body)
+                if answered is None:
+                    return False
+                self.send_response(answered.status)
+                for name, value in {**answered.headers, "Content-Length": str(len(answered.body))}.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(answered.body)
+                return True
+
+            def do_GET(self) -> None:  # http.server's name
+                if not self.routed("GET"):
+                    super().do_GET()
+
+            def do_POST(self) -> None:  # http.server's name
+                if not self.routed("POST"):
+                    self.send_error(405)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from browser_helpers import CHROMIUM, ISOLATED, Chromium, StaticServer, npm_files_or_skip, pick_scene, write_y4m
+from browser_helpers import CHROMIUM, ISOLATED, Answer, Chromium, StaticServer, npm_files_or_skip, pick_scene, write_y4m
 from digitsum_edge.cli import main
 from digitsum_edge.runtime import defaults
 from digitsum_edge.web import build
@@ -104,3 +104,45 @@ def test_the_app_reads_the_camera_on_the_device_and_offline(app: Path, tiny_onnx
     assert screenshot is not None and screenshot.shape[1] >= 600 and screenshot.std() > 10  # a real page, not blank
     if os.environ.get("DIGITSUM_WEB_SCREENSHOT"):  # how docs/web.png is made: DIGITSUM_WEB_SCREENSHOT=docs/web.png
         Path(os.environ["DIGITSUM_WEB_SCREENSHOT"]).write_bytes(image)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_under_a_service_the_app_reads_on_the_server_with_the_token(app: Path, tiny_onnx: Path,
+                                                                     tmp_path: Path) -> None:
+    """Served where v1/model answers (as under `serve`), the app offers "read on the server": it sends JPEG frames
+    to v1/read with the token of its URL's fragment as a bearer token, and shows what the server read. The
+    service here is a stand-in that answers only that token."""
+    token, seen = "s3cret-Token", []
+    reading = {"found": True, "digit": 7, "digit_confidence": 0.97, "rand": 3, "sum": 10, "sum_confidence": 0.96,
+               "ms": 1.5, "box": [250, 190, 120, 140], "reason": None, "uncertain": False, "provider": "stand-in"}
+
+    def service(method: str, path: str, sent: dict, body: bytes) -> Answer | None:
+        if not path.startswith("/v1/"):
+            return None
+        seen.append((method, path.split("?")[0], sent.get("Authorization")))
+        if sent.get("Authorization") != f"Bearer {token}":
+            return Answer(401, {"Content-Type": "application/json"}, b'{"error": "a bearer token is needed"}')
+        if method == "POST" and path.startswith("/v1/read?rand=3") and body[:2] == b"\xff\xd8":  # a JPEG frame
+            return Answer(200, {"Content-Type": "application/json"}, json.dumps(reading).encode())
+        return Answer(200, {"Content-Type": "application/json"}, b'{"serving": {}}')
+
+    scene, _ = pick_scene(tiny_onnx)
+    server = StaticServer(app, ISOLATED, service)
+    with tempfile.TemporaryDirectory(prefix="chromium-", dir=tmp_path) as profile:
+        browser = Chromium(f"{server.url}/#token={token}", write_y4m(tmp_path / "camera.y4m", scene), Path(profile))
+        try:
+            browser.wait_for("!document.getElementById('where-label').hidden")  # v1/model answered: a service
+            browser.evaluate("(() => { for (const [id, value] of [['rand', '3'], ['where', 'server']]) { "
+                             "const s = document.getElementById(id); s.value = value; "
+                             "s.dispatchEvent(new Event('change')); } })()")
+            shown = browser.wait_for("(() => { const d = document.getElementById('result').dataset; "
+                                     "return d.where === 'server' && d.found === 'true' ? {...d} : null; })()")
+            detail = browser.evaluate("document.getElementById('detail').textContent")
+        finally:
+            browser.close()
+            server.stop()
+    assert isinstance(shown, dict) and (shown["digit"], shown["sum"]) == ("7", "10"), shown
+    assert "on the server (stand-in)" in str(detail)
+    assert ("POST", "/v1/read", f"Bearer {token}") in seen
+    assert all(auth == f"Bearer {token}" for _, _, auth in seen), seen  # never a request without it

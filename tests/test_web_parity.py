@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser_helpers import CHROMIUM, ISOLATED, Chromium, StaticServer, npm_files_or_skip, write_y4m
+from browser_helpers import CHROMIUM, ISOLATED, Answer, Chromium, StaticServer, npm_files_or_skip, write_y4m
 from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.reader import load
 from digitsum_edge.runtime.sources import list_images, read_image
@@ -104,24 +104,17 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
     sets = frame_sets(seed, int(os.environ.get("DIGITSUM_WEB_FRAMES", "12")))
     items = [item for name in sets for item in sets[name]]
     names = [name for name in sets for _ in sets[name]]
-    rgba = {}
 
-    def route(path: str) -> bytes | None:  # frames/<i>: the frame's RGBA pixels, as a canvas would give them
+    def route(method: str, path: str, sent: dict, body: bytes) -> Answer | None:  # frames/<i>: RGBA pixels
         if not path.startswith("/frames/"):
             return None
-        index = int(path.rsplit("/", 1)[1])
-        if index not in rgba:
-            rgba.clear()
-            rgba[index] = cv2.cvtColor(items[index][0], cv2.COLOR_BGR2RGBA).tobytes()
-        return rgba[index]
-
-    def headers(path: str) -> dict[str, str]:
-        index = int(path.rsplit("/", 1)[1])
-        height, width = items[index][0].shape[:2]
-        return {"X-Width": str(width), "X-Height": str(height)}
+        frame = items[int(path.rsplit("/", 1)[1])][0]
+        height, width = frame.shape[:2]
+        return Answer(200, {"Content-Type": "application/octet-stream", "X-Width": str(width),
+                            "X-Height": str(height)}, cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA).tobytes())
 
     python = python_readings(model, items, rand=3)
-    server = StaticServer(app, ISOLATED, routes=route, route_headers=headers)
+    server = StaticServer(app, ISOLATED, route)
     camera = write_y4m(tmp_path / "camera.y4m", [items[0][0]])
     with tempfile.TemporaryDirectory(prefix="chromium-", dir=tmp_path) as profile:
         browser = Chromium(f"{server.url}/", camera, Path(profile))
