@@ -133,9 +133,9 @@ def run(cfg: WebConfig) -> WebBuild:
         raise DigitsumError(f"output {out} exists (use --force to replace it)" if out.is_dir()
                             else f"output {out} is a file, not a folder")
     check_folder(out.parent)
-    backend = open_model(cfg.model, "cpu", 1)  # refuses a file that is not a digitsum-edge model
     if Path(cfg.model).suffix != ".onnx":
         raise DigitsumError(f"the browser runs .onnx files, not {cfg.model}")
+    backend = open_model(cfg.model, "cpu", 1)  # refuses a file that is not a digitsum-edge model
     modules = node_modules(cfg.node_modules)
     sweep_stale(out.parent)
     staging = Path(tempfile.mkdtemp(prefix=temp_name(out).name, dir=out.parent))

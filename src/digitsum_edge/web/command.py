@@ -19,8 +19,8 @@ def web(**options: object) -> None:
 
     \b
     OUT holds index.html, the app's JavaScript, the model, onnxruntime-web and OpenCV.js: put it on any
-    static host (https, or http://localhost: browsers give the camera to nothing else) or open it from
-    `serve`. The first run fetches the locked npm packages once with `npm ci`.
+    static host (https, or http://localhost: browsers give the camera to nothing else). The first run
+    fetches the locked npm packages once with `npm ci`.
     """
     from digitsum_edge.web.build import WebConfig, run
 
