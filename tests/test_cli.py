@@ -10,7 +10,7 @@ import pytest
 from digitsum_edge import __version__, checkpoint
 from helpers import invoke, one_line_error
 
-STAGES = ("bench", "export", "live", "predict", "serve", "synth", "train")
+STAGES = ("bench", "export", "live", "predict", "serve", "synth", "train", "web")
 
 
 def test_help_lists_every_stage_and_version() -> None:
