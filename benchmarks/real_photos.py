@@ -7,7 +7,8 @@ commonest reason), uncertain (below --min-confidence), wrong and sure (a wrong d
 photo writer together, the canvas drawings apart, and all. `--writers` / `--exclude` pick writers, so that
 some can be kept unseen while tuning; the JSON has every row and every reading.
 
-    .venv/bin/python benchmarks/real_photos.py --model runs/model.onnx --json docs/real_photos.json
+    .venv/bin/python benchmarks/real_photos.py --model runs/model.onnx --json docs/real_photos.json \
+        --kept-back aj148,itskellycheng,mchu,thenewexecutor,allenjromano
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from digitsum_edge.runtime.reader import DigitReader, Reading, load
 from digitsum_edge.runtime.score import FolderScore, read_labels
 from digitsum_edge.runtime.sources import read_image
 
+KINDS = {"photo": "all photos", "canvas": "all canvas drawings"}  # the labels CSV's kinds, as the table names them
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-photos"
 
 
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("--model", default="runs/model.onnx")
     parser.add_argument("--writers", default="", help="only these writers (top folders), comma-separated")
     parser.add_argument("--exclude", default="", help="leave these writers out, comma-separated")
+    parser.add_argument("--kept-back", default="", help="writers kept unseen while tuning: also a row of their own")
     parser.add_argument("--rand", type=int, default=3)
     parser.add_argument("--min-confidence", type=float, default=defaults.MIN_CONFIDENCE)
     parser.add_argument("--misread", action="store_true", help="list every photo not read right")
@@ -111,7 +114,12 @@ def main() -> None:
         by_writer[writer(row["path"])].append(row)
         by_kind[kind_of.get(row["path"].relative_to(labels_csv.parent).as_posix(), "photo")].append(row)
     writers = {name: tally(group) for name, group in sorted(by_writer.items())}
-    groups = {f"all {kind}s": tally(group) for kind, group in sorted(by_kind.items(), key=lambda kv: kv[0] != "photo")}
+    groups = {KINDS.get(kind, f"all {kind}"): tally(group)
+              for kind, group in sorted(by_kind.items(), key=lambda kv: kv[0] != "photo")}
+    kept = set(filter(None, args.kept_back.split(",")))
+    if kept:
+        groups["kept back while tuning"] = tally([row for row in rows if writer(row["path"]) in kept])
+        groups["tuned on"] = tally([row for row in rows if writer(row["path"]) not in kept])
     groups["all"] = tally(rows)
 
     width = max(len(name) for name in [*writers, *groups, "writer"])
@@ -130,7 +138,8 @@ def main() -> None:
                     else f"no digit ({reading.reason})"
                 print(f"  {row['path'].relative_to(args.root)}: true {row['label']}, {said}")
     if args.json:
-        result = {"writers": writers, "groups": groups, "root": str(args.root), "labels": str(labels_csv),
+        result = {"writers": writers, "groups": groups, "kept_back": sorted(kept), "root": str(args.root),
+                  "labels": str(labels_csv),
                   "model": str(args.model), "rand": args.rand, "min_confidence": args.min_confidence,
                   "readings": [{"file": row["path"].relative_to(args.root).as_posix(), "label": row["label"],
                                 **{k: v for k, v in row["reading"].to_dict().items() if k != "ms"}} for row in rows],
