@@ -60,6 +60,14 @@ bench-seeds: install
 bench-serve: install
 	$(BIN)/python benchmarks/serve_load.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_load.json
 
+# `digitsum-edge serve` against hostile clients: slow uploads, costly images, floods, signals (about 4 minutes).
+serve-abuse: install
+	$(BIN)/python benchmarks/serve_abuse.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_abuse.json
+
+# `serve --address auto` on a two-node Ray cluster on this machine, a node lost under load (about 5 minutes).
+cluster: install
+	$(BIN)/python benchmarks/cluster.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_cluster.json
+
 # Real photos of handwritten digits (../shared/data/real-photos, kept outside the project): accuracy per writer.
 bench-real: install
 	$(BIN)/python benchmarks/real_photos.py --model $(RUNS)/model.onnx --json $(RUNS)/real_photos.json

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -41,9 +42,7 @@ from digitsum_edge.serve.processes import in_session
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
 
 sys.path.insert(0, str(Path(__file__).parent))
-import contextlib
-
-from serve_load import camera_jpegs, free_port  # the same camera frames and ports
+from serve_load import _background, camera_jpegs, free_port  # the same camera frames and ports
 
 CLI = Path(sys.executable).with_name("digitsum-edge")
 
@@ -473,10 +472,12 @@ def main() -> None:
     parser.add_argument("--overload-clients", type=int, default=300)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    background = _background()  # other processes' load just before the run: the machine is shared
     before = cpu_snapshot()
     jpegs = camera_jpegs(32, seed=1)
     result: dict = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-                                "ray": module_version("ray"), "onnxruntime": module_version("onnxruntime")},
+                                "ray": module_version("ray"), "background_cpu_share_before": background,
+                                "onnxruntime": module_version("onnxruntime")},
                     "config": vars(args)}
     _say("stop: kill -TERM -- -PGID, then a restart on the port")
     result["stop"] = case_stop(args.model)
@@ -497,7 +498,9 @@ def main() -> None:
         result["overload"] = case_overload(service, jpegs, args.overload_clients, args.seconds)
     finally:
         result["final_stop"] = service.stop()
-    result["machine"]["others_cpu_share"] = others_cpu_share(before, cpu_snapshot())
+    # the whole run, the service and Ray's processes included (they are not this process's children)
+    result["machine"]["cpu_share_not_this_process"] = others_cpu_share(before, cpu_snapshot())
+    result["machine"]["background_cpu_share_after"] = _background()  # other people's work alone
     print(table(result))
     if args.json:
         write_json(args.json, result)

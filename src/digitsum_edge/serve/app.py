@@ -170,7 +170,10 @@ def _start_serve(cfg: ServeConfig) -> tuple[str, int]:
     serve_logger = logging.getLogger("ray.serve")
     serve_logger.setLevel(logging.ERROR)  # its warning that a running Serve keeps its port: ours is clearer
     try:
-        serve.start(http_options=http, logging_config=QUIET)
+        # On a cluster, one HTTP proxy on the head node: every node's own proxy would take the same port, which
+        # nodes sharing a machine (or a test) cannot, and clients need one address anyway.
+        serve.start(http_options=http, logging_config=QUIET,
+                    proxy_location=None if cfg.address == LOCAL else "HeadOnly")
     finally:
         serve_logger.setLevel(logging.WARNING)
     return _served_at(cfg)
