@@ -443,8 +443,10 @@ CASES = [
     case(lambda e: Bad(bench(e, "--litert-int8", e.half(e.request.getfixturevalue("tiny_litert") / "model.int8.tflite",
                                                         "half.int8.tflite")), ("half.int8.tflite",)),
          "bench-litert-int8-truncated"),
-    case(lambda e: Bad(export(e, e.ckpt, "--format", "litert", "--fp16"), ("--fp16", "ONNX")),
-         "export-format-litert-fp16"),
+    case(lambda e: Bad(export(e, e.ckpt, "--format", "litert", "--fp16", "--out", e.tmp / "m.tflite"),
+                       ("--fp16", "ONNX")), "export-format-litert-fp16"),
+    case(lambda e: Bad(export(e, e.ckpt, "--format", "litert"), ("out.onnx", "--format litert writes a .tflite")),
+         "export-format-litert-out-onnx"),
     case(lambda e: Bad(export(e, e.ckpt, "--format", "litert-int8", "--out", e.tmp / "new.tflite"),
                        (e.existing("new_data.cc").name,)), "export-litert-int8-over-existing-c-array-no-force"),
 ]

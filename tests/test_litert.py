@@ -138,6 +138,8 @@ def test_tflite_micro_runs_the_int8_file_and_the_c_array_is_that_file(exported: 
     scale, zero = micro.signature.image_quant  # type: ignore[union-attr]
     assert f"kDigitsumArenaBytes = {micro.arena_bytes};" in header
     assert f"kDigitsumInputZeroPoint = {zero};" in header and repr(scale) in header
+    operators = header.split("// Operators to register", 1)[1].splitlines()[0]
+    assert "EMBEDDING_LOOKUP" in operators and "CONV_2D" in operators and "ONE_HOT" not in operators
 
 
 @pytest.mark.parametrize(("make", "fragment"), [

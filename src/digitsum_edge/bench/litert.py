@@ -40,7 +40,7 @@ class Micro(Exported):
         super().__init__(path, "cpu", threads, opener=open_micro)
 
     def describe(self) -> dict:
-        return {**super().describe(), "arena_bytes": self.backend.arena_bytes}  # type: ignore[attr-defined]
+        return {**super().describe(), "arena_bytes": self.backend.arena_bytes}
 
 
 def litert_backends(cfg: BenchConfig, providers: list[str], threads: int,

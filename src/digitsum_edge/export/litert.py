@@ -15,9 +15,11 @@ import contextlib
 import io
 import json
 import logging
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +31,9 @@ from digitsum_edge.export.verify import Comparison, compare
 from digitsum_edge.files import atomic_path, check_writable, temp_name
 from digitsum_edge.model import DigitSumNet
 from digitsum_edge.runtime.litert import open_litert, open_micro, quiet_stderr
+
+if TYPE_CHECKING:  # pipeline imports this module when --format litert asks for it
+    from digitsum_edge.export.pipeline import ExportResult, Prepared, Written
 
 log = logging.getLogger(__name__)
 C_ARRAY = "g_digitsum_model_data"  # the array's name in model_data.cc / .h
@@ -66,7 +71,8 @@ def convert(model: DigitSumNet, batches: tuple[int, ...]) -> bytes:
 
 @contextlib.contextmanager
 def _converter_quiet():
-    """litert-torch prints progress on stdout and stderr and warns about int64 -> int32; the log says it once."""
+    """litert-torch and ai-edge-quantizer print progress bars and warnings (rand: int64 -> int32, which the
+    runtime backend maps) on stdout, stderr and from C: silenced, the log says what is being done."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()), quiet_stderr():
         warnings.simplefilter("ignore")
@@ -118,7 +124,17 @@ def operators(data: bytes) -> int:
     return int(schema.Model.GetRootAs(data, 0).Subgraphs(0).OperatorsLength())
 
 
-def write_litert(cfg: ExportConfig, paths: dict[str, Path], p):  # p: pipeline.Prepared (no import cycle)
+def operator_kinds(data: bytes) -> list[str]:
+    """The builtin operator kinds a file uses (what firmware registers with TFLite Micro), e.g. CONV_2D."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAs(data, 0)
+    return sorted({names.get(model.OperatorCodes(i).BuiltinCode(), str(model.OperatorCodes(i).BuiltinCode()))
+                   for i in range(model.OperatorCodesLength())})
+
+
+def write_litert(cfg: ExportConfig, paths: dict[str, Path], p: Prepared) -> ExportResult:
     """The fp32 .tflite (verified), then with --int8 the int8 file (LiteRT and TFLite Micro) and its C array."""
     from digitsum_edge.export.pipeline import ExportResult, Written, log_comparison
 
@@ -156,7 +172,8 @@ def _converter_versions() -> dict[str, str]:
     return found
 
 
-def _write_int8(paths: dict[str, Path], p, info: onnx_contract.ModelInfo, fp32: Comparison) -> list:
+def _write_int8(paths: dict[str, Path], p: Prepared, info: onnx_contract.ModelInfo,
+                fp32: Comparison) -> list[Written]:
     """int8 .tflite and its C array under hidden names, verified with LiteRT and TFLite Micro, then published."""
     from digitsum_edge.export.pipeline import Written, log_comparison
 
@@ -174,8 +191,11 @@ def _write_int8(paths: dict[str, Path], p, info: onnx_contract.ModelInfo, fp32: 
             log_comparison(f"int8 on LiteRT (fp32: digit {fp32.metrics['digit_accuracy']:.2%}, sum "
                            f"{fp32.metrics['sum_accuracy']:.2%})", lite, lite_verdict)
             micro_backend = open_micro(tmp)
-            log.info(f"int8 on TFLite Micro: tensor arena {micro_backend.arena_bytes:,} bytes; "
-                     f"{len(p.images) * p.info.num_rand:,} pairs one at a time")
+            pairs = len(p.images) * p.info.num_rand
+            started = time.perf_counter()
+            micro_backend.logits(p.images[:10], 0)  # a sample, for the time the whole run will take
+            log.info(f"int8 on TFLite Micro: tensor arena {micro_backend.arena_bytes:,} bytes; {pairs:,} pairs one "
+                     f"at a time, about {(time.perf_counter() - started) / 10 * pairs:,.0f} s")
             micro = compare(tmp, p.reference, p.images, p.labels, backend=micro_backend)
             micro_verdict = micro.verdict(f"{paths['int8']} (TFLite Micro)", "int8", fp32.metrics)
             log_comparison("int8 on TFLite Micro", micro, micro_verdict)
@@ -220,6 +240,7 @@ def c_header(data: bytes, info: onnx_contract.ModelInfo, micro, arena: int) -> s
 // Input 1 (rand): int32 [1], 0-{info.num_rand - 1}.
 // Output 0 (digit logits): int8 [1, {info.num_digits}], logit = (q - ({d_zero})) * {d_scale!r}
 // Output 1 (sum logits): int8 [1, {info.num_sums}], logit = (q - ({s_zero})) * {s_scale!r}; sum = digit + rand
+// Operators to register ({len(operator_kinds(data))}): {", ".join(operator_kinds(data))}
 // Tensor arena: {arena:,} bytes measured with TFLite Micro's interpreter on x86 (the smallest that allocates);
 // add a margin on a device. Weights fingerprint {info.weights_sha256[:16]}.
 #ifndef {guard}

@@ -66,13 +66,20 @@ class ExportResult:
             f"{f.path} | {f.precision} | {f.size_bytes / 1024:.1f} KiB | {f.nodes} nodes | {kind} | "
             f"max diff {max(f.comparison.max_abs_diff.values()):.1e} | digit "
             f"{f.comparison.metrics['digit_accuracy']:.2%} sum {f.comparison.metrics['sum_accuracy']:.2%} on "
-            f"{f.comparison.pairs:,} pairs" for f in self.files)
+            f"{f.comparison.pairs:,} pairs" + _micro(f.extra) for f in self.files)
 
     def to_dict(self) -> dict:
         return {"format": self.format, "files": [f.to_dict() for f in self.files],
                 "nodes_exported": self.nodes_exported, "nodes_simplified": self.nodes_simplified,
                 "opset": self.opset, "torch_metrics": self.torch_metrics, "seconds": self.seconds,
                 "notes": self.notes}
+
+
+def _micro(extra: dict) -> str:
+    """The TFLite Micro figures of an int8 .tflite file, for its summary line."""
+    micro = extra.get("tflite_micro")
+    return "" if micro is None else (f" | TFLite Micro: digit {micro['metrics']['digit_accuracy']:.2%} sum "
+                                     f"{micro['metrics']['sum_accuracy']:.2%}, arena {micro['arena_bytes']:,} bytes")
 
 
 @dataclass
@@ -94,6 +101,9 @@ def output_paths(cfg: ExportConfig) -> dict[str, Path]:
     if cfg.format not in FORMATS:
         raise DigitsumError(f"unknown format {cfg.format!r} (choose from {', '.join(FORMATS)})")
     fp32 = Path(cfg.out) if cfg.out else exported_path(cfg.checkpoint, FORMATS[cfg.format])
+    if (fp32.suffix.lower() == ".tflite") != (cfg.format != "onnx"):  # LiteRT writes .tflite, ONNX anything else
+        raise DigitsumError(f"--out {fp32}: --format {cfg.format} writes a {FORMATS[cfg.format]} file (the runtime "
+                            "chooses by the suffix)")
     wanted = {"int8": cfg.int8, "fp16": cfg.fp16}
     return {"fp32": fp32, **{p: variant_path(fp32, p) for p in onnx_contract.VARIANTS if wanted[p]}}
 
