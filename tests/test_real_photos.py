@@ -152,9 +152,10 @@ def test_every_real_photo_shows_a_digit_and_tight_crops_of_them_too() -> None:
     assert not missed, missed
 
 
-def test_real_photos_touch_edge_only_inside_a_larger_frame() -> None:
-    """"touches edge" still means cut off by a region inside a larger frame: a real photo's digit, across the
-    camera region's edge, is refused; the same photo on its own is read."""
+def test_real_photos_touch_edge_and_too_large_only_inside_a_larger_frame() -> None:
+    """"touches edge" and "too large" still mean cut off by, or filling, a region inside a larger frame: a real
+    photo's digit across the camera region's edge, or over 95 % of it, is refused; the same digit on its own
+    is read."""
     path, _ = _real_photos()[0]
     photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
     prep = prepare(photo, WHOLE)
@@ -165,6 +166,14 @@ def test_real_photos_touch_edge_only_inside_a_larger_frame() -> None:
     frame[30:270, 90:290] = digit  # across the top-left corner of the central 288 x 288 region
     assert prepare(frame, PreprocessConfig(roi=0.6)).reason == "touches edge"
     assert prepare(frame[30:270, 90:290], WHOLE).mnist is not None
+    # "too large": the digit's box over 95 % of a camera region without reaching its edge; alone, it is a digit
+    side = 288  # the central square of a 640x480 frame at roi 0.6
+    big = cv2.resize(photo[y:y + h, x:x + w], (round(0.97 * side * w / max(w, h)), round(0.97 * side * h / max(w, h))))
+    frame = np.full((480, 640, 3), int(np.median(photo)), np.uint8)
+    bh, bw = big.shape[:2]
+    frame[240 - bh // 2:240 - bh // 2 + bh, 320 - bw // 2:320 - bw // 2 + bw] = big
+    assert prepare(frame, PreprocessConfig(roi=0.6)).reason == "too large"
+    assert prepare(big, WHOLE).mnist is not None
 
 
 def test_predict_reads_a_folder_of_folders_and_live_roi_1_an_image_whole(tmp_path: Path, tiny_onnx: Path) -> None:
