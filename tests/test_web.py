@@ -86,6 +86,7 @@ def test_the_app_reads_the_camera_on_the_device_and_offline(app: Path, tiny_onnx
             assert re.sub(r"\s+", " ", str(text)).strip() == f"{digit} + 3 = {digit + 3}"
             assert browser.evaluate("self.crossOriginIsolated") is True  # COOP/COEP: the fine timer
             assert browser.wait_for("window.digitsum.offline") == "works offline"
+            assert browser.call("Page.getInstallabilityErrors")["installabilityErrors"] == []  # a PWA
             assert browser.evaluate("document.getElementById('where-label').hidden") is True  # no server here
             browser.wait_for("window.digitsum.stats().count >= 10")  # past the warm-up: a median worth showing
             image = browser.screenshot()
