@@ -4,6 +4,8 @@ video; and a static web server in a thread (what any static host does, plus the 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import http.server
 import json
 import os
@@ -72,6 +74,13 @@ def pick_scene(model: Path, seed: int = 11) -> tuple[list[np.ndarray], int]:
     pytest.fail("no synth frame that the tiny model reads surely")
 
 
+def _die_with_parent() -> None:
+    """In the child before it runs Chromium: the kernel kills it when the test process dies, even by SIGKILL,
+    so that a killed test run leaves no browser behind (Linux; elsewhere nothing)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Chromium:
     """A headless Chromium on one page, driven through the DevTools protocol."""
 
@@ -82,7 +91,7 @@ class Chromium:
         self.process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
                                          f"--use-file-for-fake-video-capture={camera}", url],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         self.ids = iter(range(1, 1_000_000))
         self.stack = ExitStack()
         try:

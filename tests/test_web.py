@@ -90,6 +90,16 @@ def test_the_app_reads_the_camera_on_the_device_and_offline(app: Path, tiny_onnx
             assert browser.evaluate("document.getElementById('where-label').hidden") is True  # no server here
             browser.wait_for("window.digitsum.stats().count >= 10")  # past the warm-up: a median worth showing
             image = browser.screenshot()
+            # The other states, as the page draws them: a digit read below min_confidence, then no digit at all.
+            browser.evaluate("window.digitsum.reader.minConfidence = 1.01")
+            unsure = browser.wait_for("document.getElementById('result').dataset.uncertain === 'true' && "
+                                      "document.getElementById('result').textContent")
+            assert re.sub(r"\s+", " ", str(unsure)).strip() == f"{digit}? + 3 = {digit + 3}"
+            browser.evaluate("window.digitsum.reader.setRoi(0.05)")  # a square too small to hold the digit
+            nothing = browser.wait_for("document.getElementById('result').dataset.found === 'false' && "
+                                       "document.getElementById('detail').textContent")
+            assert str(nothing).startswith("no digit (") and str(nothing).endswith("| rand 3"), nothing
+            browser.evaluate("window.digitsum.reader.minConfidence = 0.5; window.digitsum.reader.setRoi(0.6)")
             # The network cut: the server is gone, and the reloaded page comes from the service worker's cache.
             server.stop()
             browser.call("Page.reload", ignoreCache=False)
