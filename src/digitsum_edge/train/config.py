@@ -22,6 +22,7 @@ class TrainConfig:
     augment: bool = True  # per-image random rotation (+-10 deg), scale (0.9-1.1), shift (+-2 px); no flips
     stroke: float = 0.0  # with augment: blend each image up to this far towards a thicker or thinner stroke
     elastic: float = 0.0  # with augment: also a smooth random warp of up to this many pixels (0: off)
+    prepared: int = 0  # also train on this many training digits drawn as camera frames, prepared back (0: off)
     ema: float = 0.0  # decay of an exponential moving average of the weights, which is what is saved (0: off)
     channels: tuple[int, ...] = (16, 24, 48, 96)  # conv widths of the digit reader (see ModelConfig)
     seed: int = 0  # seeds init, shuffling, rand and augmentation: same seed, same model on CPU

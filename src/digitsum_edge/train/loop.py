@@ -23,6 +23,7 @@ from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.files import check_folder, write_json
 from digitsum_edge.layout import checkpoint_path
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
+from digitsum_edge.train import prepared
 from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.device import resolve_device, use_bf16
 from digitsum_edge.train.report import plot_curves, plot_errors
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
 RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
-              "stroke", "elastic", "ema", "channels", "seed", "limit", "holdout", "eval_images")
+              "stroke", "elastic", "prepared", "ema", "channels", "seed", "limit", "holdout", "eval_images")
 
 
 @dataclass
@@ -171,7 +172,8 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
         test = mnist.Split(train.images[-cfg.holdout:], train.labels[-cfg.holdout:])
         train = mnist.Split(train.images[:-cfg.holdout], train.labels[:-cfg.holdout])
     test = mnist.Split(test.images[:cfg.eval_images], test.labels[:cfg.eval_images])  # None: all of them
-    n = min(cfg.limit or len(train), len(train))
+    train = prepared.mix(mnist.Split(train.images[:cfg.limit], train.labels[:cfg.limit]), cfg.prepared, cfg.seed)
+    n = len(train)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BatchNorm)
 
     torch.manual_seed(cfg.seed)
