@@ -24,10 +24,9 @@ def _run(*args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedP
                           **kwargs)
 
 
-@pytest.fixture(scope="module")
-def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding the wheel of this checkout and its base dependencies only; its bin folder."""
-    tmp = tmp_path_factory.mktemp("runtime_install")
+def _fresh_venv(tmp: Path, extra: str = "") -> tuple[Path, subprocess.CompletedProcess]:
+    """A fresh venv holding the wheel of this checkout (with `extra`, e.g. "[litert]"): its bin folder and pip's
+    result."""
     built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                  tmp / "wheels", ROOT)
     assert built.returncode == 0, built.stderr
@@ -37,7 +36,13 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except Exception as e:  # no ensurepip on this Python
         pytest.skip(f"cannot create a venv with pip here: {e}")
     bin_dir = tmp / "venv" / "bin"
-    installed = _run(bin_dir / "python", "-m", "pip", "install", "-q", wheel)
+    return bin_dir, _run(bin_dir / "python", "-m", "pip", "install", "-q", f"{wheel}{extra}")
+
+
+@pytest.fixture(scope="module")
+def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding the wheel of this checkout and its base dependencies only; its bin folder."""
+    bin_dir, installed = _fresh_venv(tmp_path_factory.mktemp("runtime_install"))
     assert installed.returncode == 0, installed.stderr[-2000:]
     return bin_dir
 
@@ -67,17 +72,24 @@ def test_training_commands_name_the_extra(runtime_venv: Path, command: str, tmp_
 def test_predict_reads_what_the_full_install_reads(runtime_venv: Path, tiny_onnx: Path, tmp_path: Path) -> None:
     digits, labels = pick_digits(12, seed=5)
     write_images(tmp_path / "shots", digits, labels, seed=5)
-    args = ["predict", tmp_path / "shots", "--model", tiny_onnx, "--rand", "6", "--provider", "cpu"]
-    runtime = _cli(runtime_venv, *args)
+    readings = _same_readings(runtime_venv, "predict", tmp_path / "shots", "--model", tiny_onnx, "--rand", "6",
+                              "--provider", "cpu")
+    assert len(readings) == 12
+    read = [r["digit"] for r in readings]
+    assert sum(d == t for d, t in zip(read, labels, strict=True)) >= 9  # the tiny model reads most frames
+
+
+def _same_readings(bin_dir: Path, *args: object) -> list[dict]:
+    """The JSON lines of a command in the venv at `bin_dir`, which must equal the full install's (times aside)."""
+    here = _cli(bin_dir, *args)
     full = _run(sys.executable, "-c", "from digitsum_edge.cli import main; main()", *args)
-    assert runtime.returncode == 0 and full.returncode == 0, runtime.stderr + full.stderr
+    assert here.returncode == 0 and full.returncode == 0, here.stderr + full.stderr
 
     def readings(out: str) -> list[dict]:
         return [{k: v for k, v in json.loads(line).items() if not k.endswith("ms")} for line in out.splitlines()]
 
-    assert readings(runtime.stdout) == readings(full.stdout) and len(readings(runtime.stdout)) == 12
-    read = [r["digit"] for r in readings(runtime.stdout)]
-    assert sum(d == t for d, t in zip(read, labels, strict=True)) >= 9  # the tiny model reads most frames
+    assert readings(here.stdout) == readings(full.stdout)
+    return readings(here.stdout)
 
 
 def test_live_headless_on_a_video(runtime_venv: Path, tiny_onnx: Path, tmp_path: Path) -> None:
@@ -124,3 +136,47 @@ def test_api_in_the_runtime_install(runtime_venv: Path, tiny_onnx: Path, tmp_pat
     assert done.returncode == 0, done.stderr
     here = digitsum_edge.load(tiny_onnx, provider="cpu").predict(images, rand)
     assert json.loads(done.stdout) == [here.digits.tolist(), here.sums.tolist()]
+
+
+def test_a_tflite_without_the_litert_extra_names_it(runtime_venv: Path, tiny_litert: Path, tmp_path: Path) -> None:
+    digits, labels = pick_digits(2, seed=1)
+    write_images(tmp_path / "shots", digits, labels, seed=1)
+    done = _cli(runtime_venv, "predict", tmp_path / "shots", "--model", tiny_litert / "model.tflite",
+                "--provider", "cpu")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == ('error: model.tflite is a LiteRT model: it needs the litert extra: '
+                                                    'pip install "digitsum-edge[litert]"')
+
+
+@pytest.fixture(scope="module")
+def litert_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel and its litert extra only (ai-edge-litert): its bin folder."""
+    bin_dir, installed = _fresh_venv(tmp_path_factory.mktemp("litert_install"), "[litert]")
+    if installed.returncode != 0 and "ai-edge-litert" in installed.stderr:  # no wheel for this platform
+        print(f"skip: ai-edge-litert cannot install here: {installed.stderr.strip().splitlines()[-1]}")
+        pytest.skip("ai-edge-litert cannot install on this platform")
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return bin_dir
+
+
+def test_the_litert_extra_reads_tflite_files_without_torch(litert_venv: Path, tiny_litert: Path, tiny_onnx: Path,
+                                                             tmp_path: Path) -> None:
+    probe = ("import importlib.util as u, json; "
+             "print(json.dumps({m: u.find_spec(m) is not None for m in ['torch', 'onnx', 'litert_torch', "
+             "'tflite_micro', 'ai_edge_litert']}))")
+    assert json.loads(_run(litert_venv / "python", "-c", probe).stdout) == {
+        "torch": False, "onnx": False, "litert_torch": False, "tflite_micro": False, "ai_edge_litert": True}
+    digits, labels = pick_digits(8, seed=3)
+    write_images(tmp_path / "shots", digits, labels, seed=3)
+    assert len(_same_readings(litert_venv, "predict", tmp_path / "shots", "--model", tiny_litert / "model.tflite",
+                              "--rand", "5", "--provider", "cpu")) == 8
+    done = _cli(litert_venv, "bench", "--onnx", tiny_onnx, "--litert", tiny_litert / "model.tflite", "--litert-int8",
+                tiny_litert / "model.int8.tflite", "--checkpoint", tmp_path / "absent.pt", "--batch-sizes", "1",
+                "--budget", "0.02", "--warmup", "1", "--min-runs", "2", "--eval-images", "20", "--no-live",
+                "--json", tmp_path / "bench.json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert {(r["backend"], r["precision"], r["status"]) for r in rows} == {
+        ("onnxruntime", "fp32", "ok"), ("litert", "fp32", "ok"), ("litert", "int8", "ok"),
+        ("tflite-micro", "int8", "skipped")}
+    assert next(r for r in rows if r["backend"] == "tflite-micro")["reason"].endswith('"digitsum-edge[litert-export]"')
