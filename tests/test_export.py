@@ -175,3 +175,16 @@ def test_a_failed_verification_names_every_failure(tiny_checkpoint: Path, tmp_pa
     assert message.startswith(f"verification failed for {tmp_path / 'm.onnx'}: ") and "\n" not in message
     assert "largest logit difference 3.00e-01" in message and "argmax agreement 90.0000%" in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_litert_without_its_extra_names_it(tiny_checkpoint: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "litert_torch" else real(name, *a))
+    result = export(str(tiny_checkpoint), "--format", "litert", "--out", str(tmp_path / "m.tflite"))
+    one_line_error(result, 'export --format litert needs the litert-export extra: pip install '
+                           '"digitsum-edge[litert-export]"')
+    assert list(tmp_path.iterdir()) == []
