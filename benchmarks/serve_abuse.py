@@ -271,19 +271,26 @@ def case_stop(model: str) -> dict:
     return stopped
 
 
+def _hold_open(port: int, count: int, seconds: float, answer: multiprocessing.Queue) -> None:
+    """In a process of its own: `count` slow uploads and `count` idle connections held open together."""
+    async def both() -> tuple:
+        return await asyncio.gather(slow_clients(port, count, seconds, idle=False),
+                                    slow_clients(port, count, seconds, idle=True))
+
+    answer.put(asyncio.run(both()))
+
+
 def case_slow(service: Service, jpegs: list[bytes], seconds: float) -> dict:
-    """200 slow uploads and 200 idle connections beside one quiet reader; /healthz meanwhile."""
+    """200 slow uploads and 200 idle connections (from another process) beside one quiet reader; /healthz."""
     quiet = asyncio.run(quiet_reads(service.url, jpegs, seconds / 2))
-
-    async def together() -> tuple:
-        slow = asyncio.create_task(slow_clients(service.port, 200, seconds, idle=False))
-        idle = asyncio.create_task(slow_clients(service.port, 200, seconds, idle=True))
-        await asyncio.sleep(1.0)
-        beside = await quiet_reads(service.url, jpegs, seconds - 2)
-        health = await asyncio.to_thread(_status, f"{service.url}/healthz", None, 8)
-        return await slow, await idle, beside, health
-
-    slow, idle, beside, health = asyncio.run(together())
+    answer: multiprocessing.Queue = multiprocessing.Queue()
+    holder = multiprocessing.Process(target=_hold_open, args=(service.port, 200, seconds, answer))
+    holder.start()
+    time.sleep(1.5)
+    beside = asyncio.run(quiet_reads(service.url, jpegs, seconds - 3))
+    health = _status(f"{service.url}/healthz", None, 8)
+    slow, idle = answer.get(timeout=seconds + 60)
+    holder.join(10)
     return {"quiet": quiet, "slow_uploads": slow, "idle": idle, "beside": beside,
             "healthz_status": health[0], "healthz_s": round(health[1], 2)}
 

@@ -108,7 +108,8 @@ def _init_ray(cfg: ServeConfig) -> None:
     try:
         with warnings.catch_warnings():  # Ray Client warns about a time-out before it raises it: one line here
             warnings.simplefilter("ignore")
-            ray.init(address=None if local else cfg.address, **options)
+            # "local": a new instance even where `ray start` left a cluster (or its stale address file)
+            ray.init(address="local" if local else cfg.address, **options)
     except Exception as e:  # ConnectionError, TimeoutError, ValueError from a bad or dead address
         hint = (" (is Ray Client listening there? A cluster with token authentication also needs "
                 "RAY_AUTH_MODE=token and its token)" if cfg.address.startswith("ray://") else "")

@@ -16,6 +16,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,9 @@ class LocalCluster:
         """Every node's processes, workers first."""
         for node in reversed(self.nodes):
             self.stop_node(node)
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # what `ray stop` removes too:
+        if current.exists() and current.read_text().strip().endswith(f":{self.port}"):  # else `ray.init()`
+            current.unlink()  # would take this dead head for a running cluster
         deadline = time.monotonic() + 10
         while any(self.processes(n) for n in self.nodes) and time.monotonic() < deadline:
             time.sleep(0.2)

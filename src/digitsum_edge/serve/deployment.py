@@ -130,13 +130,15 @@ class DigitsumService:
         image = np.concatenate(images) if len(items) > 1 else images[0]
         rand = np.concatenate([r for _, r in items]) if len(items) > 1 else items[0][1]
         digit_logits, sum_logits = self.backend.run(image, rand)
-        self.model_calls, self.images = self.model_calls + 1, self.images + len(rand)
+        self.model_calls += 1
         ends = np.cumsum([len(r) for _, r in items])[:-1]
         return list(zip(np.split(digit_logits, ends), np.split(sum_logits, ends), strict=True))
 
-    async def logits(self, image: np.ndarray, rand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Any number of images: through the batcher in pieces of at most max_batch."""
+    async def logits(self, image: np.ndarray, rand: np.ndarray, count: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Any number of images: through the batcher in pieces of at most max_batch (`count`: in /v1/model's
+        images, which health probes are not)."""
         step = self.cfg.max_batch
+        self.images += len(rand) if count else 0
         if len(rand) <= step:
             return await self.infer((image, rand))
         parts = await asyncio.gather(*(self.infer((image[i:i + step], rand[i:i + step]))
@@ -204,7 +206,8 @@ class DigitsumService:
     async def probe(self, timeout_s: float) -> None:
         """One blank image through the batcher and the model within `timeout_s`: can this replica answer?"""
         size = self.info.input_size
-        await asyncio.wait_for(self.logits(np.zeros((1, size, size), np.uint8), np.zeros(1, np.int64)), timeout_s)
+        await asyncio.wait_for(self.logits(np.zeros((1, size, size), np.uint8), np.zeros(1, np.int64), False),
+                               timeout_s)
 
     async def check_health(self) -> None:
         """Ray Serve's periodic health check (and HAProxy's through it): the model answers."""
