@@ -201,3 +201,26 @@ def strip_metadata(data: bytes) -> bytes:
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def test_the_c_array_compiles_and_holds_the_model(exported: tuple[Path, dict], tmp_path: Path) -> None:
+    """Firmware compiles model_data.cc: the system C++ compiler builds it with a small program that reads it."""
+    import subprocess
+
+    compiler = shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        print("skip: no C++ compiler here")
+        pytest.skip("no C++ compiler (g++ or clang++) to build model_data.cc")
+    out, _ = exported
+    (tmp_path / "main.cc").write_text(
+        '#include <cstdio>\n#include "model_data.h"\nint main() {\n'
+        '  std::printf("%u %.4s %d %d\\n", g_digitsum_model_data_len, (const char*)g_digitsum_model_data + 4,\n'
+        '              kDigitsumArenaBytes, (int)(reinterpret_cast<unsigned long>(g_digitsum_model_data) % 16));\n}\n')
+    sources = [str(out / "model_data.cc"), str(tmp_path / "main.cc")]
+    built = subprocess.run([compiler, "-std=c++17", "-I", str(out), *sources, "-o", str(tmp_path / "probe")],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert built.returncode == 0, built.stderr
+    length, identifier, arena, misalignment = subprocess.run(
+        [str(tmp_path / "probe")], capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    assert int(length) == (out / "model.int8.tflite").stat().st_size and identifier == "TFL3"
+    assert int(arena) == open_micro(out / "model.int8.tflite").arena_bytes and misalignment == "0"
