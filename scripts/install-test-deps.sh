@@ -7,13 +7,13 @@
 # and exits 0, and the test that needs it is skipped. It never fails the test command.
 set -u
 
-# The web app's npm packages (onnxruntime-web, OpenCV.js) as package-lock.json pins them, for the web tests:
+# The web app's npm package (onnxruntime-web) as package-lock.json pins it, for the web tests:
 # `npm ci` when node_modules is older than the lockfile; without npm one `skip:` line and those tests skip.
 web=src/digitsum_edge/web
 if ! command -v npm >/dev/null 2>&1; then
     echo "skip: npm is not installed (apt-get install npm): the web app tests will be skipped"
 elif [ ! "$web/node_modules/.package-lock.json" -nt "$web/package-lock.json" ]; then
-    echo "npm ci in $web (onnxruntime-web and OpenCV.js, for the web app tests)"
+    echo "npm ci in $web (onnxruntime-web, for the web app tests)"
     (cd "$web" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
         || echo "skip: npm ci failed in $web: the web app tests will be skipped"
 fi

@@ -45,7 +45,7 @@ def npm_files_or_skip() -> None:
                     (build.HERE / "node_modules", build.CACHE / f"npm-{build.lock_digest()}" / "node_modules"))
     if not installed and shutil.which("npm") is None:
         print("skip: npm is not installed and the web app's npm packages are missing: the web tests do not run")
-        pytest.skip("npm is not installed (apt-get install npm), and onnxruntime-web / OpenCV.js are missing")
+        pytest.skip("npm is not installed (apt-get install npm), and onnxruntime-web is missing")
 
 
 def write_y4m(path: Path, images: list[np.ndarray], fps: int = 15) -> Path:

@@ -1,5 +1,5 @@
 """`digitsum-edge web`: the static app folder, assembled from the app's sources (app/), the model with its
-metadata as JSON, the reading defaults, the preprocessing's constants, and the npm packages' browser files.
+metadata as JSON, the reading defaults, the preprocessing's constants, and onnxruntime-web's browser files.
 
 Everything the page needs sits in the folder (no CDN), and its service worker caches all of it, so the app
 works offline after the first load. What the page knows about the model (input names, normalisation, class
@@ -34,7 +34,6 @@ VENDOR = {
     "ort.wasm.min.js": "onnxruntime-web/dist/ort.wasm.min.js",  # onnxruntime-web, wasm backend only (window.ort)
     "ort-wasm-simd-threaded.mjs": "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
     "ort-wasm-simd-threaded.wasm": "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
-    "opencv.js": "@techstark/opencv-js/dist/opencv.js",  # OpenCV.js, the wasm inside (window.cv)
 }
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digitsum-edge"
 
@@ -94,12 +93,12 @@ def npm_ci(folder: Path) -> Path:
     """Install the locked versions with `npm ci` into `folder` (no install scripts); its node_modules."""
     npm = shutil.which("npm")
     if npm is None:
-        raise DigitsumError("web needs npm to fetch onnxruntime-web and OpenCV.js once (install Node.js and npm, "
+        raise DigitsumError("web needs npm to fetch onnxruntime-web once (install Node.js and npm, "
                             "e.g. apt-get install npm), or --node-modules DIR")
     check_folder(folder)
     for name in ("package.json", "package-lock.json"):
         shutil.copyfile(HERE / name, folder / name)
-    log.info("npm ci: onnxruntime-web and OpenCV.js as locked in package-lock.json, into %s", folder)
+    log.info("npm ci: onnxruntime-web as locked in package-lock.json, into %s", folder)
     done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder,
                           capture_output=True, text=True)
     if done.returncode != 0 or not _has_vendor(folder / "node_modules"):

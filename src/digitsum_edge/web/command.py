@@ -12,13 +12,13 @@ from digitsum_edge import layout
 @click.option("--model", type=click.Path(), default=layout.DEFAULT_MODEL, show_default=True,
               help="The exported .onnx file the page runs.")
 @click.option("--node-modules", type=click.Path(), default=None,
-              help="Take onnxruntime-web and OpenCV.js from this node_modules [default: `npm ci` once, cached].")
+              help="Take onnxruntime-web from this node_modules [default: `npm ci` once, cached].")
 @click.option("--force", is_flag=True, help="Replace an existing OUT folder.")
 def web(**options: object) -> None:
     """Write a static web app that reads digits on the device (phone or laptop browser), offline once loaded.
 
     \b
-    OUT holds index.html, the app's JavaScript, the model, onnxruntime-web and OpenCV.js: put it on any
+    OUT holds index.html, the app's JavaScript (the preprocessing too), the model and onnxruntime-web: put it on any
     static host (https, or http://localhost: browsers give the camera to nothing else). The first run
     fetches the locked npm packages once with `npm ci`.
     """

@@ -1,5 +1,5 @@
 // Which marks are the digit, as digitsum_edge/runtime/marks.py decides it, function for function. A mark is
-// {area, rect: [x, y, w, h], contour: an OpenCV.js contour Mat}, in the preprocessing's working pixels.
+// {area, rect: [x, y, w, h], contour: a contour Mat}, in the preprocessing's working pixels.
 "use strict";
 
 function touchesEdge([x, y, w, h], [ix, iy, iw, ih]) {

@@ -1,7 +1,8 @@
 // Camera frame -> MNIST-like 28x28, step for step as digitsum_edge/runtime/preprocess.py (its docstring gives each
-// step's reason; the numbers in comments are those steps). OpenCV.js runs the same OpenCV functions as cv2, so
-// the browser's 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on
-// drift. Settings and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
+// step's reason; the numbers in comments are those steps). The OpenCV functions it calls come from cvlite.js, which
+// does what OpenCV does in plain JavaScript (OpenCV.js's API, so OpenCV.js itself would also do), so the browser's
+// 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
+// and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
 "use strict";
 
 // Python's round(): halves to the even neighbour (Math.round sends them up).
@@ -10,7 +11,7 @@ function pyRound(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-// A scope that deletes every OpenCV Mat made in it (OpenCV.js memory is not garbage-collected).
+// A scope that deletes every Mat made in it (OpenCV.js's memory is not garbage-collected; cvlite's is).
 class Mats {
   constructor(cv) { this.cv = cv; this.all = []; }
   keep(m) { this.all.push(m); return m; }
@@ -19,7 +20,7 @@ class Mats {
   crop(m, x, y, w, h) {  // a copy: filters on a numpy slice see no pixels beyond it, so neither may these
     const view = m.roi(new this.cv.Rect(x, y, w, h));
     const copy = this.like();
-    view.copyTo(copy);  // (OpenCV.js's clone() of a region keeps the parent's row step: .data would be wrong)
+    view.copyTo(copy);  // (OpenCV.js's clone() of a region keeps the parent's row step: its .data is wrong)
     view.delete();
     return copy;
   }
@@ -36,8 +37,8 @@ function roiBox(height, width, fraction) {
 }
 
 function histogram(m) {
-  const hist = new Float64Array(256);
-  for (const v of m.data) hist[v] += 1;
+  const hist = new Float64Array(256), d = m.data;
+  for (let i = 0; i < d.length; i++) hist[d[i]] += 1;
   return hist;
 }
 

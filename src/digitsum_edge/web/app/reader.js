@@ -3,12 +3,6 @@
 // and of reading (roi, ink, min_confidence) comes from digitsum.json, written by Python at `digitsum-edge web`.
 "use strict";
 
-function openCv() {
-  // OpenCV.js sets window.cv to its module, whose then() calls back once the runtime is ready. The module is
-  // itself a "thenable", which a Promise would unwrap forever: its then is removed before it is handed on.
-  return new Promise((ready) => self.cv.then((module) => { delete module.then; ready(module); }));
-}
-
 function softmax(logits) {
   const top = Math.max(...logits);
   const e = Array.from(logits, (v) => Math.exp(v - top));
@@ -30,11 +24,9 @@ class DigitReader {
     ort.env.wasm.numThreads = 1;  // one wasm thread: what a phone gives a page without cross-origin isolation
     ort.env.wasm.proxy = false;
     const modelUrl = new URL(settings.model.file, new URL(base, location.href));
-    const [session, cv] = await Promise.all([
-      ort.InferenceSession.create(modelUrl.href, {executionProviders: ["wasm"], graphOptimizationLevel: "all"}),
-      openCv(),
-    ]);
-    return new DigitReader(settings, session, cv);
+    const session = await ort.InferenceSession.create(modelUrl.href, {executionProviders: ["wasm"],
+                                                                     graphOptimizationLevel: "all"});
+    return new DigitReader(settings, session, self.cvlite);
   }
 
   constructor(settings, session, cv) {

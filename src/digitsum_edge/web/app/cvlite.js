@@ -1,0 +1,358 @@
+// The OpenCV functions the preprocessing uses, in plain JavaScript, for 8-bit images, with OpenCV.js's API (cv.Mat,
+// cv.resize, cv.threshold ...) at a hundredth of its download: images, arithmetic, resizing, morphology and
+// thresholds here; contours and connected components in contours.js. Each follows OpenCV's own rules (rounding,
+// anchors, borders, the order of contours), so the preprocessing gives OpenCV's results bit for bit.
+"use strict";
+
+(function () {
+  const CV_8UC1 = 0, CV_8UC4 = 24, CV_32S = 4, CV_32SC2 = 12;
+
+  class Mat {
+    constructor(rows = 0, cols = 0, type = CV_8UC1, scalar = null) {
+      this.rows = rows;
+      this.cols = cols;
+      this.type_ = type;
+      const n = rows * cols * (type === CV_8UC4 ? 4 : type === CV_32SC2 ? 2 : 1);
+      this.data = type === CV_32S || type === CV_32SC2 ? new Int32Array(n) : new Uint8Array(n);
+      if (scalar) this.data.fill(scalar[0]);
+      this.deleted = false;
+      this.parent = null;
+    }
+    get data32S() { return this.data; }
+    channels() { return this.type_ === CV_8UC4 ? 4 : this.type_ === CV_32SC2 ? 2 : 1; }
+    type() { return this.type_; }
+    roi(r) {  // a view: copyTo a view writes into its parent
+      const view = new Mat(r.height, r.width, this.type_);
+      const c = this.channels();
+      for (let y = 0; y < r.height; y++) {
+        const start = ((r.y + y) * this.cols + r.x) * c;
+        view.data.set(this.data.subarray(start, start + r.width * c), y * r.width * c);
+      }
+      view.parent = {mat: this, rect: r};
+      return view;
+    }
+    copyTo(dst) {
+      if (dst.parent) {
+        const {mat, rect} = dst.parent, c = this.channels();
+        for (let y = 0; y < rect.height; y++) {
+          mat.data.set(this.data.subarray(y * this.cols * c, (y + 1) * this.cols * c), ((rect.y + y) * mat.cols + rect.x) * c);
+        }
+        return;
+      }
+      dst.assign(this.rows, this.cols, this.type_, this.data.slice());
+    }
+    clone() { const m = new Mat(); this.copyTo(m); return m; }
+    assign(rows, cols, type, data) {
+      this.rows = rows; this.cols = cols; this.type_ = type; this.data = data;
+    }
+    delete() { this.deleted = true; }
+    isDeleted() { return this.deleted; }
+  }
+  Mat.ones = (rows, cols) => new Mat(rows, cols, CV_8UC1, [1]);
+
+  class MatVector {
+    constructor() { this.items = []; }
+    push_back(m) { this.items.push(m); }
+    get(i) { return this.items[i]; }
+    size() { return this.items.length; }
+    delete() {}
+    isDeleted() { return false; }
+  }
+
+  const gray = (dst, rows, cols, data) => dst.assign(rows, cols, CV_8UC1, data);
+  const rint = (v) => {  // cvRound: to the nearest, halves to even
+    const r = Math.round(v);
+    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  };
+  const sat = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+  function cvtColor(src, dst) {  // RGBA -> gray: OpenCV's fixed point, 14 bits
+    const d = src.data, n = src.rows * src.cols, out = new Uint8Array(n);
+    for (let i = 0, j = 0; i < n; i++, j += 4) out[i] = (d[j] * 9798 + d[j + 1] * 19235 + d[j + 2] * 3735 + 16384) >> 15;
+    gray(dst, src.rows, src.cols, out);
+  }
+
+  function resize(src, dst, size, fx, fy, interpolation) {
+    const sh = src.rows, sw = src.cols, dh = size.height, dw = size.width, s = src.data;
+    const out = new Uint8Array(dw * dh);
+    if (interpolation === 3) {  // INTER_AREA
+      const kx = 1 / (dw / sw), ky = 1 / (dh / sh);  // OpenCV's scale: 1 / inv_scale
+      if (kx === 2 && ky === 2) {  // halving: (a + b + c + d + 2) >> 2, OpenCV's fast path
+        for (let y = 0; y < dh; y++) {
+          const r0 = 2 * y * sw, r1 = r0 + sw;
+          for (let x = 0, o = y * dw; x < dw; x++, o++) {
+            const c = 2 * x;
+            out[o] = (s[r0 + c] + s[r0 + c + 1] + s[r1 + c] + s[r1 + c + 1] + 2) >> 2;
+          }
+        }
+      } else if (Number.isInteger(kx) && Number.isInteger(ky)) {
+        const area = kx * ky;
+        for (let y = 0; y < dh; y++) {
+          for (let x = 0; x < dw; x++) {
+            let sum = 0;
+            for (let v = 0; v < ky; v++) for (let u = 0; u < kx; u++) sum += s[(y * ky + v) * sw + x * kx + u];
+            out[y * dw + x] = kx === 2 && ky === 2 ? (sum + 2) >> 2 : sat(rint(Math.fround(sum * Math.fround(1 / area))));
+          }
+        }
+      } else {
+        areaResize(s, sw, sh, out, dw, dh);
+      }
+    } else {  // INTER_LINEAR, OpenCV's fixed point: 11-bit weights, rows then columns, as its vector code rounds
+      const tx = linearTab(sw, dw, true), ty = linearTab(sh, dh, false);
+      const rows = new Map();
+      const rowOf = (sy) => {
+        if (!rows.has(sy)) {
+          const r = new Int32Array(dw);
+          for (let x = 0; x < dw; x++) { const [x0, x1, a0, a1] = tx[x]; r[x] = s[sy * sw + x0] * a0 + s[sy * sw + x1] * a1; }
+          rows.set(sy, r);
+        }
+        return rows.get(sy);
+      };
+      for (let y = 0; y < dh; y++) {
+        const [y0, y1, b0, b1] = ty[y], r0 = rowOf(y0), r1 = rowOf(y1);
+        for (let x = 0; x < dw; x++) {
+          out[y * dw + x] = sat((((b0 * (r0[x] >> 4)) >> 16) + ((b1 * (r1[x] >> 4)) >> 16) + 2) >> 2);
+        }
+      }
+    }
+    gray(dst, dh, dw, out);
+  }
+
+  function linearTab(sn, dn, across) {  // per destination pixel: two source indices and their 11-bit weights;
+    // across a row the weights are reset at the ends, down the columns only the rows are clamped (OpenCV's way)
+    const scale = 1 / (dn / sn), tab = [];
+    for (let d = 0; d < dn; d++) {
+      let f = Math.fround((d + 0.5) * scale - 0.5);
+      let i = Math.floor(f);
+      f = Math.fround(f - i);
+      if (across && i < 0) { i = 0; f = 0; }
+      if (across && i >= sn - 1) { i = sn - 1; f = 0; }
+      const clamp = (k) => Math.min(Math.max(k, 0), sn - 1);
+      tab.push([clamp(i), clamp(i + 1), rint(Math.fround(1 - f) * 2048), rint(f * 2048)]);
+    }
+    return tab;
+  }
+
+  function areaTab(sn, dn) {  // OpenCV's computeResizeAreaTab: (destination, source, weight) triples
+    const scale = 1 / (dn / sn), tab = [];
+    for (let d = 0; d < dn; d++) {
+      const fsx1 = d * scale, fsx2 = fsx1 + scale;
+      const cellWidth = Math.min(scale, sn - fsx1);
+      let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
+      sx2 = Math.min(sx2, sn - 1);
+      sx1 = Math.min(sx1, sx2);
+      if (sx1 - fsx1 > 1e-3) tab.push([d, sx1 - 1, Math.fround((sx1 - fsx1) / cellWidth)]);
+      for (let s = sx1; s < sx2; s++) tab.push([d, s, Math.fround(1 / cellWidth)]);
+      if (fsx2 - sx2 > 1e-3) tab.push([d, sx2, Math.fround(Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth)]);
+    }
+    return tab;
+  }
+
+  function areaResize(s, sw, sh, out, dw, dh) {  // float accumulation, rows then columns, as OpenCV's ResizeArea
+    const xt = areaTab(sw, dw), yt = areaTab(sh, dh);
+    const rows = new Map();
+    const rowOf = (sy) => {
+      if (rows.has(sy)) return rows.get(sy);
+      const buf = new Float32Array(dw);
+      for (const [d, sx, w] of xt) buf[d] = Math.fround(buf[d] + Math.fround(s[sy * sw + sx] * w));
+      rows.set(sy, buf);
+      return buf;
+    };
+    const sum = new Float32Array(dw);
+    let current = -1;
+    for (const [dy, sy, beta] of yt) {
+      if (dy !== current) {
+        if (current >= 0) for (let x = 0; x < dw; x++) out[current * dw + x] = sat(rint(sum[x]));
+        sum.fill(0);
+        current = dy;
+      }
+      const buf = rowOf(sy);
+      for (let x = 0; x < dw; x++) sum[x] = Math.fround(sum[x] + Math.fround(buf[x] * beta));
+    }
+    for (let x = 0; x < dw; x++) out[current * dw + x] = sat(rint(sum[x]));
+  }
+
+  // Morphology: OpenCV's min or max over the kernel's points, anchor at its centre, pixels beyond ignored.
+  function morphPass(src, kernel, isMax) {
+    const rows = src.rows, cols = src.cols, d = src.data, out = new Uint8Array(d.length);
+    if (kernel.data.every((v) => v !== 0)) return separable(d, rows, cols, kernel.cols, kernel.rows, isMax);
+    const ax = kernel.cols >> 1, ay = kernel.rows >> 1, pts = [];
+    for (let y = 0; y < kernel.rows; y++) for (let x = 0; x < kernel.cols; x++) if (kernel.data[y * kernel.cols + x]) pts.push([x - ax, y - ay]);
+    for (let y = 0; y < rows; y++) {
+      for (let x = 0; x < cols; x++) {
+        let v = isMax ? 0 : 255;
+        for (const [dx, dy] of pts) {
+          const yy = y + dy, xx = x + dx;
+          if (yy < 0 || xx < 0 || yy >= rows || xx >= cols) continue;
+          const p = d[yy * cols + xx];
+          if (isMax ? p > v : p < v) v = p;
+        }
+        out[y * cols + x] = v;
+      }
+    }
+    return out;
+  }
+
+  function separable(d, rows, cols, kw, kh, isMax) {
+    const tmp = new Uint8Array(d.length), out = new Uint8Array(d.length);
+    line(d, tmp, rows, cols, 1, cols, kw, isMax);
+    line(tmp, out, cols, rows, cols, 1, kh, isMax);
+    return out;
+  }
+
+  // The running min or max along lines (van Herk / Gil-Werman, three comparisons a pixel whatever k): `lines`
+  // lines of `length` pixels, `step` apart within a line, `stride` from one line's start to the next. Max: of the
+  // values; min: of their complements (255 - v), so that one loop serves both.
+  function line(d, out, lines, length, step, stride, k, isMax) {
+    if (k <= 3) return shortLine(d, out, lines, length, step, stride, k, isMax);
+    const before = k >> 1, span = length + k - 1, flip = isMax ? 0 : 255;
+    const p = new Uint8Array(span), g = new Uint8Array(span), h = new Uint8Array(span);
+    for (let l = 0; l < lines; l++) {
+      const first = l * stride;
+      p.fill(0);
+      for (let i = 0, at = first; i < length; i++, at += step) p[i + before] = d[at] ^ flip;
+      for (let start = 0; start < span; start += k) {
+        const end = start + k < span ? start + k : span;
+        let run = p[start];
+        g[start] = run;
+        for (let i = start + 1; i < end; i++) { const v = p[i]; if (v > run) run = v; g[i] = run; }
+        run = p[end - 1];
+        h[end - 1] = run;
+        for (let i = end - 2; i >= start; i--) { const v = p[i]; if (v > run) run = v; h[i] = run; }
+      }
+      for (let x = 0, at = first; x < length; x++, at += step) {
+        const a = h[x], b = g[x + k - 1];
+        out[at] = (a > b ? a : b) ^ flip;
+      }
+    }
+  }
+
+  function shortLine(d, out, lines, length, step, stride, k, isMax) {  // k 1-3: the window directly
+    const before = k >> 1, flip = isMax ? 0 : 255;
+    for (let l = 0; l < lines; l++) {
+      const first = l * stride;
+      for (let x = 0, at = first; x < length; x++, at += step) {
+        let best = 0;
+        for (let j = x - before; j < x - before + k; j++) {
+          if (j < 0 || j >= length) continue;
+          const v = d[first + j * step] ^ flip;
+          if (v > best) best = v;
+        }
+        out[at] = best ^ flip;
+      }
+    }
+  }
+
+  function erode(src, dst, kernel) { gray(dst, src.rows, src.cols, morphPass(src, kernel, false)); }
+  function dilate(src, dst, kernel) { gray(dst, src.rows, src.cols, morphPass(src, kernel, true)); }
+  function morphologyEx(src, dst, op, kernel) {
+    const t = new Mat();
+    if (op === 3) { dilate(src, t, kernel); erode(t, dst, kernel); }  // close
+    else if (op === 2) { erode(src, t, kernel); dilate(t, dst, kernel); }  // open
+    else {  // gradient
+      const lo = new Mat(); dilate(src, t, kernel); erode(src, lo, kernel);
+      cv.subtract(t, lo, dst);
+    }
+  }
+
+  function getStructuringElement(shape, size) {  // MORPH_RECT, or MORPH_ELLIPSE as OpenCV draws it
+    const m = new Mat(size.height, size.width, CV_8UC1);
+    if (shape === 0) { m.data.fill(1); return m; }
+    const r = size.width >> 1, c = size.height >> 1, inv = r ? 1 / (r * r) : 0;
+    for (let i = 0; i < size.height; i++) {
+      const dy = i - c;
+      if (Math.abs(dy) > r) continue;
+      const dx = rint(c * Math.sqrt((r * r - dy * dy) * inv));
+      for (let j = Math.max(c - dx, 0); j < Math.min(c + dx + 1, size.width); j++) m.data[i * size.width + j] = 1;
+    }
+    return m;
+  }
+
+  function threshold(src, dst, thresh, maxval, type) {
+    let t = thresh;
+    if (type & 8) t = otsu(src);  // THRESH_OTSU
+    const it = Math.floor(t), x = src.data, o = new Uint8Array(x.length);
+    for (let i = 0; i < x.length; i++) o[i] = x[i] > it ? maxval : 0;
+    gray(dst, src.rows, src.cols, o);
+    return t;
+  }
+
+  function otsu(src) {
+    const h = new Float64Array(256), d = src.data, n = d.length;
+    for (let i = 0; i < n; i++) h[d[i]] += 1;
+    const scale = 1 / n;
+    let mu = 0;
+    for (let i = 0; i < 256; i++) mu += i * h[i];
+    mu *= scale;
+    let mu1 = 0, q1 = 0, maxSigma = 0, maxVal = 0;
+    const eps = 1.1920928955078125e-7;
+    for (let i = 0; i < 256; i++) {
+      const p = h[i] * scale;
+      mu1 *= q1;
+      q1 += p;
+      const q2 = 1 - q1;
+      if (Math.min(q1, q2) < eps || Math.max(q1, q2) > 1 - eps) continue;
+      mu1 = (mu1 + i * p) / q1;
+      const mu2 = (mu - q1 * mu1) / q2;
+      const sigma = q1 * q2 * (mu1 - mu2) * (mu1 - mu2);
+      if (sigma > maxSigma) { maxSigma = sigma; maxVal = i; }
+    }
+    return maxVal;
+  }
+
+  const quotients = new Map();  // scale -> the 256 x 256 table of OpenCV's 8-bit division, made once
+  function divide(a, b, dst, scale) {
+    if (!quotients.has(scale)) {
+      const t = new Uint8Array(65536);
+      for (let v = 0; v < 256; v++) for (let w = 1; w < 256; w++) t[v * 256 + w] = sat(rint(Math.fround(Math.fround(v * scale) / w)));
+      quotients.set(scale, t);
+    }
+    const t = quotients.get(scale), x = a.data, y = b.data, o = new Uint8Array(x.length);
+    for (let i = 0; i < x.length; i++) o[i] = t[x[i] * 256 + y[i]];
+    gray(dst, a.rows, a.cols, o);
+  }
+
+  function copyMakeBorder(src, dst, top, bottom, left, right) {  // BORDER_REPLICATE
+    const rows = src.rows + top + bottom, cols = src.cols + left + right, out = new Uint8Array(rows * cols);
+    for (let y = 0; y < rows; y++) {
+      const sy = Math.min(Math.max(y - top, 0), src.rows - 1);
+      for (let x = 0; x < cols; x++) out[y * cols + x] = src.data[sy * src.cols + Math.min(Math.max(x - left, 0), src.cols - 1)];
+    }
+    gray(dst, rows, cols, out);
+  }
+
+  function minMaxLoc(src) {
+    let lo = 255, hi = 0;
+    const x = src.data;
+    for (let i = 0; i < x.length; i++) { const v = x[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+    return {minVal: lo, maxVal: hi};
+  }
+
+  function mean(src, mask) {
+    let sum = 0, n = 0;
+    for (let i = 0; i < src.data.length; i++) if (mask.data[i]) { sum += src.data[i]; n++; }
+    return [n ? sum / n : 0, 0, 0, 0];
+  }
+
+  const cv = {
+    Mat, MatVector, CV_8UC1, CV_8UC4, CV_32S, FILLED: -1, LINE_8: 8,
+    COLOR_RGBA2GRAY: 11, INTER_LINEAR: 1, INTER_AREA: 3, MORPH_RECT: 0, MORPH_ELLIPSE: 2, MORPH_CLOSE: 3,
+    MORPH_OPEN: 2, MORPH_GRADIENT: 4, THRESH_BINARY: 0, THRESH_OTSU: 8, CMP_GT: 1, RETR_EXTERNAL: 0, RETR_LIST: 1,
+    CHAIN_APPROX_NONE: 1, CHAIN_APPROX_SIMPLE: 2, BORDER_CONSTANT: 0, BORDER_REPLICATE: 1,
+    Size: function (width, height) { return {width, height}; },
+    Point: function (x, y) { return {x, y}; },
+    Rect: function (x, y, width, height) { return {x, y, width, height}; },
+    Scalar: function (v) { return [v, v, v, v]; },
+    morphologyDefaultBorderValue: () => null,
+    matFromImageData: (img) => { const m = new Mat(img.height, img.width, CV_8UC4); m.data.set(img.data); return m; },
+    cvtColor, resize, erode: (s, d, k) => erode(s, d, k), dilate: (s, d, k) => dilate(s, d, k), morphologyEx,
+    getStructuringElement, threshold, divide, copyMakeBorder, minMaxLoc, mean, gray,
+    bitwise_not: (a, d) => { const x = a.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = 255 - x[i]; gray(d, a.rows, a.cols, o); },
+    bitwise_and: (a, b, d) => { const x = a.data, y = b.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = x[i] & y[i]; gray(d, a.rows, a.cols, o); },
+    subtract: (a, b, d) => { const x = a.data, y = b.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) { const v = x[i] - y[i]; o[i] = v > 0 ? v : 0; } gray(d, a.rows, a.cols, o); },
+    max: (a, b, d) => { const x = a.data, y = b.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = x[i] > y[i] ? x[i] : y[i]; gray(d, a.rows, a.cols, o); },
+    compare: (a, b, d) => { const x = a.data, y = b.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = x[i] > y[i] ? 255 : 0; gray(d, a.rows, a.cols, o); },
+    countNonZero: (a) => { const x = a.data; let n = 0; for (let i = 0; i < x.length; i++) if (x[i]) n++; return n; },
+  };
+  (typeof self !== "undefined" ? self : globalThis).cvlite = cv;
+})();
