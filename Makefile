@@ -72,7 +72,7 @@ cluster: install
 bench-real: install
 	$(BIN)/python benchmarks/real_photos.py --model $(RUNS)/model.onnx --json $(RUNS)/real_photos.json
 
-# The in-browser app: the locked npm packages (onnxruntime-web, OpenCV.js) with npm ci, then a static folder that
+# The in-browser app: the locked npm package (onnxruntime-web) with npm ci, then a static folder that
 # reads digits on the device, offline once loaded (runs/web: put it on any static host, https or localhost).
 web: install
 	@command -v npm >/dev/null 2>&1 || { echo "error: make web needs npm (apt-get install npm)"; exit 1; }
