@@ -193,7 +193,8 @@
     }
   }
 
-  function minAreaRect(c) {  // the smallest rectangle around the points, over the hull's edge directions
+  function minAreaRect(c) {  // the smallest rectangle around the points, over the hull's edge directions; in
+    // doubles where OpenCV's rotating calipers use floats: sizes agree to about 1e-6 (the preprocessing compares them)
     const hull = convexHull(pointsOf(c));
     if (hull.length < 3) {
       const b = boundingRect(c);

@@ -41,7 +41,6 @@
       }
       dst.assign(this.rows, this.cols, this.type_, this.data.slice());
     }
-    clone() { const m = new Mat(); this.copyTo(m); return m; }
     assign(rows, cols, type, data) {
       this.rows = rows; this.cols = cols; this.type_ = type; this.data = data;
     }
@@ -66,7 +65,7 @@
   };
   const sat = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
 
-  function cvtColor(src, dst) {  // RGBA -> gray: OpenCV's fixed point, 14 bits
+  function cvtColor(src, dst) {  // RGBA -> gray: OpenCV's fixed point, 15 bits
     const d = src.data, n = src.rows * src.cols, out = new Uint8Array(n);
     for (let i = 0, j = 0; i < n; i++, j += 4) out[i] = (d[j] * 9798 + d[j + 1] * 19235 + d[j + 2] * 3735 + 16384) >> 15;
     gray(dst, src.rows, src.cols, out);
