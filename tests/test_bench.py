@@ -197,6 +197,7 @@ def test_bench_judges_with_exports_verdict_and_tolerance(run_dir: Path, tmp_path
     assert parity["pytorch", "fp32"]["pass"]  # the reference itself differs by 0
     loose = invoke("bench", "--checkpoint", run_dir / "model.pt", "--batch-sizes", "1", *QUICK,
                    "--tolerance", str(max(fp32["max_abs_diff"].values())), "--json", tmp_path / "loose.json")
+    assert loose.exit_code == 0, loose.output
     at = {(p["backend"], p["precision"]): p for p in json.loads((tmp_path / "loose.json").read_text())["parity"]}
     assert at["onnxruntime", "fp32"]["pass"]  # exactly at the tolerance passes, as in export
 

@@ -266,7 +266,8 @@ def test_an_accuracy_drop_exactly_at_the_limit_passes() -> None:
     assert _verdict("int8", diff=3.0, agree=0.98, metrics=at).passed  # int8 is judged on accuracy alone
     below = {"digit_accuracy": 0.9965 - drop - 1e-4, "sum_accuracy": 0.9960}
     verdict = _verdict("int8", metrics=below)
-    assert not verdict.passed and "digit_accuracy 99.1400% is more than 0.50% below fp32's 99.6500%" in verdict.summary()
+    assert not verdict.passed
+    assert "digit_accuracy 99.1400% is more than 0.50% below fp32's 99.6500%" in verdict.summary()
 
 
 def test_every_failure_is_reported_at_once() -> None:
