@@ -115,6 +115,7 @@ async function readFrame() {
   if (overlay.width !== w || overlay.height !== h) {
     overlay.width = grab.width = w;
     overlay.height = grab.height = h;
+    document.getElementById("stage").style.aspectRatio = `${w} / ${h}`;  // a phone's camera is often upright
   }
   const context = grab.getContext("2d", {willReadFrequently: true});
   context.drawImage(video, 0, 0, w, h);
