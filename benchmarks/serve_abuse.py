@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import platform
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import write_json
 from digitsum_edge.serve.config import check_port_free
 from digitsum_edge.serve.processes import in_session
+from digitsum_edge.serve.processes import listening as processes_listening
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -369,28 +369,11 @@ def case_overload(service: Service, jpegs: list[bytes], clients: int, seconds: f
 
 def case_listening(service: Service) -> dict:
     """Every TCP port the service's processes listen on, with its address; HAProxy's admin socket's mode."""
-    inodes: dict[str, int] = {}
-    for pid in service.processes():
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes[target[8:-1]] = pid
-        except OSError:
-            continue
-    listening = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                address, port = fields[1].split(":")
-                ip = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]) if len(address) == 8 else \
-                    "::" if set(address) == {"0"} else address
-                name = Path(f"/proc/{inodes[fields[9]]}/comm").read_text().strip()
-                listening.append({"process": name, "address": ip, "port": int(port, 16)})
+    listening = [{"process": name, "address": address, "port": port}
+                 for name, address, port in processes_listening(service.processes())]
     sockets = [(str(p), oct(p.stat().st_mode & 0o777), oct(p.parents[1].stat().st_mode & 0o777))
                for p in Path("/tmp").glob("dse-*/*/admin.sock")]
-    return {"listening": sorted(listening, key=lambda r: (r["process"], r["port"])), "admin_sockets": sockets,
+    return {"listening": listening, "admin_sockets": sockets,
             "all_interfaces": [r for r in listening if r["address"] in ("0.0.0.0", "::")]}
 
 

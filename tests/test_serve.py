@@ -290,6 +290,21 @@ def test_the_page_is_served(server: ServeProcess) -> None:
     assert b"getUserMedia" in script and b"v1/read?rand=" in script
 
 
+def test_haproxy_listens_on_localhost_only_and_its_socket_is_private(server: ServeProcess) -> None:
+    """HAProxy's stats page and Prometheus exporter on 127.0.0.1 (Ray binds them to every interface); its admin
+    socket 0600 in the service's 0700 folder; the service's port answers."""
+    from digitsum_edge.serve.processes import listening
+
+    ports = [(address, port) for name, address, port in listening(session_processes(server.process.pid))
+             if name == "haproxy"]
+    assert ("127.0.0.1", server.port) in ports and len(ports) >= 3, ports  # the service, stats, metrics
+    assert all(address == "127.0.0.1" for address, _ in ports), ports
+    sockets = [s for s in Path("/tmp").glob("dse-*/*/admin.sock")
+               if f"127.0.0.1:{server.port}" in (s.parent / "haproxy.cfg").read_text()]
+    assert len(sockets) == 1 and sockets[0].stat().st_mode & 0o777 == 0o600
+    assert sockets[0].parents[1].stat().st_mode & 0o777 == 0o700
+
+
 def test_ctrl_c_stops_the_service_and_ray(server: ServeProcess) -> None:
     """Last in this module: SIGINT ends the service, Ray and every process it started; exit status 0."""
     assert len(session_processes(server.process.pid)) > 3  # the CLI, Ray's GCS and raylet, the replica, ...

@@ -76,6 +76,34 @@ def in_session(sid: int) -> list[int]:
     return alive
 
 
+def listening(pids: list[int]) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every TCP socket these processes listen on (from /proc/net)."""
+    import socket
+
+    owners: dict[str, int] = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owners[target[8:-1]] = pid
+        except OSError:  # gone, or not ours to read
+            continue
+    found = []
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in owners:  # 0A: LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            # /proc/net keeps each 32-bit word in host order (little-endian here)
+            packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            name = Path(f"/proc/{owners[fields[9]]}/comm").read_text().strip()
+            found.append((name, socket.inet_ntop(family, packed), int(port, 16)))
+    return sorted(found)
+
+
 def _zombie(entry: Path) -> bool:
     return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
