@@ -23,6 +23,7 @@ from digitsum_edge.serve.haproxy_shim import adjust, error_page
 from digitsum_edge.serve.limits import BodyRules, Gate, TooSlow, Unavailable, read_body
 from digitsum_edge.serve.processes import MARK, LocalRun
 from digitsum_edge.serve.protocol import BadRequest
+from serve_helpers import free_port
 
 
 async def _trickle(chunks: list[bytes], gap_s: float) -> AsyncIterator[bytes]:
@@ -146,3 +147,22 @@ def test_a_services_processes_are_found_by_their_mark_and_ended(tmp_path) -> Non
                 process.wait()
     finally:
         run.end(timeout_s=0.5)
+
+
+def test_a_failed_start_leaves_no_private_folder(tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray refusing to start (here: made to) removes the folder made for HAProxy, and nothing else runs."""
+    pytest.importorskip("ray.serve", reason="the serve extra is not installed")
+    from digitsum_edge.errors import DigitsumError
+    from digitsum_edge.serve import app
+    from digitsum_edge.serve.config import ServeConfig
+
+    def refuse(cfg: ServeConfig) -> None:
+        raise DigitsumError("cannot start Ray: refused here")
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # what start() marks and sets stays in this test
+    monkeypatch.setattr(app, "_init_ray", refuse)
+    before = set(Path("/tmp").glob("dse-*"))
+    with pytest.raises(DigitsumError, match="refused here"):
+        app.start(ServeConfig(model=str(tiny_onnx), port=free_port()))
+    assert set(Path("/tmp").glob("dse-*")) == before and app._local is None
+

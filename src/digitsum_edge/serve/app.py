@@ -126,13 +126,19 @@ def start(cfg: ServeConfig) -> str:
     check_config(cfg)
     model_bytes = read_model(cfg)
     _local = LocalRun() if cfg.address == LOCAL else None
-    _environment(cfg, _local)
-    _quiet_ray()
-    from ray import serve
+    try:
+        _environment(cfg, _local)
+        _quiet_ray()
+        from ray import serve
 
-    from digitsum_edge.serve.deployment import DigitsumService
+        from digitsum_edge.serve.deployment import DigitsumService
 
-    _init_ray(cfg)
+        _init_ray(cfg)
+    except BaseException:  # Ray did not start: what was made for it (the private folder) goes too
+        if _local is not None:
+            _local.end()
+            _local = None
+        raise
     _quiet_ray()  # ray.init configured its loggers again
     if cfg.ssl_certfile and cfg.haproxy and cfg.address == LOCAL:
         log.warning("HTTPS is served by Ray's Python proxy: Ray Serve's HAProxy mode has no TLS here")
