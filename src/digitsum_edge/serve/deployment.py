@@ -8,9 +8,12 @@ No `from __future__ import annotations` here: FastAPI reads the route signatures
 """
 
 import asyncio
+import contextlib
 import ctypes
 import hashlib
+import os
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +85,12 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _lower_priority() -> None:
+    """This thread (Linux: a thread has its own nice value) yields the cores to the replica's other threads."""
+    with contextlib.suppress(OSError, AttributeError):  # not permitted, or not Linux: the lane still bounds it
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 def _rows(items: list[tuple[np.ndarray, np.ndarray]]) -> int:
     """The size of a batch is its images, not its requests (a request may carry many)."""
     return sum(len(rand) for _, rand in items)
@@ -110,7 +119,8 @@ class DigitsumService:
         self.held_bytes = Gate(max_inflight_bytes(cfg), "request bodies held")
         self.waiting = Gate(cfg.max_queued, "requests waiting for decoding or the model")
         self.pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="digitsum-read")
-        self.large_pool = ThreadPoolExecutor(1, thread_name_prefix="digitsum-large")  # big images: own lane
+        self.large_pool = ThreadPoolExecutor(1, thread_name_prefix="digitsum-large",  # big images: own lane,
+                                             initializer=_lower_priority)  # behind the camera frames for a core
         self.large_waiting = Gate(LARGE_WAITING, "large images waiting to be decoded")
         # /v1/read: a large JPEG is decoded reduced while the region read keeps 4x the reader's working size
         self.keep = int(4 * self.reader.preprocess.work_size / cfg.roi)
