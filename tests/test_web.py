@@ -4,6 +4,7 @@ gone (the service worker's copy). Skipped where Chromium, or npm and the npm pac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -62,6 +63,21 @@ def test_a_missing_npm_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
     with pytest.raises(build.DigitsumError, match=r"^web needs npm"):
         build.npm_ci(tmp_path / "cache")
+
+
+def test_the_port_follows_the_python_it_was_ported_from() -> None:
+    """preprocess.js names the digests of the Python it ports: a change there (even one no frame here shows) must
+    be ported, step for step, before the digests are updated."""
+    import digitsum_edge.runtime.marks as marks_py
+    import digitsum_edge.runtime.preprocess as preprocess_py
+
+    named = dict(re.findall(r"runtime/(\w+)\.py sha256:([0-9a-f]{16})", (build.APP / "preprocess.js").read_text()))
+    for module in (preprocess_py, marks_py):
+        name = Path(str(module.__file__)).stem
+        digest = hashlib.sha256(Path(str(module.__file__)).read_bytes()).hexdigest()[:16]
+        assert named.get(name) == digest, (f"runtime/{name}.py changed since web/app/preprocess.js was ported from "
+                                           f"it (sha256 {named.get(name)}, now {digest}): port the change, then "
+                                           "update the digest at the top of preprocess.js")
 
 
 @pytest.mark.browser

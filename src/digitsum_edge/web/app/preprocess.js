@@ -3,6 +3,8 @@
 // does what OpenCV does in plain JavaScript (OpenCV.js's API, so OpenCV.js itself would also do), so the browser's
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
+// Ported from runtime/preprocess.py sha256:311983b33f651679 and runtime/marks.py sha256:7660514c70b904ac (first 16 hex
+// digits; tests/test_web_parity.py fails when either file changes, until the change is ported and these updated).
 "use strict";
 
 // Python's round(): halves to the even neighbour (Math.round sends them up).
@@ -65,7 +67,8 @@ function noise(m, bold) {
 }
 
 function borderIsDark(gray) {
-  // 2. in a whole picture the ink is the histogram's tail further from the border's median
+  // 2. in a whole picture the ink is the histogram's tail further from the border's median, twice as far (a blank
+  // sheet lit from one side has two tails about as long)
   const d = gray.data, w = gray.cols, h = gray.rows;
   const edge = [];
   for (let x = 0; x < w; x++) edge.push(d[x], d[(h - 1) * w + x]);
@@ -76,7 +79,7 @@ function borderIsDark(gray) {
   const cum = cumsum(histogram(gray));
   const cdf = cum.map((v) => Math.fround(v / cum[255]));  // float32, as cv2.calcHist's counts are
   const low = searchsorted(cdf, 0.01), high = searchsorted(cdf, 0.99);
-  return high - background > background - low;
+  return high - background > 2 * (background - low);
 }
 
 function borderMax(m) {  // the largest value on the image's four sides
