@@ -67,6 +67,7 @@ def test_cli_refuses_bad_input_before_starting_ray(tiny_onnx: Path, tmp_path: Pa
              (("--model", tiny_onnx, "--replicas", 0), "--replicas"),
              (("--model", tiny_onnx, "--roi", 2), "--roi"),
              (("--model", tiny_onnx, "--ssl-certfile", tiny_onnx), "HTTPS needs both --ssl-certfile and --ssl-keyfile"),
+             (("--model", tiny_onnx, "--token", "short"), "--token must be at least 16 printable characters"),
              (("--model", tiny_onnx, "--ssl-certfile", tmp_path / "no.pem", "--ssl-keyfile", tiny_onnx),
               "no.pem does not exist")]
     with socket.socket() as busy:

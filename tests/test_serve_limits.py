@@ -166,3 +166,18 @@ def test_a_failed_start_leaves_no_private_folder(tiny_onnx: Path, monkeypatch: p
         app.start(ServeConfig(model=str(tiny_onnx), port=free_port()))
     assert set(Path("/tmp").glob("dse-*")) == before and app._local is None
 
+
+
+def test_a_token_guards_v1_and_v2_only() -> None:
+    from digitsum_edge.serve.limits import Unauthorized, check_token
+
+    token = "t" * 20
+    for path in ("/healthz", "/", "/page.js", "/docs"):
+        check_token(None, token, path)  # open
+    check_token(None, None, "/v1/read")  # no token: everything open
+    check_token(f"Bearer {token}", token, "/v1/read")
+    check_token(f"bearer  {token} ", token, "/v2/models/digitsum/infer")
+    for header, path in ((None, "/v1/read"), (f"Bearer {token}x", "/v2/models/digitsum"), (token, "/v1/model"),
+                         (f"Basic {token}", "/v1/predict"), ("Bearer ", "/v2")):
+        with pytest.raises(Unauthorized):
+            check_token(header, token, path)

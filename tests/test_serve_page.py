@@ -5,6 +5,7 @@ Driven through the Chrome DevTools protocol. Skipped where Chromium is not insta
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tempfile
@@ -15,7 +16,9 @@ import numpy as np
 import pytest
 
 from browser_helpers import CHROMIUM, Chromium, pick_scene, write_y4m
-from serve_helpers import ServeProcess
+from serve_helpers import ServeProcess, get, request
+
+TOKEN = "classroom-token-0123456789"  # what `serve --token` (or DIGITSUM_EDGE_TOKEN) is given
 
 if CHROMIUM is None:
     print("skip: chromium is not installed (apt-get install chromium): the webcam page test does not run")
@@ -51,12 +54,12 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Over HTTPS (what browsers on other machines need for the camera), so through Ray Serve's Python proxy
-    this time; test_serve.py runs the default HAProxy ingress."""
+    """Over HTTPS and with a token (what a service reachable by other machines needs), so through Ray Serve's
+    Python proxy this time; test_serve.py runs the default HAProxy ingress."""
     folder = tmp_path_factory.mktemp("serve_page")
     cert, key = self_signed(folder)
     process = ServeProcess(tiny_onnx, folder / "serve.log", "--ssl-certfile", cert, "--ssl-keyfile", key,
-                           "--provider", "cpu")
+                           "--provider", "cpu", "--token", TOKEN)
     yield process
     assert process.stop() == 0
 
@@ -66,7 +69,7 @@ def run_page(url: str, model: Path, folder: Path, rand: int = 3) -> tuple[dict, 
     scene, digit = pick_scene(model)
     camera = write_y4m(folder / "camera.y4m", scene)
     with tempfile.TemporaryDirectory(prefix="chromium-", dir=folder) as profile:  # a fresh profile every run
-        browser = Chromium(f"{url}/", camera, Path(profile))
+        browser = Chromium(f"{url}/#token={TOKEN}", camera, Path(profile))  # the page sends it as a bearer token
         try:
             browser.wait_for("document.getElementById('status').textContent.includes('frames read')")
             browser.evaluate(f"(() => {{ const s = document.getElementById('rand'); s.value = '{rand}'; "
@@ -98,3 +101,24 @@ def test_the_page_reads_the_digit_the_camera_shows(server: ServeProcess, tiny_on
     (tmp_path / "serve.png").write_bytes(image)
     if os.environ.get("DIGITSUM_SCREENSHOT"):  # how docs/serve.png is made: DIGITSUM_SCREENSHOT=docs/serve.png
         Path(os.environ["DIGITSUM_SCREENSHOT"]).write_bytes(image)
+
+
+def test_with_a_token_v1_and_v2_want_it_and_health_and_the_page_stay_open(server: ServeProcess) -> None:
+    image = np.zeros((1, 28, 28), np.uint8).tobytes()
+    v2 = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": [0.0] * 784},
+                                {"name": "rand", "datatype": "INT64", "shape": [1], "data": [3]}]}).encode()
+    routes = [("/v1/predict?rand=1", image), ("/v1/model", None), ("/v2/models/digitsum/infer", v2),
+              ("/v2/models/digitsum", None)]
+    for path, body in routes:
+        for headers, want in (({}, "needs the header Authorization: Bearer"),
+                              ({"Authorization": "Bearer not-the-token-at-all"}, "not this service's"),
+                              ({"Authorization": f"Basic {TOKEN}"}, "not this service's")):
+            status, answer, got = request(f"{server.url}{path}", body, headers)
+            assert status == 401 and json.loads(answer) == {"error": json.loads(answer)["error"]}, (path, answer)
+            assert want in json.loads(answer)["error"] and got.get("www-authenticate", got.get("WWW-Authenticate"))
+        status, answer, _ = request(f"{server.url}{path}", body, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, (path, answer)
+    assert json.loads(request(f"{server.url}/v1/model", None, {"Authorization": f"Bearer {TOKEN}"})[1])[
+        "serving"]["token"] is True  # said, never shown
+    for path in ("/healthz", "/", "/page.js"):
+        assert get(f"{server.url}{path}")[0] == 200, path

@@ -48,6 +48,9 @@ _D = ServeConfig()
 @click.option("--max-queued", type=click.IntRange(min=1), default=_D.max_queued, show_default=True,
               help="Per replica: requests at once (HAProxy lets this many through and holds others up to 100 ms), "
                    "beyond: HTTP 503 + Retry-After.")
+@click.option("--token", envvar="DIGITSUM_EDGE_TOKEN", default=None, show_envvar=True,
+              help="Every /v1 and /v2 route wants `Authorization: Bearer TOKEN` (401 otherwise); /healthz and the "
+                   "page stay open (open it as URL/#token=TOKEN). Prefer the environment variable: ps shows options.")
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False), default=None,
               help="Serve HTTPS with this PEM certificate (browsers on other machines give the page the camera "
                    "only over HTTPS).")

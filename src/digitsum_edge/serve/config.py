@@ -49,6 +49,9 @@ class ServeConfig:
     max_images: int = 4096
     max_inflight_mb: float = 64.0
     max_queued: int = 16  # also HAProxy's maxconn per replica: more waits at most 100 ms there, then 503
+    # With a token, every /v1 and /v2 route wants `Authorization: Bearer TOKEN` (401 otherwise); /healthz, the
+    # page and the API docs stay open. Better given as DIGITSUM_EDGE_TOKEN than on the command line (ps shows it).
+    token: str | None = None
     # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
     # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
     ssl_certfile: str | None = None  # PEM certificate (chain)
@@ -83,6 +86,9 @@ def check_config(cfg: ServeConfig) -> None:
         raise DigitsumError(f"--min-upload-kbps must be in (0, 1e6], got {cfg.min_upload_kbps:g}")
     if cfg.address != LOCAL and not _CLUSTER.match(cfg.address):
         raise DigitsumError(f"--address must be local, auto, ray://HOST[:PORT] or HOST:PORT, got {cfg.address!r}")
+    if cfg.token is not None and (len(cfg.token) < 16 or not cfg.token.isprintable() or " " in cfg.token):
+        raise DigitsumError("--token must be at least 16 printable characters without spaces "
+                            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
     if bool(cfg.ssl_certfile) != bool(cfg.ssl_keyfile):
         raise DigitsumError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
     for path in (cfg.ssl_certfile, cfg.ssl_keyfile):

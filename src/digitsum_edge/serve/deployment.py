@@ -36,7 +36,16 @@ from digitsum_edge.runtime.reader import Prediction, PreparedFrame, load
 from digitsum_edge.serve import images as image_bodies
 from digitsum_edge.serve import protocol
 from digitsum_edge.serve.config import ServeConfig, max_body_bytes, max_inflight_bytes
-from digitsum_edge.serve.limits import RETRY_AFTER_S, BodyRules, Gate, TooSlow, Unavailable, read_body
+from digitsum_edge.serve.limits import (
+    RETRY_AFTER_S,
+    BodyRules,
+    Gate,
+    TooSlow,
+    Unauthorized,
+    Unavailable,
+    check_token,
+    read_body,
+)
 from digitsum_edge.serve.protocol import BadRequest
 
 api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit plus rand",
@@ -64,6 +73,16 @@ async def _busy(request: Request, e: Unavailable) -> JSONResponse:
 async def _too_slow(request: Request, e: TooSlow) -> JSONResponse:
     """A body that did not arrive in time: 408, and the connection is closed."""
     return JSONResponse({"error": str(e)}, status_code=408, headers={"Connection": "close"})
+
+
+@api.middleware("http")
+async def _token(request: Request, call_next) -> Response:  # call_next: Starlette's next handler
+    """`serve --token`: /v1 and /v2 want the bearer token (401 with one JSON line); /healthz and the page do not."""
+    try:
+        check_token(request.headers.get("authorization"), getattr(request.app.state, "token", None), request.url.path)
+    except Unauthorized as e:
+        return JSONResponse({"error": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return await call_next(request)
 
 
 @api.exception_handler(HTTPException)
@@ -112,6 +131,7 @@ class DigitsumService:
             # thread spinning beside the decoding threads costs more than it gives; replicas add cores.
             self.reader = load(path, cfg.provider, 1, cfg.roi, cfg.ink)
         self.cfg, self.info, self.backend = cfg, self.reader.info, self.reader.backend
+        api.state.token = cfg.token  # read by the _token middleware (one service per replica process)
         self.model_file = {"name": model_name, "bytes": len(model_bytes),
                            "sha256": hashlib.sha256(model_bytes).hexdigest()}
         self.max_body = max_body_bytes(cfg)
@@ -244,7 +264,8 @@ class DigitsumService:
                             "batch_wait_ms": self.cfg.batch_wait_ms, "threads": self.cfg.threads,
                             "roi": self.cfg.roi, "ink": self.cfg.ink, "max_body_bytes": self.max_body,
                             "max_images": self.cfg.max_images, "max_queued": self.cfg.max_queued,
-                            "max_inflight_bytes": self.held_bytes.limit, "read_timeout_s": self.cfg.read_timeout_s},
+                            "max_inflight_bytes": self.held_bytes.limit, "read_timeout_s": self.cfg.read_timeout_s,
+                            "token": self.cfg.token is not None},
                 "replica": {"id": serve.get_replica_context().replica_id.unique_id,
                             "node_id": ray.get_runtime_context().get_node_id(),
                             "model_calls": self.model_calls, "images": self.images,

@@ -8,6 +8,7 @@ asyncio only (no Ray): the deployment holds one of each, and tests call them dir
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,20 @@ GRACE_S = 1.0  # the minimum upload rate is enforced after this much time (conne
 
 class Unavailable(DigitsumError):
     """The replica is full (body bytes or waiting requests): HTTP 503 with Retry-After; try again soon."""
+
+
+class Unauthorized(DigitsumError):
+    """No bearer token, or not the service's: HTTP 401."""
+
+
+def check_token(authorization: str | None, token: str | None, path: str) -> None:
+    """/v1 and /v2 routes want `Authorization: Bearer <token>` when the service has one; others stay open."""
+    if token is None or not path.startswith(("/v1/", "/v2")):
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized(f"{path} needs the header Authorization: Bearer <token> (serve --token)"
+                           if not authorization else "the bearer token is not this service's")
 
 
 class TooSlow(DigitsumError):

@@ -94,13 +94,18 @@ async function readFrame() {
   const blob = await new Promise((done) => grab.toBlob(done, "image/jpeg", JPEG_QUALITY));
   const value = randSelect.value === "random" ? rand : Number(randSelect.value);
   const response = await fetch(`v1/read?rand=${value}`, {method: "POST", body: blob,
-                                                         headers: {"Content-Type": "image/jpeg"}});
+                                                         headers: {"Content-Type": "image/jpeg", ...AUTH}});
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   show(body);
   nextRand(body);
   setStatus(`${w}x${h} camera | ${frames} frames read`);
 }
+
+// `serve --token`: the page is opened as http(s)://host:port/#token=TOKEN; the fragment never reaches a server,
+// and every request to /v1 carries it as a bearer token.
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
+const AUTH = TOKEN ? {"Authorization": `Bearer ${TOKEN}`} : {};
 
 async function loop() {
   const started = performance.now();
@@ -114,7 +119,7 @@ async function loop() {
 
 async function main() {
   try {
-    const model = await (await fetch("v1/model")).json();
+    const model = await (await fetch("v1/model", {headers: AUTH})).json();
     roi = model.serving.roi;
     numRand = model.metadata.num_rand;
   } catch (e) {
