@@ -8,7 +8,7 @@ photo writer together, the canvas drawings apart, and all. `--writers` / `--excl
 some can be kept unseen while tuning; the JSON has every row and every reading.
 
     .venv/bin/python benchmarks/real_photos.py --model runs/model.onnx --json docs/real_photos.json \
-        --kept-back aj148,itskellycheng,mchu,thenewexecutor,allenjromano
+        --plot docs/real_photos.png --kept-back aj148,itskellycheng,mchu,thenewexecutor,allenjromano
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import onnxruntime
 
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.files import write_json
+from digitsum_edge.files import write_bytes, write_json
 from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.predict import expand
 from digitsum_edge.runtime.reader import DigitReader, Reading, load
@@ -71,6 +71,33 @@ def line(name: str, row: dict, width: int) -> str:
             f"{row['no_digit']:>8} {row['uncertain']:>9} {row['wrong_and_sure']:>13}  {reason}")
 
 
+def chart(writers: dict, groups: dict, kept: set[str], title: str) -> np.ndarray:
+    """A BGR picture of the table: a bar per writer and group, right (green), wrong but marked uncertain (yellow),
+    wrong and sure (red), no digit (grey), drawn with OpenCV (no photo in it)."""
+    rows = [*writers.items(), *groups.items()]
+    bar, label_w, row_h = 420, 250, 26
+    image = np.full((60 + row_h * len(rows) + 30, label_w + bar + 90, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, title, (10, 24), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (name, row) in enumerate(rows):
+        y = 50 + i * row_h
+        wrong = row["photos"] - row["correct"] - row["no_digit"]
+        unsure = max(wrong - row["wrong_and_sure"], 0)
+        x = label_w
+        for count, colour in ((row["correct"], (90, 190, 90)), (unsure, (0, 210, 255)),
+                              (row["wrong_and_sure"], (60, 60, 220)), (row["no_digit"], (170, 170, 170))):
+            width = round(bar * count / max(row["photos"], 1))
+            cv2.rectangle(image, (x, y), (x + width, y + row_h - 6), colour, cv2.FILLED)
+            x += width
+        text = f"{name}{' (kept back)' if name in kept else ''}"
+        cv2.putText(image, text, (10, y + row_h - 10), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, f"{100 * row['accuracy']:.1f}%", (label_w + bar + 8, y + row_h - 10), font, 0.45,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    legend = "green: right   yellow: wrong, marked uncertain   red: wrong and sure   grey: no digit"
+    cv2.putText(image, legend, (10, image.shape[0] - 10), font, 0.42, (60, 60, 60), 1, cv2.LINE_AA)
+    return image
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="folder tree of photos")
@@ -83,6 +110,7 @@ def main() -> None:
     parser.add_argument("--min-confidence", type=float, default=defaults.MIN_CONFIDENCE)
     parser.add_argument("--misread", action="store_true", help="list every photo not read right")
     parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--plot", default=None, help="and a picture of the table here (.png)")
     args = parser.parse_args()
 
     labels_csv = args.labels or args.root / "labels.csv"
@@ -137,6 +165,10 @@ def main() -> None:
                 said = f"read {read} ({100 * reading.digit_confidence:.0f} %)" if reading.found \
                     else f"no digit ({reading.reason})"
                 print(f"  {row['path'].relative_to(args.root)}: true {row['label']}, {said}")
+    if args.plot:
+        picture = chart(writers, groups, kept, f"real photos, {Path(args.model).name}: read right per writer")
+        write_bytes(args.plot, cv2.imencode(".png", picture)[1].tobytes())
+        print(json.dumps({"wrote": args.plot}))
     if args.json:
         result = {"writers": writers, "groups": groups, "kept_back": sorted(kept), "root": str(args.root),
                   "labels": str(labels_csv),
