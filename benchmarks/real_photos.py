@@ -174,7 +174,8 @@ def main() -> None:
                   "labels": str(labels_csv),
                   "model": str(args.model), "rand": args.rand, "min_confidence": args.min_confidence,
                   "readings": [{"file": row["path"].relative_to(args.root).as_posix(), "label": row["label"],
-                                **{k: v for k, v in row["reading"].to_dict().items() if not k.endswith("ms")}} for row in rows],
+                                **{k: v for k, v in row["reading"].to_dict().items() if not k.endswith("ms")}}
+                               for row in rows],
                   "threads": 1, "cpu": cpu_name(), "generated_at": time.strftime("%Y-%m-%d %H:%M"),
                   "versions": {"python": platform.python_version(), "numpy": np.__version__,
                                "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}}
