@@ -49,6 +49,22 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """runs/ as a user has it after `train` and `export --int8 --fp16`: model.pt, model.onnx, model.int8.onnx and
+    model.fp16.onnx, exported once for the export and bench tests; returns the folder and the ExportResult."""
+    import shutil
+
+    from digitsum_edge.export.config import ExportConfig
+    from digitsum_edge.export.pipeline import run
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    shutil.copy(tiny_checkpoint, out / "model.pt")
+    result = run(ExportConfig(checkpoint=str(out / "model.pt"), int8=True, fp16=True, verify_images=300,
+                              calibration_images=128))
+    return out, result
+
+
+@pytest.fixture(scope="session")
 def tiny_litert(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder after `export model.pt --format litert --int8`: model.tflite (fp32), model.int8.tflite,
     model_data.cc/.h and export.json; skipped where the litert-export extra cannot install."""

@@ -20,15 +20,9 @@ QUICK = ("--budget", "0.02", "--warmup", "1", "--min-runs", "2", "--eval-images"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """runs/ as a user has it after `train` and `export --int8`: model.pt, model.onnx, model.int8.onnx."""
-    from digitsum_edge.export.config import ExportConfig
-    from digitsum_edge.export.pipeline import run
-
-    out = tmp_path_factory.mktemp("bench_runs")
-    shutil.copy(tiny_checkpoint, out / "model.pt")
-    run(ExportConfig(checkpoint=str(out / "model.pt"), int8=True, verify_images=300, calibration_images=128))
-    return out
+def run_dir(tiny_run: tuple[Path, object]) -> Path:
+    """runs/ as a user has it after `train` and `export --int8 --fp16` (the session's one export)."""
+    return tiny_run[0]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from digitsum_edge import checkpoint, mnist, onnx_contract
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import backend_exhaustive
 from digitsum_edge.export.config import ExportConfig
-from digitsum_edge.export.pipeline import run
+from digitsum_edge.export.pipeline import ExportResult, run
 from digitsum_edge.runtime.backend import open_model
 from helpers import invoke, one_line_error
 
@@ -67,13 +67,12 @@ def test_static_batch_export(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert result.files[0].comparison.argmax_agreement["digit_logits"] == 1.0
 
 
-def test_int8_and_fp16_variants_are_verified_and_labelled(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    out = tmp_path / "m.onnx"
-    result = run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), int8=True, fp16=True,
-                              verify_images=300, calibration_images=128))
+def test_int8_and_fp16_variants_are_verified_and_labelled(tiny_run: tuple[Path, ExportResult]) -> None:
+    folder, result = tiny_run  # export model.pt --int8 --fp16, shared with the bench tests
+    out = folder / "model.onnx"
     by_precision = {f.precision: f for f in result.files}
     assert set(by_precision) == {"fp32", "int8", "fp16"}
-    int8_path = tmp_path / "m.int8.onnx"
+    int8_path = folder / "model.int8.onnx"
     assert by_precision["int8"].path == int8_path and int8_path.stat().st_size < out.stat().st_size
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(int8_path).graph.node)
     assert onnx_contract.parse(session(int8_path).get_modelmeta().custom_metadata_map).precision == "int8"
@@ -81,7 +80,8 @@ def test_int8_and_fp16_variants_are_verified_and_labelled(tiny_checkpoint: Path,
     test = mnist.load("test")
     int8_metrics, _, _ = backend_exhaustive(open_model(int8_path, "cpu"), test.images[:300], test.labels[:300])
     assert int8_metrics["digit_accuracy"] >= fp32_acc - onnx_contract.MAX_ACCURACY_DROP
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx", "m.int8.onnx", "m.onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["model.fp16.onnx", "model.int8.onnx", "model.onnx",
+                                                         "model.pt"]  # nothing else, no temporary file
 
 
 def test_failed_verification_writes_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
