@@ -57,12 +57,19 @@ class Backend:
         size = self.info.input_size
         if pixels.ndim != 3 or pixels.shape[1:] != (size, size) or pixels.dtype != np.uint8:
             raise InvalidInput(f"images must be uint8 (N, {size}, {size}), got {pixels.dtype} {pixels.shape}")
-        rands = np.broadcast_to(np.asarray(rand), (len(pixels),)) if np.ndim(rand) == 0 else np.asarray(rand)
-        if rands.shape != (len(pixels),):
-            raise InvalidInput(f"rand must be one integer or one per image ({len(pixels)}), got shape {rands.shape}")
-        onnx_contract.check_rand(rands, self.info.num_rand)
+        if np.ndim(rand) == 0:  # one rand for every image (a camera frame: one image, checked as one integer)
+            onnx_contract.check_rand(rand, self.info.num_rand)
+            rands = np.full(len(pixels), rand, np.int64)
+        else:
+            rands = np.asarray(rand)
+            if rands.shape != (len(pixels),):
+                raise InvalidInput(f"rand must be one integer or one per image ({len(pixels)}), got shape "
+                                   f"{rands.shape}")
+            onnx_contract.check_rand(rands, self.info.num_rand)
         if not len(pixels):
             return (np.zeros((0, self.info.num_digits), np.float32), np.zeros((0, self.info.num_sums), np.float32))
+        if self.static_batch is None and len(pixels) <= batch_size:  # one call, nothing to split or pad
+            return self.run(self.normalize(pixels), rands.astype(np.int64, copy=False))
         return batched_logits(self.run, pixels, rands, self.info.mean, self.info.std,
                               self.static_batch or batch_size, pad=self.static_batch is not None)
 
