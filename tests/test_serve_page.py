@@ -74,9 +74,9 @@ def run_page(url: str, model: Path, folder: Path, rand: int = 3) -> tuple[dict, 
             browser.wait_for("document.getElementById('status').textContent.includes('frames read')")
             browser.evaluate(f"(() => {{ const s = document.getElementById('rand'); s.value = '{rand}'; "
                              "s.dispatchEvent(new Event('change')); })()")
-            shown = browser.wait_for(  # the page's own record of the reading it drew
+            shown = browser.wait_for(  # the page's own record of the reading it drew, once it has read again
                 f"(() => {{ const d = document.getElementById('result').dataset; "
-                f"return d.rand === '{rand}' && d.found === 'true' ? {{...d}} : null; }})()")
+                f"return d.rand === '{rand}' && d.found === 'true' && +d.frames >= 2 ? {{...d}} : null; }})()")
             assert isinstance(shown, dict)
             shown["text"] = browser.evaluate("document.getElementById('result').textContent")
             shown["green_pixels"] = browser.evaluate(  # the box and the sum drawn over the video
