@@ -78,7 +78,7 @@ def grab(display: str) -> np.ndarray:
     return np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
 
 
-def wait_for_window(display: str, background: np.ndarray, live: subprocess.Popen, timeout: float = 30.0
+def wait_for_window(display: str, background: np.ndarray, live: subprocess.Popen, timeout: float = 60.0
                     ) -> tuple[np.ndarray, tuple[int, int]]:
     """The screen once a frame-sized window shows the same picture in two grabs; (screen, window's x, y)."""
     deadline, last, seen = time.monotonic() + timeout, None, "nothing"
@@ -94,7 +94,14 @@ def wait_for_window(display: str, background: np.ndarray, live: subprocess.Popen
                 return screen, (x, y)
         last = screen
         time.sleep(0.1)
-    pytest.fail(f"no {FRAME[0]}x{FRAME[1]} window on the display within {timeout:.0f} s; it showed {seen}")
+    live.send_signal(signal.SIGINT)  # say what live said about it
+    try:
+        said = live.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        live.kill()
+        said = live.communicate()[1]
+    pytest.fail(f"no {FRAME[0]}x{FRAME[1]} window on the display within {timeout:.0f} s; it showed {seen}; "
+                f"live said: {said.strip()[-800:]!r}")
 
 
 def near(pixels: np.ndarray, colour: tuple[int, int, int], tolerance: int) -> np.ndarray:
