@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 import pytest
 
+from digitsum_edge.web import build
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags for this machine (no GPU, no network, root): and a camera that plays a file, allowed without asking.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -34,13 +36,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--remote-debugging-port=0", "--remote-allow-origins=*",
          "--ignore-certificate-errors"]  # the serve test's own self-signed certificate
 PAGE_TIMEOUT = 60  # seconds for a page to show a reading (Chromium start, camera, model)
-ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}  # fine timer
+ISOLATED = build.ISOLATION  # COOP/COEP: a cross-origin isolated page, with a fine timer
 
 
 def npm_files_or_skip() -> None:
     """Skip (with a printed reason) where the web app's npm packages are missing and npm cannot install them."""
-    from digitsum_edge.web import build
-
     installed = any(build._has_vendor(folder) for folder in
                     (build.HERE / "node_modules", build.CACHE / f"npm-{build.lock_digest()}" / "node_modules"))
     if not installed and shutil.which("npm") is None:
@@ -210,8 +210,7 @@ class StaticServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        Handler.extensions_map = {**Handler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm",
-                                  ".webmanifest": "application/manifest+json"}
+        Handler.extensions_map = {**Handler.extensions_map, **build.CONTENT_TYPES}
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

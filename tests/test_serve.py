@@ -283,10 +283,10 @@ def test_the_service_still_serves_after_bad_requests(server: ServeProcess, frame
 
 
 def test_the_page_is_served(server: ServeProcess) -> None:
-    status, html, headers = get(f"{server.url}/")
+    status, html, headers = get(f"{server.url}/")  # the web app (tests/test_serve_page.py runs it)
     assert status == 200 and headers["content-type"].startswith("text/html")
-    assert b'<script src="page.js">' in html and b'id="rand"' in html
-    status, script, headers = get(f"{server.url}/page.js")
+    assert b'<script src="app.js">' in html and b'id="rand"' in html and b'id="where"' in html
+    status, script, headers = get(f"{server.url}/app.js")
     assert status == 200 and "javascript" in headers["content-type"]
     assert b"getUserMedia" in script and b"v1/read?rand=" in script
 

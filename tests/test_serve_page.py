@@ -1,9 +1,11 @@
-"""The webcam page of `digitsum-edge serve` in a real headless Chromium: its fake camera plays a `synth` video of one
-digit, the page sends frames to /v1/read and must show that digit, the chosen rand and their sum over the video.
-Driven through the Chrome DevTools protocol. Skipped where Chromium is not installed (apt-get install chromium)."""
+"""The page of `digitsum-edge serve`, the web app, in a real headless Chromium: its fake camera plays a `synth` video
+of one digit, and the app must show that digit, the chosen rand and their sum over the video, read on the device
+(the default) and on the server (/v1/read with the token of the URL's fragment). Driven through the Chrome
+DevTools protocol. Skipped where Chromium is not installed (apt-get install chromium), or npm's files are missing."""
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import json
 import os
@@ -15,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser_helpers import CHROMIUM, Chromium, pick_scene, write_y4m
+from browser_helpers import CHROMIUM, ISOLATED, Chromium, npm_files_or_skip, pick_scene, write_y4m
 from serve_helpers import ServeProcess, get, request
 
 TOKEN = "classroom-token-0123456789"  # what `serve --token` (or DIGITSUM_EDGE_TOKEN) is given
@@ -55,52 +57,113 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     """Over HTTPS and with a token (what a service reachable by other machines needs), so through Ray Serve's
-    Python proxy this time; test_serve.py runs the default HAProxy ingress."""
+    Python proxy this time; test_serve.py runs the default HAProxy ingress. The app is built into --web."""
+    npm_files_or_skip()
     folder = tmp_path_factory.mktemp("serve_page")
     cert, key = self_signed(folder)
     process = ServeProcess(tiny_onnx, folder / "serve.log", "--ssl-certfile", cert, "--ssl-keyfile", key,
-                           "--provider", "cpu", "--token", TOKEN)
+                           "--provider", "cpu", "--token", TOKEN, "--web", folder / "web")
+    process.web = folder / "web"  # type: ignore[attr-defined]
     yield process
     assert process.stop() == 0
 
 
-def run_page(url: str, model: Path, folder: Path, rand: int = 3) -> tuple[dict, bytes, int]:
-    """Open the page on a camera showing one digit, choose `rand`; (what the page shows, its screenshot, the digit)."""
-    scene, digit = pick_scene(model)
-    camera = write_y4m(folder / "camera.y4m", scene)
-    with tempfile.TemporaryDirectory(prefix="chromium-", dir=folder) as profile:  # a fresh profile every run
-        browser = Chromium(f"{url}/#token={TOKEN}", camera, Path(profile))  # the page sends it as a bearer token
-        try:
-            browser.wait_for("document.getElementById('status').textContent.includes('frames read')")
-            browser.evaluate(f"(() => {{ const s = document.getElementById('rand'); s.value = '{rand}'; "
-                             "s.dispatchEvent(new Event('change')); })()")
-            shown = browser.wait_for(  # the page's own record of the reading it drew, once it has read again
-                f"(() => {{ const d = document.getElementById('result').dataset; "
-                f"return d.rand === '{rand}' && d.found === 'true' && +d.frames >= 2 ? {{...d}} : null; }})()")
-            assert isinstance(shown, dict)
-            shown["text"] = browser.evaluate("document.getElementById('result').textContent")
-            shown["green_pixels"] = browser.evaluate(  # the box and the sum drawn over the video
-                "(() => { const c = document.getElementById('overlay'); "
+def choose(browser: Chromium, **values: str) -> None:
+    """Choose in the page's selects (id -> value), as a user does."""
+    browser.evaluate(f"(() => {{ for (const [id, value] of Object.entries({json.dumps(values)})) {{ "
+                     "const s = document.getElementById(id); s.value = value; "
+                     "s.dispatchEvent(new Event('change')); } })()")
+
+
+def shown_reading(browser: Chromium, rand: int, where: str, after: int = 0) -> dict:
+    """What the page shows once it has read a digit with `rand` on `where` (device | server) after frame `after`."""
+    shown = browser.wait_for(
+        f"(() => {{ const d = document.getElementById('result').dataset; return d.rand === '{rand}' && "
+        f"d.found === 'true' && d.where === '{where}' && +d.frames >= {after + 2} ? {{...d}} : null; }})()")
+    assert isinstance(shown, dict)
+    shown["text"] = re.sub(r"\s+", " ", str(browser.evaluate("document.getElementById('result').textContent"))).strip()
+    shown["detail"] = browser.evaluate("document.getElementById('detail').textContent")
+    return shown
+
+
+GREEN_PIXELS = ("(() => { const c = document.getElementById('overlay'); "
                 "const p = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; "
                 "for (let i = 0; i < p.length; i += 4) n += p[i + 1] > 200 && p[i] < 100 && p[i + 2] < 100; "
-                "return n; })()")
+                "return n; })()")  # the box and the sum drawn over the video
+
+
+def test_the_app_reads_the_camera_on_the_device_and_on_the_server(server: ServeProcess, tiny_onnx: Path,
+                                                                  tmp_path: Path) -> None:
+    assert server.url.startswith("https://")  # a camera page for other machines
+    scene, digit = pick_scene(tiny_onnx)
+    camera = write_y4m(tmp_path / "camera.y4m", scene)
+    with tempfile.TemporaryDirectory(prefix="chromium-", dir=tmp_path) as profile:  # a fresh profile every run
+        browser = Chromium(f"{server.url}/#token={TOKEN}", camera, Path(profile))  # the page sends it as a bearer token
+        try:
+            browser.wait_for("document.getElementById('status').textContent.includes('frames read')")
+            assert browser.evaluate("document.getElementById('where-label').hidden") is False  # a service: both
+            assert browser.evaluate("document.getElementById('where').value") == "device"  # the default
+            assert browser.evaluate("self.crossOriginIsolated") is True  # serve's COOP/COEP, at the first load
+            choose(browser, rand="3")
+            device = shown_reading(browser, 3, "device")
+            choose(browser, where="server")
+            on_server = shown_reading(browser, 3, "server", int(device["frames"]))
+            green = browser.evaluate(GREEN_PIXELS)
             image = browser.screenshot()
         finally:
             browser.close()
-    return shown, image, digit
-
-
-def test_the_page_reads_the_digit_the_camera_shows(server: ServeProcess, tiny_onnx: Path, tmp_path: Path) -> None:
-    assert server.url.startswith("https://")  # a camera page for other machines
-    shown, image, digit = run_page(server.url, tiny_onnx, tmp_path, rand=3)
-    assert (shown["digit"], shown["rand"], shown["sum"]) == (str(digit), "3", str(digit + 3)), shown
-    assert re.sub(r"\s+", " ", shown["text"]).strip() == f"{digit} + 3 = {digit + 3}"
-    assert int(shown["frames"]) >= 2 and shown["green_pixels"] > 100, shown
+    for shown in (device, on_server):
+        assert (shown["digit"], shown["rand"], shown["sum"]) == (str(digit), "3", str(digit + 3)), shown
+        assert shown["text"] == f"{digit} + 3 = {digit + 3}", shown
+    assert "on this device" in device["detail"] and "on the server (cpu)" in on_server["detail"], (device, on_server)
+    assert isinstance(green, int) and green > 100
     screenshot = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
     assert screenshot is not None and screenshot.shape[1] >= 600 and screenshot.std() > 10  # a real page, not blank
-    (tmp_path / "serve.png").write_bytes(image)
     if os.environ.get("DIGITSUM_SCREENSHOT"):  # how docs/serve.png is made: DIGITSUM_SCREENSHOT=docs/serve.png
         Path(os.environ["DIGITSUM_SCREENSHOT"]).write_bytes(image)
+
+
+def test_without_the_token_the_server_refuses_and_the_page_says_so(server: ServeProcess, tiny_onnx: Path,
+                                                                   tmp_path: Path) -> None:
+    scene, _ = pick_scene(tiny_onnx)
+    with tempfile.TemporaryDirectory(prefix="chromium-", dir=tmp_path) as profile:
+        browser = Chromium(f"{server.url}/#where=server", write_y4m(tmp_path / "camera.y4m", scene), Path(profile))
+        try:
+            error = browser.wait_for("document.getElementById('status').className === 'error' && "
+                                     "document.getElementById('status').textContent")
+            where = browser.evaluate("document.getElementById('where').value")
+            frames = browser.evaluate("document.getElementById('result').dataset.frames")
+        finally:
+            browser.close()
+    assert where == "server" and frames == "0", (where, frames)  # nothing was read without the token
+    assert str(error).startswith("server: /v1/read needs the header Authorization: Bearer"), error
+    assert "#token=" in str(error), error
+
+
+def test_the_apps_files_have_their_types_isolation_and_the_served_model(server: ServeProcess,
+                                                                       tiny_onnx: Path) -> None:
+    from digitsum_edge.web import build
+
+    web = server.web  # type: ignore[attr-defined]
+    for name in ("", "app.js", "manifest.webmanifest", "digitsum.json", "model.onnx",
+                 *(f"vendor/{v}" for v in build.VENDOR)):
+        status, body, headers = get(f"{server.url}/{name}")
+        assert status == 200 and body == (web / (name or "index.html")).read_bytes(), name
+        assert headers["content-type"] == build.content_type(name or "index.html"), (name, headers)
+        assert {k: headers[k.lower()] for k in ISOLATED} == ISOLATED, name
+    assert build.content_type("vendor/x.wasm") == "application/wasm"
+    assert build.content_type("vendor/x.mjs") == "text/javascript"
+    assert (web / "model.onnx").read_bytes() == tiny_onnx.read_bytes()  # the page runs the model served
+    status, packed, headers = request(f"{server.url}/vendor/ort-wasm-simd-threaded.wasm", None,
+                                      {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["content-encoding"] == "gzip"  # a phone downloads a quarter of it
+    assert gzip.decompress(packed) == (web / "vendor" / "ort-wasm-simd-threaded.wasm").read_bytes()
+    assert len(packed) < 0.4 * len(gzip.decompress(packed))
+    assert json.loads(get(f"{server.url}/nothing.js")[1]) == {"error": "Not Found: GET /nothing.js"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert request(f"{server.url}/v2", None, auth)[0] == 200  # the app's routes come after the service's
+    assert get(f"{server.url}/v1/read")[0] == 401
+    assert f"page: the web app built in {web}" in server.log.read_text()  # for this model, in --web
 
 
 def test_with_a_token_v1_and_v2_want_it_and_health_and_the_page_stay_open(server: ServeProcess) -> None:
@@ -120,5 +183,5 @@ def test_with_a_token_v1_and_v2_want_it_and_health_and_the_page_stay_open(server
         assert status == 200, (path, answer)
     assert json.loads(request(f"{server.url}/v1/model", None, {"Authorization": f"Bearer {TOKEN}"})[1])[
         "serving"]["token"] is True  # said, never shown
-    for path in ("/healthz", "/", "/page.js"):
+    for path in ("/healthz", "/", "/app.js", "/vendor/ort-wasm-simd-threaded.wasm"):
         assert get(f"{server.url}{path}")[0] == 200, path

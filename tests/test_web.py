@@ -80,6 +80,76 @@ def test_the_port_follows_the_python_it_was_ported_from() -> None:
                                            "update the digest at the top of preprocess.js")
 
 
+def test_serve_keeps_the_app_of_its_model_and_builds_it_again_for_another(tiny_onnx: Path, tmp_path: Path) -> None:
+    """What `serve` does before it starts: the app folder is reused for the same model file and sources, built again
+    when the model (or the app) differs, and a folder that is not an app is never replaced."""
+    onnx = pytest.importorskip("onnx")
+    npm_files_or_skip()
+    out = tmp_path / "web"
+    config = build.WebConfig(out=str(out), model=str(tiny_onnx))
+    assert build.ensure(config) is True and build.stale(out, hashlib.sha256(tiny_onnx.read_bytes()).hexdigest()) is None
+    stamp = (out / "index.html").stat().st_mtime_ns
+    assert build.ensure(config) is False and (out / "index.html").stat().st_mtime_ns == stamp  # reused
+    other = onnx.load(str(tiny_onnx))  # the same network with one more metadata entry: another model file
+    onnx.helper.set_model_props(other, {**{p.key: p.value for p in other.metadata_props}, "note": "retrained"})
+    onnx.save(other, str(tmp_path / "other.onnx"))
+    assert "another model" in str(build.stale(out, hashlib.sha256((tmp_path / "other.onnx").read_bytes()).hexdigest()))
+    assert build.ensure(build.WebConfig(out=str(out), model=str(tmp_path / "other.onnx"))) is True
+    assert (out / "model.onnx").read_bytes() == (tmp_path / "other.onnx").read_bytes()
+    assert json.loads((out / "digitsum.json").read_text())["model"]["sha256"] == hashlib.sha256(
+        (tmp_path / "other.onnx").read_bytes()).hexdigest()
+    settings = json.loads((out / "digitsum.json").read_text())  # as if built by an older page
+    (out / "digitsum.json").write_text(json.dumps({**settings, "sources": "0" * 16}))
+    assert build.ensure(build.WebConfig(out=str(out), model=str(tmp_path / "other.onnx"))) is True
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("not an app")
+    with pytest.raises(build.DigitsumError, match="is not a web app folder"):
+        build.ensure(build.WebConfig(out=str(tmp_path / "notes"), model=str(tiny_onnx)))
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "not an app"
+
+
+def test_serve_without_npm_files_serves_no_page_and_says_why_in_one_line(
+        tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from digitsum_edge.serve import page
+
+    def no_npm(given: str | None = None) -> Path:
+        raise build.DigitsumError("web needs npm to fetch onnxruntime-web once (install Node.js and npm)")
+
+    monkeypatch.setattr(build, "node_modules", no_npm)
+    with caplog.at_level("WARNING"):
+        served = page.load_page(str(tiny_onnx), str(tmp_path / "web"))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert lines == ["the page at / is unavailable (web needs npm to fetch onnxruntime-web once (install Node.js "
+                     "and npm)); the API is served without it"], lines
+    answer = served.answer("/", "gzip")
+    assert answer is not None and answer.status == 503
+    assert json.loads(answer.body) == {"error": "the page is unavailable: web needs npm to fetch onnxruntime-web once "
+                                                "(install Node.js and npm)"}
+    assert served.answer("/app.js", "gzip") is None and not (tmp_path / "web").exists()
+
+
+def test_serve_answers_the_apps_files_gzipped_when_the_client_takes_it(app: Path) -> None:
+    import gzip
+
+    from digitsum_edge.serve import page
+
+    served = page.Page({"index.html": gzip.compress((app / "index.html").read_bytes()),
+                        "vendor/ort-wasm-simd-threaded.wasm": gzip.compress(b"\0asm" * 100)})
+    for accept, packed in (("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.8", True), ("*", True),
+                           (None, False), ("identity", False), ("gzip;q=0", False), ("br", False)):
+        assert page.takes_gzip(accept) is packed, accept
+        answer = served.answer("/", accept)
+        assert answer is not None and answer.status == 200
+        body = gzip.decompress(answer.body) if packed else answer.body
+        assert body == (app / "index.html").read_bytes()
+        assert (answer.headers.get("Content-Encoding") == "gzip") is packed
+        assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert answer.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    wasm = served.answer("/vendor/ort-wasm-simd-threaded.wasm", None)
+    assert wasm is not None and wasm.headers["Content-Type"] == "application/wasm" and wasm.body == b"\0asm" * 100
+    assert served.answer("/sw.js", "gzip") is None and served.answer("/../etc/passwd", "gzip") is None
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_the_app_reads_the_camera_on_the_device_and_offline(app: Path, tiny_onnx: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.serve.config import LOCAL, ServeConfig, check_config, uses_haproxy
+from digitsum_edge.serve.page import Page, load_page
 from digitsum_edge.serve.processes import LocalRun, haproxy_binary, write_haproxy_shim
 
 APP_NAME = "digitsum-edge"  # the Ray Serve application
@@ -30,6 +31,7 @@ DRAIN_TIMEOUT_S = 10  # replicas finish what they hold within this at stop
 STOP_GRACE_S = 0.5  # after a signal, how long Ray's own processes get to show whether it reached them too
 log = logging.getLogger(__name__)
 _local: LocalRun | None = None  # the local service this process runs: its mark and private folder
+_page = Page()  # the page the service offers at / (or why none)
 
 
 def read_model(cfg: ServeConfig) -> bytes:
@@ -122,9 +124,10 @@ def _init_ray(cfg: ServeConfig) -> None:
 
 def start(cfg: ServeConfig) -> str:
     """Start Ray and the service; return its URL once every replica is ready. On failure nothing is left."""
-    global _local
+    global _local, _page
     check_config(cfg)
     model_bytes = read_model(cfg)
+    _page = load_page(cfg.model, cfg.web)  # before Ray: a page that cannot be built is one line, and no page
     _local = LocalRun() if cfg.address == LOCAL else None
     try:
         _environment(cfg, _local)
@@ -156,7 +159,7 @@ def start(cfg: ServeConfig) -> str:
             ray_actor_options={"num_cpus": 1},
             graceful_shutdown_wait_loop_s=0.5,  # Ctrl-C: finish what is in flight, then stop within seconds
             graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S,
-        ).bind(cfg, model_bytes, Path(cfg.model).name)
+        ).bind(cfg, model_bytes, Path(cfg.model).name, _page)
         serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET)
     except BaseException as e:  # Ctrl-C while starting too: nothing is left running
         with _uninterrupted():
@@ -279,7 +282,8 @@ def run(cfg: ServeConfig) -> None:
         where = "a local Ray instance" if cfg.address == LOCAL else f"the Ray cluster at {cfg.address}"
         ingress = "HAProxy" if uses_haproxy(cfg) else "Ray Serve's"
         log.info(f"serving {cfg.model} at {url} on {where} ({ingress} ingress): {cfg.replicas} replica(s), "
-                 f"batches of up to {cfg.max_batch} images within {cfg.batch_wait_ms:g} ms | page {url}/ | "
+                 f"batches of up to {cfg.max_batch} images within {cfg.batch_wait_ms:g} ms | "
+                 f"{'no page' if _page.unavailable else f'page {url}/'} | "
                  f"API {url}/docs | Ctrl-C stops")
         try:
             while True:

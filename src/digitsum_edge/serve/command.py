@@ -55,14 +55,17 @@ _D = ServeConfig()
               help="Serve HTTPS with this PEM certificate (browsers on other machines give the page the camera "
                    "only over HTTPS).")
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False), default=None, help="The certificate's PEM key.")
+@click.option("--web", type=click.Path(file_okay=False), default=None,
+              help="Keep the page (the web app for --model) in this folder: reused when built for this model file, "
+                   "built again otherwise [default: a folder in ~/.cache/digitsum-edge].")
 def serve(**options: object) -> None:
-    """Serve the model over HTTP on Ray Serve: a webcam page, /v1/read, and the KServe v2 protocol.
+    """Serve the model over HTTP on Ray Serve: the web app, /v1/read, and the KServe v2 protocol.
 
     \b
     POST /v1/read?rand=7       PNG/JPEG bytes -> digit, sum, confidences, box (as `live`)
     POST /v1/predict?rand=3    N x 28 x 28 uint8 pixels -> digits and sums
     POST /v2/models/digitsum/infer   Open Inference Protocol (Triton / KServe clients)
-    GET  /                     the webcam page;  GET /healthz, /v1/model, /docs
+    GET  /                     the web app (reads on the phone, or here);  GET /healthz, /v1/model, /docs
     Ctrl-C stops the service and shuts Ray down.
     """
     from digitsum_edge.extras import require

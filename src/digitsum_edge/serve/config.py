@@ -56,6 +56,9 @@ class ServeConfig:
     # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
     ssl_certfile: str | None = None  # PEM certificate (chain)
     ssl_keyfile: str | None = None  # PEM private key
+    # The page at / is the web app (`digitsum-edge web`) for this model, kept in this folder: reused when it holds
+    # the app for this very model file, built again otherwise. None: a folder in ~/.cache/digitsum-edge.
+    web: str | None = None
 
 
 def uses_haproxy(cfg: ServeConfig) -> bool:

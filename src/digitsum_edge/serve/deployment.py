@@ -2,7 +2,7 @@
 `@serve.batch` method through which every request's images reach the model.
 
 Routes: POST /v1/read (an image, `live`'s reading), POST /v1/predict (a batch of 28x28 images), the Open
-Inference Protocol under /v2, GET /healthz, GET /v1/model, and GET / (the webcam page).
+Inference Protocol under /v2, GET /healthz, GET /v1/model, and GET / (the web app, serve/page.py).
 
 No `from __future__ import annotations` here: FastAPI reads the route signatures' annotations as objects.
 """
@@ -19,13 +19,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import ray
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from ray import serve
 from starlette.exceptions import HTTPException
 
@@ -46,6 +45,7 @@ from digitsum_edge.serve.limits import (
     check_token,
     read_body,
 )
+from digitsum_edge.serve.page import Page
 from digitsum_edge.serve.protocol import BadRequest
 
 api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit plus rand",
@@ -120,7 +120,7 @@ def _rows(items: list[tuple[np.ndarray, np.ndarray]]) -> int:
 class DigitsumService:
     """One replica: the model, a thread pool for decoding and preprocessing, and the batched model call."""
 
-    def __init__(self, cfg: ServeConfig, model_bytes: bytes, model_name: str) -> None:
+    def __init__(self, cfg: ServeConfig, model_bytes: bytes, model_name: str, page: Page) -> None:
         import cv2
 
         cv2.setNumThreads(1)  # parallelism comes from the pool and from replicas, not from inside OpenCV
@@ -145,8 +145,7 @@ class DigitsumService:
         # /v1/read: a large JPEG is decoded reduced while the region read keeps 4x the reader's working size
         self.keep = int(4 * self.reader.preprocess.work_size / cfg.roi)
         self.rng = np.random.default_rng()
-        page = resources.files("digitsum_edge.serve")
-        self.html, self.script = page.joinpath("page.html").read_bytes(), page.joinpath("page.js").read_bytes()
+        self.page = page  # the web app's files, gzipped
         self.model_calls = self.images = 0  # how well requests were batched, in /v1/model
         # @serve.batch's documented setters; its type hints show only the wrapped method
         self.infer.set_max_batch_size(cfg.max_batch)  # type: ignore[attr-defined]
@@ -273,15 +272,6 @@ class DigitsumService:
                             "refused_busy": self.held_bytes.refused + self.waiting.refused
                             + self.large_waiting.refused}}
 
-    @api.get("/")
-    async def page_html(self) -> HTMLResponse:
-        """The webcam page."""
-        return HTMLResponse(self.html)
-
-    @api.get("/page.js")
-    async def page_js(self) -> Response:
-        return Response(self.script, media_type="text/javascript")
-
     # ---- Open Inference Protocol (KServe v2) -------------------------------------------------------------
 
     @api.get("/v2")
@@ -324,3 +314,17 @@ class DigitsumService:
     def _check_version(self, version: str) -> None:
         if version != MODEL_VERSION:
             raise BadRequest(f"model {MODEL_NAME!r} has version {MODEL_VERSION} only, not {version!r}")
+
+    # ---- The web app (last: its one-segment route must not take /v2 or /healthz) --------------------------
+
+    @api.get("/")
+    @api.get("/{name}")
+    @api.get("/vendor/{name}")
+    async def page_file(self, request: Request) -> Response:
+        """The web app: index.html at /, its files beside it (404 for others)."""
+        # in the pool: a client that takes no gzip gets the file inflated (14 MB of wasm: tens of ms)
+        answer = await asyncio.get_running_loop().run_in_executor(
+            self.pool, self.page.answer, request.url.path, request.headers.get("accept-encoding"))
+        if answer is None:
+            raise HTTPException(404, "Not Found")
+        return Response(answer.body, status_code=answer.status, headers=answer.headers)

@@ -36,6 +36,12 @@ VENDOR = {
     "ort-wasm-simd-threaded.wasm": "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
 }
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digitsum-edge"
+# What a web server must say of the folder's files (any static host, `serve`, the tests' server)
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+                 ".wasm": "application/wasm", ".webmanifest": "application/manifest+json",
+                 ".json": "application/json", ".svg": "image/svg+xml", ".onnx": "application/octet-stream"}
+# Cross-origin isolation: onnxruntime-web may use its fast paths, and performance.now() is fine-grained
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,18 @@ class WebBuild:
 def lock_digest() -> str:
     """The first 12 hex digits of package-lock.json's SHA-256: names the npm cache of these exact versions."""
     return hashlib.sha256((HERE / "package-lock.json").read_bytes()).hexdigest()[:12]
+
+
+def sources_digest() -> str:
+    """The first 16 hex digits of a SHA-256 over the app's sources and the npm lockfile: which page a folder holds."""
+    digest = hashlib.sha256((HERE / "package-lock.json").read_bytes())
+    for source in sorted(APP.iterdir()):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
 
 
 def _has_vendor(folder: Path) -> bool:
@@ -114,6 +132,7 @@ def settings(info: onnx_contract.ModelInfo, model_name: str, model_sha256: str) 
     constants = {name: getattr(preprocess, name) for name in ("MNIST_SIZE", "BOX", "CENTRE", "STROKE", "FINE")}
     return {
         "version": __version__,
+        "sources": sources_digest(),
         "model": {"file": model_name, "sha256": model_sha256, "inputs": list(onnx_contract.INPUTS),
                   "outputs": list(onnx_contract.OUTPUTS), "mean": info.mean, "std": info.std,
                   "input_size": info.input_size, "num_digits": info.num_digits, "num_rand": info.num_rand,
@@ -152,6 +171,45 @@ def run(cfg: WebConfig) -> WebBuild:
         shutil.rmtree(staging, ignore_errors=True)
     build.out = out
     return build
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def stale(folder: Path, model_sha256: str) -> str | None:
+    """Why `folder` is not the app for the model with this SHA-256 and for these sources; None when it is."""
+    try:
+        built = json.loads((folder / "digitsum.json").read_text())
+        model = built["model"]
+        if model["sha256"] != model_sha256 or _sha256(folder / model["file"]) != model_sha256:
+            return "it was built for another model"
+        if (built["version"], built.get("sources")) != (__version__, sources_digest()):
+            return "it was built from other app sources"
+    except FileNotFoundError:
+        return "it was not built yet"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"its digitsum.json is unreadable ({e})"
+    needed = ("index.html", "sw.js", *(f"vendor/{name}" for name in VENDOR))
+    missing = [name for name in needed if not (folder / name).is_file()]
+    return f"it lacks {missing[0]}" if missing else None
+
+
+def ensure(cfg: WebConfig) -> bool:
+    """The app for cfg.model in cfg.out: kept when it is current (same model file, same sources), else built anew,
+    replacing only an app folder or an empty one. Whether it was built."""
+    out = Path(cfg.out)
+    model_sha256 = _sha256(Path(cfg.model))
+    if model_sha256 is None:
+        raise DigitsumError(f"{cfg.model} is not a file")
+    reason = stale(out, model_sha256)
+    if reason is None:
+        return False
+    if out.is_dir() and any(out.iterdir()) and not (out / "digitsum.json").is_file():
+        raise DigitsumError(f"{out} is not a web app folder (no digitsum.json): it is not replaced")
+    log.info("building the web app in %s: %s", out, reason)
+    run(dataclasses.replace(cfg, force=True))
+    return True
 
 
 def _assemble(folder: Path, cfg: WebConfig, info: onnx_contract.ModelInfo, modules: Path) -> WebBuild:

@@ -1,6 +1,7 @@
 // The app: camera frames -> the reader on this device (reader.js) a few times a second -> the digit, rand and sum
-// drawn over the video, as the serve page draws them. Served by `digitsum-edge serve`, it can also send the frames
-// to the server's v1/read (with the token from the URL's fragment, #token=...). Offline after the first load.
+// drawn over the video. Served by `digitsum-edge serve`, it can also send the frames to the server's v1/read (with
+// the token from the URL's fragment, #token=...): "read on" offers both, this device first (#where=server chooses
+// the server; so does a browser that cannot run the model). Offline after the first load.
 "use strict";
 
 const INTERVAL_MS = 200;  // at most five frames a second
@@ -17,9 +18,11 @@ const randSelect = document.getElementById("rand");
 const whereSelect = document.getElementById("where");
 const grab = document.createElement("canvas");  // the frame read, at the camera's resolution
 
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const fragment = new URLSearchParams(location.hash.slice(1));  // never sent to a server
+const token = fragment.get("token");
 let reader = null;
 let roi = null;  // the square read, drawn as a guide
+let serverRoi = null;  // the square the server reads (its --roi), once v1/model said it
 let numRand = 10;
 let rand = 0;
 let lastDigit = null;  // random mode: a new rand when a new digit shows up (like `live` without --rand)
@@ -51,8 +54,9 @@ function draw() {
   const w = overlay.width, h = overlay.height;
   const ctx = overlay.getContext("2d");
   ctx.clearRect(0, 0, w, h);
-  if (roi !== null) {
-    const side = roi * Math.min(w, h);
+  const square = whereSelect.value === "server" && serverRoi !== null ? serverRoi : roi;
+  if (square !== null) {
+    const side = square * Math.min(w, h);
     ctx.lineWidth = Math.max(2, w / 320);
     ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
     ctx.setLineDash([10, 8]);
@@ -105,7 +109,8 @@ async function readOnServer(value) {
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(`v1/read?rand=${value}`, {method: "POST", body: blob, headers});
   const body = await response.json();
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  const hint = response.status === 401 ? " (open this page as https://HOST/#token=THE-TOKEN)" : "";
+  if (!response.ok) throw new Error(`${body.error || `HTTP ${response.status}`}${hint}`);
   return body;
 }
 
@@ -145,15 +150,19 @@ async function loop() {
 }
 
 async function offerServer() {
-  // under `digitsum-edge serve` the page can also read on the server; on a static host v1/model is not there
+  // under `digitsum-edge serve` the page can also read on the server (a 401: it wants #token=...); on a static
+  // host v1/model is not there. Whether the server is offered.
   try {
     const headers = token ? {Authorization: `Bearer ${token}`} : {};
     const response = await fetch("v1/model", {headers});
-    if (response.ok && (response.headers.get("Content-Type") || "").includes("json")) {
-      document.getElementById("where-label").hidden = false;
+    if (!(response.headers.get("Content-Type") || "").includes("json") || !(response.ok || response.status === 401)) {
+      return false;
     }
+    if (response.ok) serverRoi = (await response.json()).serving?.roi ?? null;
+    document.getElementById("where-label").hidden = false;
+    return true;
   } catch (e) {
-    // offline or a static host: this device only
+    return false;  // offline or a static host: this device only
   }
 }
 
@@ -170,16 +179,23 @@ async function registerWorker() {
 
 async function main() {
   const offline = registerWorker();
+  const served = offerServer();
+  let failure = null;
   try {
     reader = await DigitReader.open();
+    roi = reader.settings.reading.roi;
+    numRand = reader.model.num_rand;
+    window.digitsum.reader = reader;
   } catch (e) {
-    setStatus(`cannot load the model: ${e.message}`, true);
+    failure = e;
+  }
+  const onServer = await served;
+  if (reader === null && !onServer) {
+    setStatus(`cannot load the model: ${failure.message}`, true);
     return;
   }
-  roi = reader.settings.reading.roi;
-  numRand = reader.model.num_rand;
-  window.digitsum.reader = reader;
-  offerServer();
+  if (reader === null) whereSelect.querySelector("option[value=device]").disabled = true;
+  if (onServer && (reader === null || fragment.get("where") === "server")) whereSelect.value = "server";
   drawRand();
   randSelect.addEventListener("change", () => { lastDigit = null; if (randSelect.value === "random") drawRand(); });
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
