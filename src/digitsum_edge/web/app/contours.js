@@ -10,19 +10,25 @@
     const rows = src.rows, cols = src.cols, d = src.data, lab = new Int32Array(d.length);
     const parent = [0];
     const find = (x) => { while (parent[x] !== x) { parent[x] = parent[parent[x]]; x = parent[x]; } return x; };
+    const join = (l, o) => {  // l (0: none yet) and the labelled neighbour o as one set; its root
+      if (!o) return l;
+      const a = find(o);
+      if (!l || a === l) return a;
+      const lo = Math.min(a, l);
+      parent[Math.max(a, l)] = lo;
+      return lo;
+    };
     for (let y = 0; y < rows; y++) {
       for (let x = 0; x < cols; x++) {
         const i = y * cols + x;
         if (!d[i]) continue;
-        let l = 0;
-        for (const [dx, dy] of [[-1, -1], [0, -1], [1, -1], [-1, 0]]) {
-          const xx = x + dx, yy = y + dy;
-          if (xx < 0 || yy < 0 || xx >= cols) continue;
-          const o = lab[yy * cols + xx];
-          if (!o) continue;
-          if (!l) l = find(o);
-          else { const a = find(o); if (a !== l) { const lo = Math.min(a, l); parent[Math.max(a, l)] = lo; l = lo; } }
+        let l = 0;  // the neighbours above (left to right) and on the left, joined under the smallest root
+        if (y > 0) {
+          if (x > 0) l = join(l, lab[i - cols - 1]);
+          l = join(l, lab[i - cols]);
+          if (x < cols - 1) l = join(l, lab[i - cols + 1]);
         }
+        if (x > 0) l = join(l, lab[i - 1]);
         if (!l) { l = parent.length; parent.push(l); }
         lab[i] = l;
       }
@@ -50,6 +56,8 @@
   // findContours: Suzuki and Abe's border following as OpenCV does it (a frame of zeros around the image,
   // outer borders only (RETR_EXTERNAL) or all (RETR_LIST), the newest contour first).
   const DIRS = [[1, 0], [1, -1], [0, -1], [-1, -1], [-1, 0], [-1, 1], [0, 1], [1, 1]];  // OpenCV's chain codes
+  const DIR_OF = new Int8Array(9).fill(-1);  // (dy + 1) * 3 + dx + 1 -> the chain code
+  DIRS.forEach(([dx, dy], code) => { DIR_OF[(dy + 1) * 3 + dx + 1] = code; });
 
   function findContours(src, contours, hierarchy, mode, method) {
     const W = src.cols + 2, H = src.rows + 2, img = new Int32Array(W * H);
@@ -86,7 +94,7 @@
 
   function follow(img, W, x0, y0, from, nbd) {  // Suzuki's steps 3.1-3.5: the border's points, pixels marked
     const at = (x, y) => img[y * W + x];
-    const dirOf = (dx, dy) => DIRS.findIndex(([a, b]) => a === dx && b === dy);
+    const dirOf = (dx, dy) => DIR_OF[(dy + 1) * 3 + dx + 1];
     const d = dirOf(from[0] - x0, from[1] - y0);
     let found = -1;
     for (let k = 0; k < 8; k++) {  // clockwise from the zero pixel

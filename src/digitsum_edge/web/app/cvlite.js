@@ -97,20 +97,21 @@
         areaResize(s, sw, sh, out, dw, dh);
       }
     } else {  // INTER_LINEAR, OpenCV's fixed point: 11-bit weights, rows then columns, as its vector code rounds
-      const tx = linearTab(sw, dw, true), ty = linearTab(sh, dh, false);
-      const rows = new Map();
+      const [x0s, x1s, a0s, a1s] = linearTab(sw, dw, true), [y0s, y1s, b0s, b1s] = linearTab(sh, dh, false);
+      const across = new Int32Array(sh * dw), done = new Uint8Array(sh);  // each source row resized once
       const rowOf = (sy) => {
-        if (!rows.has(sy)) {
-          const r = new Int32Array(dw);
-          for (let x = 0; x < dw; x++) { const [x0, x1, a0, a1] = tx[x]; r[x] = s[sy * sw + x0] * a0 + s[sy * sw + x1] * a1; }
-          rows.set(sy, r);
+        const at = sy * dw;
+        if (!done[sy]) {
+          const base = sy * sw;
+          for (let x = 0; x < dw; x++) across[at + x] = s[base + x0s[x]] * a0s[x] + s[base + x1s[x]] * a1s[x];
+          done[sy] = 1;
         }
-        return rows.get(sy);
+        return at;
       };
       for (let y = 0; y < dh; y++) {
-        const [y0, y1, b0, b1] = ty[y], r0 = rowOf(y0), r1 = rowOf(y1);
+        const r0 = rowOf(y0s[y]), r1 = rowOf(y1s[y]), b0 = b0s[y], b1 = b1s[y], o = y * dw;
         for (let x = 0; x < dw; x++) {
-          out[y * dw + x] = sat((((b0 * (r0[x] >> 4)) >> 16) + ((b1 * (r1[x] >> 4)) >> 16) + 2) >> 2);
+          out[o + x] = sat((((b0 * (across[r0 + x] >> 4)) >> 16) + ((b1 * (across[r1 + x] >> 4)) >> 16) + 2) >> 2);
         }
       }
     }
@@ -119,54 +120,64 @@
 
   function linearTab(sn, dn, across) {  // per destination pixel: two source indices and their 11-bit weights;
     // across a row the weights are reset at the ends, down the columns only the rows are clamped (OpenCV's way)
-    const scale = 1 / (dn / sn), tab = [];
+    const scale = 1 / (dn / sn), first = new Int32Array(dn), second = new Int32Array(dn);
+    const w0 = new Int32Array(dn), w1 = new Int32Array(dn);
+    const clamp = (k) => Math.min(Math.max(k, 0), sn - 1);
     for (let d = 0; d < dn; d++) {
       let f = Math.fround((d + 0.5) * scale - 0.5);
       let i = Math.floor(f);
       f = Math.fround(f - i);
       if (across && i < 0) { i = 0; f = 0; }
       if (across && i >= sn - 1) { i = sn - 1; f = 0; }
-      const clamp = (k) => Math.min(Math.max(k, 0), sn - 1);
-      tab.push([clamp(i), clamp(i + 1), rint(Math.fround(1 - f) * 2048), rint(f * 2048)]);
+      first[d] = clamp(i);
+      second[d] = clamp(i + 1);
+      w0[d] = rint(Math.fround(1 - f) * 2048);
+      w1[d] = rint(f * 2048);
     }
-    return tab;
+    return [first, second, w0, w1];
   }
 
-  function areaTab(sn, dn) {  // OpenCV's computeResizeAreaTab: (destination, source, weight) triples
-    const scale = 1 / (dn / sn), tab = [];
+  function areaTab(sn, dn) {  // OpenCV's computeResizeAreaTab: (destination, source, weight) triples, as 3 arrays
+    const scale = 1 / (dn / sn), dest = [], source = [], weight = [];
+    const push = (d, s, w) => { dest.push(d); source.push(s); weight.push(w); };
     for (let d = 0; d < dn; d++) {
       const fsx1 = d * scale, fsx2 = fsx1 + scale;
       const cellWidth = Math.min(scale, sn - fsx1);
       let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
       sx2 = Math.min(sx2, sn - 1);
       sx1 = Math.min(sx1, sx2);
-      if (sx1 - fsx1 > 1e-3) tab.push([d, sx1 - 1, Math.fround((sx1 - fsx1) / cellWidth)]);
-      for (let s = sx1; s < sx2; s++) tab.push([d, s, Math.fround(1 / cellWidth)]);
-      if (fsx2 - sx2 > 1e-3) tab.push([d, sx2, Math.fround(Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth)]);
+      if (sx1 - fsx1 > 1e-3) push(d, sx1 - 1, Math.fround((sx1 - fsx1) / cellWidth));
+      for (let s = sx1; s < sx2; s++) push(d, s, Math.fround(1 / cellWidth));
+      if (fsx2 - sx2 > 1e-3) push(d, sx2, Math.fround(Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth));
     }
-    return tab;
+    return [Int32Array.from(dest), Int32Array.from(source), Float32Array.from(weight)];
   }
 
   function areaResize(s, sw, sh, out, dw, dh) {  // float accumulation, rows then columns, as OpenCV's ResizeArea
-    const xt = areaTab(sw, dw), yt = areaTab(sh, dh);
-    const rows = new Map();
+    const [xd, xs, xw] = areaTab(sw, dw), [yd, ys, yw] = areaTab(sh, dh);
+    const across = new Float32Array(sh * dw), done = new Uint8Array(sh);  // each source row resized once
     const rowOf = (sy) => {
-      if (rows.has(sy)) return rows.get(sy);
-      const buf = new Float32Array(dw);
-      for (const [d, sx, w] of xt) buf[d] = Math.fround(buf[d] + Math.fround(s[sy * sw + sx] * w));
-      rows.set(sy, buf);
-      return buf;
+      const at = sy * dw;
+      if (!done[sy]) {
+        const base = sy * sw;
+        for (let j = 0; j < xd.length; j++) {
+          across[at + xd[j]] = Math.fround(across[at + xd[j]] + Math.fround(s[base + xs[j]] * xw[j]));
+        }
+        done[sy] = 1;
+      }
+      return at;
     };
     const sum = new Float32Array(dw);
     let current = -1;
-    for (const [dy, sy, beta] of yt) {
+    for (let j = 0; j < yd.length; j++) {
+      const dy = yd[j], beta = yw[j];
       if (dy !== current) {
         if (current >= 0) for (let x = 0; x < dw; x++) out[current * dw + x] = sat(rint(sum[x]));
         sum.fill(0);
         current = dy;
       }
-      const buf = rowOf(sy);
-      for (let x = 0; x < dw; x++) sum[x] = Math.fround(sum[x] + Math.fround(buf[x] * beta));
+      const at = rowOf(ys[j]);
+      for (let x = 0; x < dw; x++) sum[x] = Math.fround(sum[x] + Math.fround(across[at + x] * beta));
     }
     for (let x = 0; x < dw; x++) out[current * dw + x] = sat(rint(sum[x]));
   }
@@ -174,7 +185,7 @@
   // Morphology: OpenCV's min or max over the kernel's points, anchor at its centre, pixels beyond ignored.
   function morphPass(src, kernel, isMax) {
     const rows = src.rows, cols = src.cols, d = src.data, out = new Uint8Array(d.length);
-    if (kernel.data.every((v) => v !== 0)) return separable(d, rows, cols, kernel.cols, kernel.rows, isMax);
+    if (kernel.data.indexOf(0) < 0) return separable(d, rows, cols, kernel.cols, kernel.rows, isMax);  // a rectangle
     const ax = kernel.cols >> 1, ay = kernel.rows >> 1, pts = [];
     for (let y = 0; y < kernel.rows; y++) for (let x = 0; x < kernel.cols; x++) if (kernel.data[y * kernel.cols + x]) pts.push([x - ax, y - ay]);
     for (let y = 0; y < rows; y++) {
@@ -193,6 +204,7 @@
   }
 
   function separable(d, rows, cols, kw, kh, isMax) {
+    if (simd !== null) return simdSeparable(d, rows, cols, kw, kh, isMax);
     const tmp = new Uint8Array(d.length), out = new Uint8Array(d.length);
     line(d, tmp, rows, cols, 1, cols, kw, isMax);
     line(tmp, out, cols, rows, cols, 1, kh, isMax);
@@ -240,6 +252,61 @@
         out[at] = best ^ flip;
       }
     }
+  }
+
+  // The same with WebAssembly SIMD, 16 pixels an instruction, where the browser has it (else the loops above): the
+  // max over a window of k as the max of two overlapping windows of m (the largest power of two <= k), each made
+  // by doubling (the max of x and x + m/2). Along rows in A (each row with kw neutral pixels either side), then
+  // down the columns in B (kh neutral rows above and below). The module, 173 bytes, is two functions of the text
+  // format's (func (param $dst i32) (param $src i32) (param $shift i32) (param $n i32)): for i = 0, 16 .. < n,
+  // v128.store(dst + i, i8x16.max_u (or min_u) (v128.load(src + i), v128.load(src + shift + i))); and its memory.
+  const SIMD_MODULE = new Uint8Array([
+    0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 4, 127, 127, 127, 127, 0, 3, 3, 2, 0, 0, 5, 3, 1, 0, 1, 7, 22, 3, 6,
+    109, 101, 109, 111, 114, 121, 2, 0, 3, 109, 97, 120, 0, 0, 3, 109, 105, 110, 0, 1, 10, 119, 2, 58, 1, 1, 127,
+    2, 64, 3, 64, 32, 4, 32, 3, 79, 13, 1, 32, 0, 32, 4, 106, 32, 1, 32, 4, 106, 253, 0, 0, 0, 32, 1, 32, 2, 106,
+    32, 4, 106, 253, 0, 0, 0, 253, 121, 253, 11, 0, 0, 32, 4, 65, 16, 106, 33, 4, 12, 0, 11, 11, 11, 58, 1, 1, 127,
+    2, 64, 3, 64, 32, 4, 32, 3, 79, 13, 1, 32, 0, 32, 4, 106, 32, 1, 32, 4, 106, 253, 0, 0, 0, 32, 1, 32, 2, 106,
+    32, 4, 106, 253, 0, 0, 0, 253, 119, 253, 11, 0, 0, 32, 4, 65, 16, 106, 33, 4, 12, 0, 11, 11, 11]);
+  let available = null;  // the module's exports where WebAssembly SIMD runs
+  try {
+    if (typeof WebAssembly === "object" && WebAssembly.validate(SIMD_MODULE)) {
+      available = new WebAssembly.Instance(new WebAssembly.Module(SIMD_MODULE)).exports;
+    }
+  } catch (e) {
+    available = null;  // no WebAssembly SIMD here: the loops
+  }
+  let simd = available;  // cv.useSimd(false): the loops (the tests compare both)
+  let heap = null;  // a view of the module's memory (a new one after it grows)
+
+  function memory(bytes) {
+    const buffer = simd.memory.buffer;
+    if (buffer.byteLength < bytes) simd.memory.grow(Math.ceil((bytes - buffer.byteLength) / 65536));
+    if (heap === null || heap.buffer !== simd.memory.buffer) heap = new Uint8Array(simd.memory.buffer);
+    return heap;
+  }
+
+  const up16 = (n) => (n + 15) & ~15;
+
+  function windows(run, start, n, k, unit) {  // in place: [start + i] = the max of [start + i + j * unit], j < k
+    let m = 1;
+    while (2 * m <= k) { run(start, start, m * unit, up16(n)); m *= 2; }
+    if (m < k) run(start, start, (k - m) * unit, up16(n));
+  }
+
+  function simdSeparable(d, rows, cols, kw, kh, isMax) {
+    const run = isMax ? simd.max : simd.min, neutral = isMax ? 0 : 255;  // neutral: never the max (min)
+    const stride = cols + 2 * kw, aSize = rows * stride, bSize = (rows + 2 * kh) * cols;
+    const a0 = 0, b0 = up16(aSize + kw + 32), end = b0 + up16(bSize + kh * cols + 32);  // room for shifted reads
+    const mem = memory(end);
+    mem.fill(neutral, a0, end);
+    for (let y = 0; y < rows; y++) mem.set(d.subarray(y * cols, (y + 1) * cols), a0 + y * stride + kw);
+    windows(run, a0, aSize, kw, 1);  // the window of pixel x starts kw >> 1 before it
+    for (let y = 0, from = a0 + kw - (kw >> 1); y < rows; y++, from += stride) {
+      mem.copyWithin(b0 + (kh + y) * cols, from, from + cols);
+    }
+    windows(run, b0, bSize, kh, cols);
+    const first = b0 + (kh - (kh >> 1)) * cols;
+    return mem.slice(first, first + rows * cols);
   }
 
   function erode(src, dst, kernel) { gray(dst, src.rows, src.cols, morphPass(src, kernel, false)); }
@@ -343,9 +410,14 @@
     Rect: function (x, y, width, height) { return {x, y, width, height}; },
     Scalar: function (v) { return [v, v, v, v]; },
     morphologyDefaultBorderValue: () => null,
-    matFromImageData: (img) => { const m = new Mat(img.height, img.width, CV_8UC4); m.data.set(img.data); return m; },
+    matFromImageData: (img) => {  // (a Uint8Array over the Uint8ClampedArray's bytes: set() is then a memcpy)
+      const m = new Mat(img.height, img.width, CV_8UC4);
+      m.data.set(new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length));
+      return m;
+    },
     cvtColor, resize, erode: (s, d, k) => erode(s, d, k), dilate: (s, d, k) => dilate(s, d, k), morphologyEx,
     getStructuringElement, threshold, divide, copyMakeBorder, minMaxLoc, mean, gray,
+    useSimd: (on = true) => { simd = on ? available : null; return simd !== null; },
     bitwise_not: (a, d) => { const x = a.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = 255 - x[i]; gray(d, a.rows, a.cols, o); },
     bitwise_and: (a, b, d) => { const x = a.data, y = b.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = x[i] & y[i]; gray(d, a.rows, a.cols, o); },
     subtract: (a, b, d) => { const x = a.data, y = b.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) { const v = x[i] - y[i]; o[i] = v > 0 ? v : 0; } gray(d, a.rows, a.cols, o); },

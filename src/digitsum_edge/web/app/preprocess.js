@@ -20,6 +20,7 @@ class Mats {
   mat(rows, cols, value = 0) { return this.keep(new this.cv.Mat(rows, cols, this.cv.CV_8UC1, new this.cv.Scalar(value))); }
   like(m) { return this.keep(new this.cv.Mat()); }
   crop(m, x, y, w, h) {  // a copy: filters on a numpy slice see no pixels beyond it, so neither may these
+    if (x === 0 && y === 0 && w === m.cols && h === m.rows) return m;  // all of it: no copy (crops are read only)
     const view = m.roi(new this.cv.Rect(x, y, w, h));
     const copy = this.like();
     view.copyTo(copy);  // (OpenCV.js's clone() of a region keeps the parent's row step: its .data is wrong)
@@ -218,9 +219,10 @@ class Preprocessor {
   region(s, rgba, x0, y0, w, h) {
     // the region's RGBA rows copied into a Mat: a quarter of the frame instead of all of it, then a crop
     const m = s.keep(new this.cv.Mat(h, w, this.cv.CV_8UC4)), d = m.data;
+    const pixels = new Uint8Array(rgba.data.buffer, rgba.data.byteOffset, rgba.data.length);  // same type: a memcpy
     for (let y = 0; y < h; y++) {
       const start = ((y0 + y) * rgba.width + x0) * 4;
-      d.set(rgba.data.subarray(start, start + 4 * w), 4 * w * y);
+      d.set(pixels.subarray(start, start + 4 * w), 4 * w * y);
     }
     return m;
   }
