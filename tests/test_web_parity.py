@@ -78,6 +78,39 @@ READ_CHUNK = """(async () => {
 })()"""
 
 
+# The morphology's WebAssembly SIMD kernel against the plain loops (the path of browsers without SIMD), on random
+# images, rectangles and operations: the same pixels, or the first case that differs.
+SIMD_AGAINST_LOOPS = """(() => {
+  const cv = window.digitsum.reader.cv;
+  if (!cv.useSimd(true)) return {simd: false};
+  let seed = %d, cases = 0;
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  for (let t = 0; t < 400; t++) {
+    const rows = 1 + Math.floor(random() * 140), cols = 1 + Math.floor(random() * 140);
+    const kw = 1 + Math.floor(random() * 36), kh = 1 + Math.floor(random() * 36), op = Math.floor(random() * 5);
+    const image = new cv.Mat(rows, cols), sparse = random() < 0.5;
+    for (let i = 0; i < rows * cols; i++) {
+      image.data[i] = sparse ? (random() < 0.1 ? 255 : 0) : Math.floor(random() * 256);
+    }
+    const kernel = cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(kw, kh));
+    const [simd, loops] = [true, false].map((on) => {
+      cv.useSimd(on);
+      const out = new cv.Mat();
+      if (op === 0) cv.erode(image, out, kernel);
+      else if (op === 1) cv.dilate(image, out, kernel);
+      else cv.morphologyEx(image, out, [cv.MORPH_OPEN, cv.MORPH_CLOSE, cv.MORPH_GRADIENT][op - 2], kernel);
+      return out.data;
+    });
+    cv.useSimd(true);
+    if (simd.length !== loops.length || simd.some((v, i) => v !== loops[i])) {
+      return {simd: true, differs: {rows, cols, kw, kh, op}};
+    }
+    cases += 1;
+  }
+  return {simd: true, cases};
+})()"""
+
+
 def browser_readings(browser: Chromium, items: list[tuple[np.ndarray, float]], rand: int) -> list[dict]:
     readings: list[dict] = []
     for start in range(0, len(items), CHUNK):
@@ -132,6 +165,10 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
             times = browser_readings(browser, [items[i] for i in timed], rand=3)
             others = others_cpu_share(before, cpu_snapshot())
             isolated = browser.evaluate("self.crossOriginIsolated")
+            kernel = browser.evaluate(SIMD_AGAINST_LOOPS % seed, timeout=120)
+            browser.evaluate("window.digitsum.reader.cv.useSimd(false)")  # as a browser without WebAssembly SIMD
+            loops = browser_readings(browser, [items[i] for i in timed], rand=3)
+            browser.evaluate("window.digitsum.reader.cv.useSimd(true)")
         finally:
             browser.close()
             server.stop()
@@ -143,6 +180,9 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
     for key in ("ms", "prepare_ms", "infer_ms"):
         values = [r[key] for r in times]
         timing |= {f"median_{key}": float(np.median(values)), f"p90_{key}": float(np.percentile(values, 90))}
+    loop_ms = [r["ms"] for r in loops]
+    timing |= {"simd": bool(kernel.get("simd")), "median_ms_without_simd": float(np.median(loop_ms)),
+               "p90_ms_without_simd": float(np.percentile(loop_ms, 90))}
     native = [r["ms"] for r in python_readings(model, [items[i] for i in timed], rand=3)]  # the same frames
     timing |= {"python_median_ms": float(np.median(native)), "python_p90_ms": float(np.percentile(native, 90)),
                "other_processes_cpu_share": others}  # (Chromium's own processes count as others here)
@@ -157,3 +197,5 @@ def test_the_browser_reads_as_python_does(tiny_onnx: Path, tmp_path: Path) -> No
     assert overall["mean_abs_diff_28x28"] <= MAX_MEAN_ABS, report
     assert overall["both_found"] >= 0.5 * overall["frames"], report  # the comparison saw digits, not blanks
     assert isolated is True
+    assert kernel == {"simd": True, "cases": 400}, kernel  # Chromium runs WebAssembly SIMD, and it equals the loops
+    assert [r["mnist"] for r in loops] == [r["mnist"] for r in times], "the loops read other 28x28 images"
