@@ -78,8 +78,9 @@ READ_CHUNK = """(async () => {
 })()"""
 
 
-# The morphology's WebAssembly SIMD kernel against the plain loops (the path of browsers without SIMD), on random
-# images, rectangles and operations: the same pixels, or the first case that differs.
+# cvlite's WebAssembly SIMD (morphology, and pixel by pixel operations) against its plain loops (the path of browsers
+# without SIMD), on random images, rectangles, operations and thresholds: the same pixels, or the first case that
+# differs.
 SIMD_AGAINST_LOOPS = """(() => {
   const cv = window.digitsum.reader.cv;
   if (!cv.useSimd(true)) return {simd: false};
@@ -87,10 +88,12 @@ SIMD_AGAINST_LOOPS = """(() => {
   const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (let t = 0; t < 400; t++) {
     const rows = 1 + Math.floor(random() * 140), cols = 1 + Math.floor(random() * 140);
-    const kw = 1 + Math.floor(random() * 36), kh = 1 + Math.floor(random() * 36), op = Math.floor(random() * 5);
-    const image = new cv.Mat(rows, cols), sparse = random() < 0.5;
+    const kw = 1 + Math.floor(random() * 36), kh = 1 + Math.floor(random() * 36), op = Math.floor(random() * 10);
+    const image = new cv.Mat(rows, cols), other = new cv.Mat(rows, cols), sparse = random() < 0.5;
+    const level = Math.floor(random() * 300) - 20;
     for (let i = 0; i < rows * cols; i++) {
       image.data[i] = sparse ? (random() < 0.1 ? 255 : 0) : Math.floor(random() * 256);
+      other.data[i] = random() < 0.2 ? image.data[i] : Math.floor(random() * 256);
     }
     const kernel = cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(kw, kh));
     const [simd, loops] = [true, false].map((on) => {
@@ -98,12 +101,17 @@ SIMD_AGAINST_LOOPS = """(() => {
       const out = new cv.Mat();
       if (op === 0) cv.erode(image, out, kernel);
       else if (op === 1) cv.dilate(image, out, kernel);
-      else cv.morphologyEx(image, out, [cv.MORPH_OPEN, cv.MORPH_CLOSE, cv.MORPH_GRADIENT][op - 2], kernel);
+      else if (op < 5) cv.morphologyEx(image, out, [cv.MORPH_OPEN, cv.MORPH_CLOSE, cv.MORPH_GRADIENT][op - 2], kernel);
+      else if (op === 5) cv.bitwise_and(image, other, out);
+      else if (op === 6) cv.subtract(image, other, out);
+      else if (op === 7) cv.max(image, other, out);
+      else if (op === 8) cv.compare(image, other, out, cv.CMP_GT);
+      else cv.threshold(image, out, level, 255, cv.THRESH_BINARY);
       return out.data;
     });
     cv.useSimd(true);
     if (simd.length !== loops.length || simd.some((v, i) => v !== loops[i])) {
-      return {simd: true, differs: {rows, cols, kw, kh, op}};
+      return {simd: true, differs: {rows, cols, kw, kh, op, level}};
     }
     cases += 1;
   }
