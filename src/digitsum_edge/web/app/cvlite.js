@@ -1,7 +1,9 @@
 // The OpenCV functions the preprocessing uses, in plain JavaScript, for 8-bit images, with OpenCV.js's API (cv.Mat,
 // cv.resize, cv.threshold ...) at a hundredth of its download: images, arithmetic, resizing, morphology and
 // thresholds here; contours and connected components in contours.js. Each follows OpenCV's own rules (rounding,
-// anchors, borders, the order of contours), so the preprocessing gives OpenCV's results bit for bit.
+// anchors, borders, the order of contours), so the preprocessing gives OpenCV's results bit for bit. Rectangular
+// morphology and the pixel-by-pixel operations run in a small WebAssembly SIMD module where the browser has it
+// (SIMD_MODULE below), with the same results as the loops that run elsewhere.
 "use strict";
 
 (function () {
