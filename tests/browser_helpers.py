@@ -39,11 +39,16 @@ PAGE_TIMEOUT = 60  # seconds for a page to show a reading (Chromium start, camer
 ISOLATED = build.ISOLATION  # COOP/COEP: a cross-origin isolated page, with a fine timer
 
 
-def npm_files_or_skip() -> None:
-    """Skip (with a printed reason) where the web app's npm packages are missing and npm cannot install them."""
+def web_app_buildable() -> bool:
+    """Whether the web app can be built here: its npm packages are installed, or npm is there to install them."""
     installed = any(build._has_vendor(folder) for folder in
                     (build.HERE / "node_modules", build.CACHE / f"npm-{build.lock_digest()}" / "node_modules"))
-    if not installed and shutil.which("npm") is None:
+    return installed or shutil.which("npm") is not None
+
+
+def npm_files_or_skip() -> None:
+    """Skip (with a printed reason) where the web app's npm packages are missing and npm cannot install them."""
+    if not web_app_buildable():
         print("skip: npm is not installed and the web app's npm packages are missing: the web tests do not run")
         pytest.skip("npm is not installed (apt-get install npm), and onnxruntime-web is missing")
 
