@@ -44,3 +44,20 @@ def test_elastic_warp_is_smooth_small_and_off_by_default() -> None:
     assert (moved > 0.02).all() and (moved < 1.0).all()  # every digit wobbles, none is torn apart
     ratio = warped.sum((1, 2, 3)) / plain.sum((1, 2, 3))
     assert ((ratio > 0.8) & (ratio < 1.25)).all()
+
+
+def test_low_resolution_sample_is_the_whole_digit_at_fewer_pixels() -> None:
+    images = torch.from_numpy(mnist.load("test").images[:64, None]).float()
+    full = random_affine(images, torch.Generator().manual_seed(3))
+    small = random_affine(images, torch.Generator().manual_seed(3), size=20)
+    assert small.shape == (64, 1, 20, 20)
+    ratio = small.sum((1, 2, 3)) / full.sum((1, 2, 3))  # the same digit on a 20/28 grid: (20/28)^2 of the ink
+    assert ((ratio > 0.85 * (20 / 28) ** 2) & (ratio < 1.15 * (20 / 28) ** 2)).all()
+
+    def centre(x: torch.Tensor) -> torch.Tensor:  # (N, 2) ink centroid as a fraction of the side
+        side = x.shape[-1]
+        coords = (torch.arange(side, dtype=x.dtype) + 0.5) / side
+        mass = x.sum((1, 2, 3))
+        return torch.stack([(x.sum((1, 3)) * coords).sum(-1) / mass, (x.sum((1, 2)) * coords).sum(-1) / mass], 1)
+
+    assert (centre(small) - centre(full)).abs().max() < 1 / 28  # not a crop: the digit keeps its place

@@ -57,3 +57,18 @@ def test_pool_first_changes_only_the_order_and_old_checkpoints_keep_theirs() -> 
     rebuilt.load_state_dict(old.state_dict())  # same keys, same layer order
     image, rand = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])
     assert torch.equal(rebuilt.eval()(image, rand)[0], old.eval()(image, rand)[0])
+
+
+def test_strided_stem_replaces_the_first_pool_and_old_checkpoints_keep_theirs() -> None:
+    pooled = DigitSumNet(ModelConfig(channels=(4, 8, 16)))
+    strided = DigitSumNet(ModelConfig(channels=(4, 8, 16), stem_stride=2))
+    kinds = [type(m).__name__ for m in strided.reader.features]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU",
+                     "Conv2d", "BatchNorm2d", "ReLU"]
+    assert strided.reader.features[0].stride == (2, 2)
+    image = torch.randn(2, 1, 28, 28)
+    assert strided.reader.features(image).shape == pooled.reader.features(image).shape == (2, 16, 7, 7)
+    assert count_params(strided) == count_params(pooled)  # the same weights, one pool fewer
+    assert count_macs(pooled) - count_macs(strided) == (28 * 28 - 14 * 14) * 4 * 9  # the first conv at 14x14
+    legacy = {k: v for k, v in pooled.config.to_dict().items() if k != "stem_stride"}  # a 0.3 checkpoint's config
+    assert ModelConfig.from_dict(legacy).stem_stride == 1

@@ -18,6 +18,7 @@ class ModelConfig:
     channels: tuple[int, ...] = (16, 24, 48, 96)  # conv widths; every stage but the last halves the size (max-pool)
     convs_per_stage: int = 1  # 3x3 conv-BN-ReLU layers per stage
     pool_first: bool = True  # pool straight after a stage's last conv, so BatchNorm and ReLU run on 4x fewer values
+    stem_stride: int = 1  # 2: the first conv strides by 2 in place of the first stage's max-pool (same sizes after)
     num_digits: int = onnx_contract.NUM_DIGITS  # digit classes
     num_rand: int = onnx_contract.NUM_RAND  # rand takes values 0 .. num_rand-1
 
@@ -34,20 +35,21 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}")
-        d = {"pool_first": False, **d}  # checkpoints from 0.2 and before pooled after the ReLU
+        d = {"pool_first": False, "stem_stride": 1, **d}  # 0.2 pooled after the ReLU; before 0.4 no strided stem
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})  # type: ignore[arg-type]
 
 
-def _stage(c_in: int, width: int, convs: int, pool: bool, pool_first: bool) -> list[nn.Module]:
+def _stage(c_in: int, width: int, convs: int, pool: bool, pool_first: bool, stride: int = 1) -> list[nn.Module]:
     """`convs` 3x3 conv-BN-ReLU layers, then a 2x2 max-pool; with pool_first the pool comes before the last BN.
 
     Pooling before BatchNorm and ReLU is the cheaper order (airbench's): on a CPU, BatchNorm and ReLU at
     28x28 cost more than the convolutions; this order took a bf16 training step of the default model from
-    13.4 to 7.5 ms (batch 128, 2 threads, benchmarks/train_step.py).
+    13.4 to 7.5 ms (batch 128, 2 threads, benchmarks/train_step.py). stride: of the stage's first conv.
     """
     layers: list[nn.Module] = []
     for i in range(convs):
-        layers.append(nn.Conv2d(c_in if i == 0 else width, width, 3, padding=1, bias=False))
+        layers.append(nn.Conv2d(c_in if i == 0 else width, width, 3, stride=stride if i == 0 else 1, padding=1,
+                                bias=False))
         if pool and pool_first and i == convs - 1:
             layers.append(nn.MaxPool2d(2))
         layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
@@ -64,7 +66,9 @@ class DigitCNN(nn.Module):
         layers: list[nn.Module] = []
         c_in = 1
         for stage, width in enumerate(cfg.channels):
-            layers += _stage(c_in, width, cfg.convs_per_stage, stage < len(cfg.channels) - 1, cfg.pool_first)
+            strided = stage == 0 and cfg.stem_stride > 1  # the strided conv halves the size instead of a pool
+            pool = stage < len(cfg.channels) - 1 and not strided
+            layers += _stage(c_in, width, cfg.convs_per_stage, pool, cfg.pool_first, cfg.stem_stride if strided else 1)
             c_in = width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c_in, cfg.num_digits)

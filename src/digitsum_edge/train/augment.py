@@ -10,13 +10,16 @@ import torch.nn.functional as F
 
 def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0,
                   scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0,
-                  elastic_px: float = 0.0) -> torch.Tensor:
+                  elastic_px: float = 0.0, size: int | None = None) -> torch.Tensor:
     """Warp each image of a (N, 1, H, W) batch (black background = 0, any scale) by its own random affine.
 
-    elastic_px > 0 adds a smooth random displacement of up to that many pixels (a 4x4 grid of random
-    offsets, bicubically upsampled), another hand's wobble, in the same grid_sample call.
+    size: sample the warped image at size x size pixels (default H x W): a smaller size is the whole digit at
+    a lower resolution, for free in the same `grid_sample` (progressive resizing). elastic_px > 0 adds a
+    smooth random displacement of up to that many pixels (a 4x4 grid of random offsets, bicubically
+    upsampled), another hand's wobble, in the same grid_sample call.
     """
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
+    out_h, out_w = (size, size) if size else (h, w)
     u = torch.rand(n, 4, generator=generator).to(images.device) * 2 - 1  # (N, 4) uniform in [-1, 1]
     angle = u[:, 0] * math.radians(degrees)
     zoom = (scale[0] + scale[1]) / 2 + u[:, 1] * (scale[1] - scale[0]) / 2
@@ -24,10 +27,10 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
     # affine_grid works in [-1, 1] coordinates: a shift of k pixels is 2k / size
     tx, ty = u[:, 2] * 2 * shift_px / w, u[:, 3] * 2 * shift_px / h
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (N, 2, 3)
-    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(images.dtype), [n, c, out_h, out_w], align_corners=False)
     if elastic_px:
         coarse = (torch.rand(n, 2, 4, 4, generator=generator) * 2 - 1).to(images.device, images.dtype)
-        field = _cubic(4, h, coarse).T @ coarse @ _cubic(4, w, coarse)  # (N, 2, H, W): x and y offsets in pixels
+        field = _cubic(4, out_h, coarse).T @ coarse @ _cubic(4, out_w, coarse)  # (N, 2, H', W'): offsets in pixels
         to_grid = 2 * elastic_px / torch.tensor([w, h], dtype=images.dtype, device=images.device)
         grid = grid + field.permute(0, 2, 3, 1) * to_grid  # grid units: 2 / size per pixel
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

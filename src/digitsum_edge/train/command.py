@@ -41,11 +41,17 @@ _D = TrainConfig()
               help="Stroke-width augmentation: blend up to this far towards a 1-pixel thicker or thinner stroke.")
 @click.option("--elastic", type=click.FloatRange(0, 4), default=_D.elastic, show_default=True,
               help="Elastic augmentation: a smooth random warp of up to this many pixels (another hand's wobble).")
+@click.option("--low-res-epochs", type=click.IntRange(min=0), default=_D.low_res_epochs, show_default=True,
+              help="Progressive resizing: train the first N epochs on whole digits at --low-res pixels.")
+@click.option("--low-res", type=click.IntRange(8, 28), default=_D.low_res, show_default=True,
+              help="Side in pixels of the low-resolution epochs' images.")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=_D.ema, show_default=True,
               help="Keep an exponential moving average of the weights with this decay and save it (0: off).")
 @click.option("--channels", callback=positive_ints("widths like 16,32,64"), default=",".join(map(str, _D.channels)),
               show_default=True,
               help="Conv widths of the digit reader, one per stage.")
+@click.option("--stem-stride", type=click.IntRange(1, 2), default=_D.stem_stride, show_default=True,
+              help="2: the first conv strides by 2 in place of the first max-pool (less work at 28x28).")
 @click.option("--augment/--no-augment", default=_D.augment, show_default=True,
               help="Random rotation/scale/shift of every training image.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,

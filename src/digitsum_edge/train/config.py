@@ -23,8 +23,11 @@ class TrainConfig:
     stroke: float = 0.0  # with augment: blend each image up to this far towards a thicker or thinner stroke
     elastic: float = 0.0  # with augment: also a smooth random warp of up to this many pixels (0: off)
     prepared: int = 0  # also train on this many training digits drawn as camera frames, prepared back (0: off)
+    low_res_epochs: int = 0  # progressive resizing: the first N epochs train on the whole digit at low_res pixels
+    low_res: int = 20  # side of the low-resolution epochs' images (the network ends in a global pool: any size)
     ema: float = 0.0  # decay of an exponential moving average of the weights, which is what is saved (0: off)
     channels: tuple[int, ...] = (16, 24, 48, 96)  # conv widths of the digit reader (see ModelConfig)
+    stem_stride: int = 1  # 2: the first conv strides by 2 instead of the first max-pool (see ModelConfig)
     seed: int = 0  # seeds init, shuffling, rand and augmentation: same seed, same model on CPU
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     precision: str = "auto"  # auto: bf16 autocast where it is native (CUDA, CPUs with AVX512-BF16/AMX) | bf16 | fp32

@@ -25,7 +25,7 @@ from digitsum_edge.layout import checkpoint_path
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
 from digitsum_edge.train import prepared
 from digitsum_edge.train.config import TrainConfig
-from digitsum_edge.train.device import resolve_device, use_bf16
+from digitsum_edge.train.device import cpu_isa, resolve_device, use_bf16
 from digitsum_edge.train.report import plot_curves, plot_errors
 from digitsum_edge.train.step import batch_images, make_optimizer, train_step
 
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run takes from its checkpoint: changing them mid-run would make it another run.
 RUN_FIELDS = ("batch_size", "lr", "sum_head_lr_scale", "weight_decay", "label_smoothing", "warmup", "augment",
-              "stroke", "elastic", "prepared", "ema", "channels", "seed", "limit", "holdout", "eval_images")
+              "stroke", "elastic", "prepared", "low_res_epochs", "low_res", "ema", "channels", "stem_stride", "seed",
+              "limit", "holdout", "eval_images")
 
 
 @dataclass
@@ -178,7 +179,8 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
 
     torch.manual_seed(cfg.seed)
     # A resumed run keeps its checkpoint's network (a 0.2 checkpoint pools after BatchNorm and ReLU).
-    model_cfg = ModelConfig.from_dict(resume["model_config"]) if resume else ModelConfig(channels=tuple(cfg.channels))
+    model_cfg = (ModelConfig.from_dict(resume["model_config"]) if resume
+                 else ModelConfig(channels=tuple(cfg.channels), stem_stride=cfg.stem_stride))
     model = DigitSumNet(model_cfg).to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
     total_steps = epochs(cfg) * steps_per_epoch
@@ -213,6 +215,7 @@ def train_epoch(run: Run) -> None:
     n = len(run.train_labels)
     order = torch.randperm(n, generator=epoch_gen).to(run.device)
     rands = torch.randint(0, model.config.num_rand, (n,), generator=epoch_gen).to(run.device)  # fresh every epoch
+    size = cfg.low_res if state.epoch < cfg.low_res_epochs else None  # None: full 28x28
     model.train()
     bar = tqdm(total=run.steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
                disable=not log.isEnabledFor(logging.INFO), leave=False, dynamic_ncols=True)
@@ -221,7 +224,7 @@ def train_epoch(run: Run) -> None:
         while state.batch < run.steps_per_epoch:
             idx = order[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
             x = batch_images(run.train_images[idx].float(),  # (B, 1, 28, 28), pixels 0-255
-                             cfg, seeded(cfg.seed, state.epoch, state.batch) if cfg.augment else None)
+                             cfg, seeded(cfg.seed, state.epoch, state.batch) if cfg.augment else None, size)
             digit_true, rand = run.train_labels[idx], rands[idx]
             loss, digit_logits, sum_logits = train_step(step_model, run.optimizer, x, digit_true, rand,
                                                         cfg.label_smoothing, run.bf16)
@@ -278,7 +281,7 @@ def finish(run: Run) -> TrainResult:
         **{k: metrics[k] for k in ("digit_accuracy", "sum_accuracy", "sum_consistency", "pairs")},
         "evaluated_on": run.evaluated_on,
         "params": count_params(model), "macs": count_macs(model), "train_seconds": round(state.train_seconds, 3),
-        "device": str(run.device), "precision": "bf16" if run.bf16 else "fp32",
+        "device": str(run.device), "precision": "bf16" if run.bf16 else "fp32", "cpu_isa": cpu_isa(),
         "threads": torch.get_num_threads(), "epochs": run.cfg.epochs,
         "train_images": len(run.train_labels), "versions": checkpoint.versions(), "history": state.history,
     }

@@ -25,13 +25,17 @@ def make_optimizer(model: DigitSumNet, cfg: TrainConfig, fused: bool = True) -> 
                              weight_decay=cfg.weight_decay, fused=fused)
 
 
-def batch_images(pixels: torch.Tensor, cfg: TrainConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """(B, 1, 28, 28) float pixels 0-255 -> augmented (when cfg.augment) and MNIST-normalised, channels_last."""
+def batch_images(pixels: torch.Tensor, cfg: TrainConfig, generator: torch.Generator | None,
+                 size: int | None = None) -> torch.Tensor:
+    """(B, 1, 28, 28) float pixels 0-255 -> augmented (when cfg.augment) and MNIST-normalised, channels_last;
+    size: the whole image at size x size pixels instead (progressive resizing's low-resolution epochs)."""
     if cfg.augment:
         assert generator is not None, "augmentation draws from the batch's own generator"
-        pixels = random_affine(pixels, generator, elastic_px=cfg.elastic)
+        pixels = random_affine(pixels, generator, elastic_px=cfg.elastic, size=size)
         if cfg.stroke:
             pixels = random_stroke_width(pixels, generator, cfg.stroke)
+    elif size and size != pixels.shape[-1]:
+        pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return normalize(pixels).contiguous(memory_format=torch.channels_last)
 
 
