@@ -22,6 +22,7 @@ from pathlib import Path
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.files import write_json
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share
+from digitsum_edge.train.device import cpu_isa
 
 KEYS = ("digit_accuracy", "sum_accuracy", "sum_consistency", "train_seconds")
 
@@ -76,10 +77,12 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             metrics = train_seed(seed, args.train_options, Path(tmp) / f"seed{seed}")
             runs.append({"seed": seed, **{k: metrics[k] for k in (*KEYS, "params", "macs", "precision", "threads")},
+                         "cpu_isa": metrics.get("cpu_isa"),
                          "epochs": metrics["epochs"], "others_cpu_share": metrics["others_cpu_share"]})
             r = runs[-1]
             print(f"seed {seed}: digit {100 * r['digit_accuracy']:.2f}%, sum {100 * r['sum_accuracy']:.2f}%, "
-                  f"consistency {100 * r['sum_consistency']:.2f}%, {r['train_seconds']:.1f} s (other processes used "
+                  f"consistency {100 * r['sum_consistency']:.2f}%, {r['train_seconds']:.1f} s ({r['cpu_isa']}, "
+                  f"{r['precision']}; other processes used "
                   f"{r['others_cpu_share'] or 0:.0%} of the CPU meanwhile)", flush=True)
     summary = summarize(runs)
     print(table(runs, summary))
@@ -87,7 +90,7 @@ def main() -> None:
         import torch
 
         write_json(args.json, {"schema": "digitsum-edge.seeds/1", "train_options": args.train_options,
-                               "machine": {"cpu": cpu_name(), "platform": platform.platform(),
+                               "machine": {"cpu": cpu_name(), "isa": cpu_isa(), "platform": platform.platform(),
                                            "torch": str(torch.__version__)},
                                "runs": runs, **summary})
 

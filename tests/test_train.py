@@ -177,3 +177,44 @@ def test_per_batch_seed_does_not_depend_on_python_hashing() -> None:
     assert not torch.equal(torch.rand(4, generator=loop.seeded(0, 1, 2)),
                            torch.rand(4, generator=loop.seeded(0, 2, 1)))
     assert loop.seeded(-1, 0).initial_seed() >= 0
+
+
+def test_low_res_epochs_train_on_smaller_images_then_full_size(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[tuple[int, int]] = []  # (epoch, image side) of every step
+    real_step = loop.train_step
+
+    def spy(model, optimizer, x, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append((len(loop_runs[-1].state.history), x.shape[-1]))
+        return real_step(model, optimizer, x, *args, **kwargs)
+
+    loop_runs: list[loop.Run] = []
+    real_build = loop.build
+    monkeypatch.setattr(loop, "build", lambda *a: loop_runs.append(real_build(*a)) or loop_runs[-1])
+    monkeypatch.setattr(loop, "train_step", spy)
+    result = loop.run(TrainConfig(out=str(tmp_path), low_res_epochs=1, low_res=16, **SMALL))
+    assert {side for epoch, side in sizes if epoch == 0} == {16}
+    assert {side for epoch, side in sizes if epoch == 1} == {28}
+    assert len(result.metrics["history"]) == 2 and checkpoint.load(result.checkpoint)["train_config"]["low_res"] == 16
+
+
+@pytest.mark.parametrize(("flags", "cap", "isa", "bf16"), [
+    ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", None, "AMX", True),
+    ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", "AVX2", "AVX2", False),
+    ("fpu avx2 avx512f avx512_bf16", None, "AVX-512+BF16", True),
+    ("fpu avx2 avx512f avx512_bf16", "avx512_core", "AVX-512", False),
+    ("fpu avx2 fma", None, "AVX2", False),
+])
+def test_cpu_isa_reads_the_flags_and_honours_a_onednn_cap(flags: str, cap: str | None, isa: str, bf16: bool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitsum_edge.train import device
+
+    monkeypatch.setattr(device, "_cpu_flags", lambda: set(flags.split()))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert device.cpu_isa() == isa
+    assert device.cpu_has_bf16() is bf16
+    assert device.use_bf16("auto", torch.device("cpu")) is bf16  # an AVX2 cap trains in fp32, as on an AVX2 CPU

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,15 +24,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def cpu_has_bf16() -> bool:
-    """The CPU computes bf16 natively (AVX512-BF16 or AMX-BF16: recent Xeon, AMD Zen 4 and later); Linux only."""
+# oneDNN's ISA levels that matter here, lowest first (ONEDNN_MAX_CPU_ISA names), and the class each one is.
+_ONEDNN_LEVELS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                  "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX",
+                  "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16")
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux; empty elsewhere)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return set()
     try:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
     except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+        return set()
+    return set(flags.split(":", 1)[-1].split())
+
+
+def _onednn_cap() -> int | None:
+    """Index in _ONEDNN_LEVELS of the ONEDNN_MAX_CPU_ISA cap when one below ALL is set, else None."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).upper()
+    return _ONEDNN_LEVELS.index(cap) if cap in _ONEDNN_LEVELS else None
+
+
+def cpu_isa() -> str:
+    """The CPU class training runs on: AMX, AVX-512 (+BF16 when it has it), AVX2 or older, with an
+    ONEDNN_MAX_CPU_ISA cap applied (so `ONEDNN_MAX_CPU_ISA=AVX2` reports, and behaves as, AVX2)."""
+    flags, cap = _cpu_flags(), _onednn_cap()
+    level = len(_ONEDNN_LEVELS) if cap is None else cap
+    if "amx_bf16" in flags and level >= _ONEDNN_LEVELS.index("AVX10_1_512_AMX"):
+        return "AMX"
+    if "avx512f" in flags and level >= _ONEDNN_LEVELS.index("AVX512_CORE"):
+        bf16 = "avx512_bf16" in flags and level >= _ONEDNN_LEVELS.index("AVX512_CORE_BF16")
+        return "AVX-512+BF16" if bf16 else "AVX-512"
+    if "avx2" in flags and level >= _ONEDNN_LEVELS.index("AVX2"):
+        return "AVX2"
+    return "older than AVX2" if flags else "unknown"
+
+
+def cpu_has_bf16() -> bool:
+    """The CPU computes bf16 natively (AVX512-BF16 or AMX-BF16: recent Xeon, AMD Zen 4 and later) and no
+    ONEDNN_MAX_CPU_ISA cap hides it; Linux only."""
+    return cpu_isa() in ("AMX", "AVX-512+BF16")
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
