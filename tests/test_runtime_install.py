@@ -1,7 +1,8 @@
 """The runtime-only install: build the wheel, install it without extras into a fresh venv, read digits there.
 
-The packages come through pip's own configuration (the local mirror first), so this takes seconds; a
-machine without `venv` skips with the reason printed.
+The packages come through pip's own configuration (the local mirror first), so this takes seconds; the wheel is
+built once, and the litert extra is added to the base venv after the base-only tests (pip resolves it on top, as
+in a fresh venv); a machine without `venv` skips with the reason printed.
 """
 
 from __future__ import annotations
@@ -24,27 +25,66 @@ def _run(*args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedP
                           **kwargs)
 
 
-def _fresh_venv(tmp: Path, extra: str = "") -> tuple[Path, subprocess.CompletedProcess]:
-    """A fresh venv holding the wheel of this checkout (with `extra`, e.g. "[litert]"): its bin folder and pip's
-    result."""
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                 tmp / "wheels", ROOT)
-    assert built.returncode == 0, built.stderr
-    wheel = next((tmp / "wheels").glob("digitsum_edge-*.whl"))
-    try:
-        venv.EnvBuilder(with_pip=True).create(tmp / "venv")
-    except Exception as e:  # no ensurepip on this Python
-        pytest.skip(f"cannot create a venv with pip here: {e}")
-    bin_dir = tmp / "venv" / "bin"
-    return bin_dir, _run(bin_dir / "python", "-m", "pip", "install", "-q", f"{wheel}{extra}")
+class Installs:
+    """The wheel of this checkout, built once, and the venvs installed from it: a fresh venv with its base
+    dependencies only, and the same with the litert extra added (pip resolves the extra's packages on top)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                     tmp / "wheels", ROOT)
+        assert built.returncode == 0, built.stderr
+        self.wheel = next((tmp / "wheels").glob("digitsum_edge-*.whl"))
+        self.venvs = 0
+        self.base: Path | None = None  # a venv with the wheel alone, while it holds no extra
+        self.litert: Path | None = None
+
+    def install(self, bin_dir: Path, extra: str = "") -> subprocess.CompletedProcess:
+        """pip install WHEEL[extra] into the venv at bin_dir (this pip, aimed at that venv's Python)."""
+        return _run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "-q",
+                    f"{self.wheel}{extra}")
+
+    def fresh(self) -> Path:
+        """A new empty venv (no pip of its own: this pip installs into it, seconds sooner); its bin folder."""
+        self.venvs += 1
+        try:
+            venv.EnvBuilder(with_pip=False).create(self.tmp / f"venv{self.venvs}")
+        except Exception as e:  # no venv module on this Python
+            pytest.skip(f"cannot create a venv here: {e}")
+        return self.tmp / f"venv{self.venvs}" / "bin"
+
+    def runtime(self) -> Path:
+        """The venv holding the wheel and its base dependencies only (a new one if the last got an extra)."""
+        if self.base is None:
+            bin_dir = self.fresh()
+            installed = self.install(bin_dir)
+            assert installed.returncode == 0, installed.stderr[-2000:]
+            self.base = bin_dir
+        return self.base
+
+    def with_litert(self) -> Path:
+        """A venv holding the wheel and its litert extra only: the base venv with the extra added."""
+        if self.litert is None:
+            bin_dir = self.runtime()
+            self.base = None  # it holds an extra now: a later base-only test gets a venv of its own
+            installed = self.install(bin_dir, "[litert]")
+            if installed.returncode != 0 and "ai-edge-litert" in installed.stderr:  # no wheel for this platform
+                print(f"skip: ai-edge-litert cannot install here: {installed.stderr.strip().splitlines()[-1]}")
+                pytest.skip("ai-edge-litert cannot install on this platform")
+            assert installed.returncode == 0, installed.stderr[-2000:]
+            self.litert = bin_dir
+        return self.litert
 
 
 @pytest.fixture(scope="module")
-def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installs(tmp_path_factory: pytest.TempPathFactory) -> Installs:
+    return Installs(tmp_path_factory.mktemp("runtime_install"))
+
+
+@pytest.fixture
+def runtime_venv(installs: Installs) -> Path:
     """A fresh venv holding the wheel of this checkout and its base dependencies only; its bin folder."""
-    bin_dir, installed = _fresh_venv(tmp_path_factory.mktemp("runtime_install"))
-    assert installed.returncode == 0, installed.stderr[-2000:]
-    return bin_dir
+    return installs.runtime()
 
 
 def _cli(bin_dir: Path, *args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -54,10 +94,11 @@ def _cli(bin_dir: Path, *args: object, cwd: Path | None = None) -> subprocess.Co
 def test_the_wheel_holds_no_training_stack(runtime_venv: Path) -> None:
     probe = ("import importlib.util as u, json; "
              "print(json.dumps({m: u.find_spec(m) is not None for m in "
-             "['torch', 'onnx', 'onnxsim', 'matplotlib', 'tqdm', 'onnxruntime', 'cv2', 'numpy', 'click']}))")
+             "['torch', 'onnx', 'onnxsim', 'matplotlib', 'tqdm', 'ai_edge_litert', 'onnxruntime', 'cv2', 'numpy', "
+             "'click']}))")
     found = json.loads(_run(runtime_venv / "python", "-c", probe).stdout)
     assert found == {"torch": False, "onnx": False, "onnxsim": False, "matplotlib": False, "tqdm": False,
-                     "onnxruntime": True, "cv2": True, "numpy": True, "click": True}
+                     "ai_edge_litert": False, "onnxruntime": True, "cv2": True, "numpy": True, "click": True}
 
 
 @pytest.mark.parametrize("command", ["train", "export"])
@@ -148,15 +189,10 @@ def test_a_tflite_without_the_litert_extra_names_it(runtime_venv: Path, tiny_lit
                                                     'pip install "digitsum-edge[litert]"')
 
 
-@pytest.fixture(scope="module")
-def litert_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the wheel and its litert extra only (ai-edge-litert): its bin folder."""
-    bin_dir, installed = _fresh_venv(tmp_path_factory.mktemp("litert_install"), "[litert]")
-    if installed.returncode != 0 and "ai-edge-litert" in installed.stderr:  # no wheel for this platform
-        print(f"skip: ai-edge-litert cannot install here: {installed.stderr.strip().splitlines()[-1]}")
-        pytest.skip("ai-edge-litert cannot install on this platform")
-    assert installed.returncode == 0, installed.stderr[-2000:]
-    return bin_dir
+@pytest.fixture
+def litert_venv(installs: Installs) -> Path:
+    """A venv with the wheel and its litert extra only (ai-edge-litert): its bin folder."""
+    return installs.with_litert()
 
 
 def test_the_litert_extra_reads_tflite_files_without_torch(litert_venv: Path, tiny_litert: Path, tiny_onnx: Path,
