@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
@@ -24,9 +23,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from digitsum_edge import mnist
+from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.evaluate import exhaustive_pairs, score
 from digitsum_edge.onnx_contract import MEAN, STD, normalize
 from digitsum_edge.train.config import TrainConfig
+from digitsum_edge.train.device import cpu_isa
 from digitsum_edge.train.loop import run as train_ours
 
 
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--reference-epochs", type=int, default=8, help="stop the reference after this many")
     parser.add_argument("--json", default=None, help="write the report here")
     args = parser.parse_args()
-    header = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    header = {"cpu": cpu_name(), "isa": cpu_isa(), "cores": os.cpu_count(),
               "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(header)
     with tempfile.TemporaryDirectory() as out:
@@ -129,6 +130,7 @@ def main() -> None:
     report = {
         "header": header, "target_sum_accuracy": args.target,
         "ours": {"seconds_to_target": t_ours, "params": ours["params"], "macs": ours["macs"],
+                 "precision": ours["precision"],
                  "final": {k: ours[k] for k in ("digit_accuracy", "sum_accuracy", "sum_consistency")},
                  "train_seconds": ours["train_seconds"], "history": ours["history"]},
         "reference": {"seconds_to_target": t_ref, "history": reference},

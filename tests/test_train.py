@@ -218,3 +218,41 @@ def test_cpu_isa_reads_the_flags_and_honours_a_onednn_cap(flags: str, cap: str |
     assert device.cpu_isa() == isa
     assert device.cpu_has_bf16() is bf16
     assert device.use_bf16("auto", torch.device("cpu")) is bf16  # an AVX2 cap trains in fp32, as on an AVX2 CPU
+
+
+_MMAPPED = """
+import ctypes, sys, torch
+from digitsum_edge.train.device import keep_freed_memory
+if sys.argv[1] == "keep" and not keep_freed_memory():
+    sys.exit("keep_freed_memory() did not take")
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+before = libc.mallinfo2().hblkhd
+activation = torch.empty(128, 16, 28, 28)  # 6.4 MB: the largest activation of a default training step
+print(libc.mallinfo2().hblkhd - before)  # bytes of it in pages of its own (mmap): returned at free, faulted again
+"""
+
+
+def test_kept_freed_memory_takes_activations_from_the_heap_not_from_fresh_pages() -> None:
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's malloc settings: Linux only")
+
+    def mmapped(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _MMAPPED, mode], capture_output=True, text=True, check=False)
+        if "mallinfo2" in done.stderr:
+            pytest.skip("this C library has no mallinfo2 (glibc < 2.33)")
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    size = 128 * 16 * 28 * 28 * 4
+    # glibc's defaults give a fresh activation its own pages (a thousand page faults a step measured); kept: the heap
+    assert mmapped("default") >= size
+    assert mmapped("keep") < size

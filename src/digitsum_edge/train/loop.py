@@ -25,7 +25,7 @@ from digitsum_edge.layout import checkpoint_path
 from digitsum_edge.model import DigitSumNet, ModelConfig, count_macs, count_params
 from digitsum_edge.train import prepared
 from digitsum_edge.train.config import TrainConfig
-from digitsum_edge.train.device import cpu_isa, resolve_device, use_bf16
+from digitsum_edge.train.device import cpu_isa, keep_freed_memory, resolve_device, use_bf16
 from digitsum_edge.train.report import plot_curves, plot_errors
 from digitsum_edge.train.step import batch_images, make_optimizer, train_step
 
@@ -165,6 +165,8 @@ def build(cfg: TrainConfig, resume: dict | None) -> Run:
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults for the activations a step frees and allocates again
     bf16 = use_bf16(cfg.precision, device)
     train, test = mnist.load("train", cfg.data_dir), mnist.load("test", cfg.data_dir)
     if cfg.holdout:  # tune on the last training images and leave the test set unseen
