@@ -198,15 +198,15 @@ def test_low_res_epochs_train_on_smaller_images_then_full_size(tmp_path: Path,
     assert len(result.metrics["history"]) == 2 and checkpoint.load(result.checkpoint)["train_config"]["low_res"] == 16
 
 
-@pytest.mark.parametrize(("flags", "cap", "isa", "bf16"), [
-    ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", None, "AMX", True),
-    ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", "AVX2", "AVX2", False),
-    ("fpu avx2 avx512f avx512_bf16", None, "AVX-512+BF16", True),
-    ("fpu avx2 avx512f avx512_bf16", "avx512_core", "AVX-512", False),
-    ("fpu avx2 fma", None, "AVX2", False),
+@pytest.mark.parametrize(("flags", "cap", "isa", "bf16", "auto_bf16"), [
+    ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", None, "AMX", True, True),
+    ("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile", "AVX2", "AVX2", False, False),
+    ("fpu avx2 avx512f avx512_bf16", None, "AVX-512+BF16", True, False),  # bf16 without AMX is slower than fp32
+    ("fpu avx2 avx512f avx512_bf16", "avx512_core", "AVX-512", False, False),
+    ("fpu avx2 fma", None, "AVX2", False, False),
 ])
 def test_cpu_isa_reads_the_flags_and_honours_a_onednn_cap(flags: str, cap: str | None, isa: str, bf16: bool,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           auto_bf16: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     from digitsum_edge.train import device
 
     monkeypatch.setattr(device, "_cpu_flags", lambda: set(flags.split()))
@@ -217,7 +217,8 @@ def test_cpu_isa_reads_the_flags_and_honours_a_onednn_cap(flags: str, cap: str |
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert device.cpu_isa() == isa
     assert device.cpu_has_bf16() is bf16
-    assert device.use_bf16("auto", torch.device("cpu")) is bf16  # an AVX2 cap trains in fp32, as on an AVX2 CPU
+    assert device.use_bf16("auto", torch.device("cpu")) is auto_bf16  # an AVX2 cap: fp32, as on an AVX2 CPU
+    assert device.use_bf16("bf16", torch.device("cpu")) and not device.use_bf16("fp32", torch.device("cpu"))
 
 
 _MMAPPED = """

@@ -27,7 +27,7 @@ _D = TrainConfig()
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
               help="auto: CUDA (bf16 autocast) when available, else CPU.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=_D.precision, show_default=True,
-              help="auto: bf16 autocast where the hardware computes bf16 natively (CUDA, AVX512-BF16/AMX CPUs).")
+              help="auto: bf16 autocast where it pays (CUDA with bf16, CPUs with AMX); fp32 elsewhere.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
               help="Same seed, same model on one machine with the same thread count.")
 @click.option("--out", type=click.Path(file_okay=False), default=_D.out, show_default=True,

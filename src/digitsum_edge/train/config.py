@@ -30,7 +30,7 @@ class TrainConfig:
     stem_stride: int = 1  # 2: the first conv strides by 2 instead of the first max-pool (see ModelConfig)
     seed: int = 0  # seeds init, shuffling, rand and augmentation: same seed, same model on CPU
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
-    precision: str = "auto"  # auto: bf16 autocast where it is native (CUDA, CPUs with AVX512-BF16/AMX) | bf16 | fp32
+    precision: str = "auto"  # auto: bf16 autocast where it pays (CUDA, CPUs with AMX) | bf16 | fp32
     threads: int | None = None  # CPU threads for torch (default: torch's own choice)
     compile: bool = False  # torch.compile the model (CUDA only; ignored on CPU)
     limit: int | None = None  # train on the first N training images only (quick experiments, tests)
