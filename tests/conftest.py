@@ -1,10 +1,19 @@
-"""Shared fixtures: one tiny real training run and its ONNX export, made once per test session."""
+"""Shared fixtures: one tiny real training run and its exports, made once per test run (once for all the
+pytest-xdist workers of `make test`, which runs each file on one worker: a module's own server, venv or export is
+made once, and its tests run in their order)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 # Markers by test module, so that a developer can run a quick subset (`make test-quick`); CI runs them all.
 MODULE_MARKS = {
@@ -23,6 +32,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for mark in marks:
             item.add_marker(mark)
 
+
+def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], T]) -> T:
+    """`make(folder)` once per test run: alone, in a new temporary folder; under pytest-xdist, the first worker to
+    ask makes it in the run's shared folder while the others wait for it, then all read its pickled result."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(factory.mktemp(name))
+    shared = factory.getbasetemp().parent  # pytest-N/, the parent of every worker's own popen-gwK/
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when make() fails
+        made = shared / f"{name}.pickle"  # beside the folder: tests list the folder's files
+        if made.exists():
+            return pickle.loads(made.read_bytes())
+        folder = shared / name
+        folder.mkdir(exist_ok=True)
+        value = make(folder)
+        made.write_bytes(pickle.dumps(value))
+        return value
+
+
 # ~3 s: evaluated on the first 2,000 test images (20,000 pairs) after each epoch
 TINY = {"epochs": 3, "limit": 4000, "channels": (8, 16, 32), "batch_size": 32, "seed": 0, "threads": 1,
         "eval_images": 2000}
@@ -34,8 +62,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from digitsum_edge.train.config import TrainConfig
     from digitsum_edge.train.loop import run
 
-    out = tmp_path_factory.mktemp("tiny_run")
-    return run(TrainConfig(out=str(out), **TINY)).checkpoint
+    return once(tmp_path_factory, "tiny_train", lambda out: run(TrainConfig(out=str(out), **TINY)).checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +71,11 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
     from digitsum_edge.export.config import ExportConfig
     from digitsum_edge.export.pipeline import run
 
-    out = tmp_path_factory.mktemp("tiny_onnx") / "model.onnx"
-    return run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), verify_images=500)).files[0].path
+    def export(out: Path) -> Path:
+        return run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out / "model.onnx"),
+                                verify_images=500)).files[0].path
+
+    return once(tmp_path_factory, "tiny_onnx", export)
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +87,12 @@ def tiny_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from digitsum_edge.export.config import ExportConfig
     from digitsum_edge.export.pipeline import run
 
-    out = tmp_path_factory.mktemp("tiny_run")
-    shutil.copy(tiny_checkpoint, out / "model.pt")
-    result = run(ExportConfig(checkpoint=str(out / "model.pt"), int8=True, fp16=True, verify_images=300,
-                              calibration_images=128))
-    return out, result
+    def export(out: Path) -> tuple[Path, object]:
+        shutil.copy(tiny_checkpoint, out / "model.pt")
+        return out, run(ExportConfig(checkpoint=str(out / "model.pt"), int8=True, fp16=True, verify_images=300,
+                                     calibration_images=128))
+
+    return once(tmp_path_factory, "tiny_run", export)
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +106,10 @@ def tiny_litert(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     from digitsum_edge.export.config import ExportConfig
     from digitsum_edge.export.pipeline import run
 
-    out = tmp_path_factory.mktemp("tiny_litert")
-    shutil.copy(tiny_checkpoint, out / "model.pt")
-    run(ExportConfig(checkpoint=str(out / "model.pt"), format="litert", int8=True, verify_images=500,
-                     calibration_images=200, json=str(out / "export.json")))
-    return out
+    def export(out: Path) -> Path:
+        shutil.copy(tiny_checkpoint, out / "model.pt")
+        run(ExportConfig(checkpoint=str(out / "model.pt"), format="litert", int8=True, verify_images=500,
+                         calibration_images=200, json=str(out / "export.json")))
+        return out
+
+    return once(tmp_path_factory, "tiny_litert", export)
