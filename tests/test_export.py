@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from click.testing import Result
 
 from digitsum_edge import checkpoint, mnist, onnx_contract
 from digitsum_edge.errors import DigitsumError
@@ -96,9 +97,17 @@ def export(*args: object):
     return invoke("export", *args)
 
 
-def test_cli_export_prints_summary_and_json(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    out, report = tmp_path / "cli.onnx", tmp_path / "export.json"
-    result = export(str(tiny_checkpoint), "--out", str(out), "--verify-images", "50", "--json", str(report))
+@pytest.fixture(scope="module")
+def cli_export(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path, Path]:
+    """`export model.pt --out cli.onnx --verify-images 50 --json export.json` as a user runs it: the result, the
+    file and the JSON report (one export for the tests that read them)."""
+    folder = tmp_path_factory.mktemp("cli_export")
+    out, report = folder / "cli.onnx", folder / "export.json"
+    return export(str(tiny_checkpoint), "--out", str(out), "--verify-images", "50", "--json", str(report)), out, report
+
+
+def test_cli_export_prints_summary_and_json(cli_export: tuple[Result, Path, Path]) -> None:
+    result, out, report = cli_export
     assert result.exit_code == 0, result.output
     assert "verified on onnxruntime CPU" in result.output and "opset 18" in result.output
     data = json.loads(report.read_text())
@@ -152,9 +161,9 @@ def test_the_sum_heads_one_hot_lookup_is_f_one_hot_bit_for_bit(tiny_checkpoint: 
     assert "adder.rand_codes" not in model.state_dict()  # no new weight: checkpoints stay as they were
 
 
-def test_the_verdict_travels_in_the_json(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    out, report = tmp_path / "m.onnx", tmp_path / "export.json"
-    run(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), verify_images=30, json=str(report)))
+def test_the_verdict_travels_in_the_json(cli_export: tuple[Result, Path, Path]) -> None:
+    result, _, report = cli_export
+    assert result.exit_code == 0, result.output
     verdict = json.loads(report.read_text())["files"][0]["verdict"]
     assert verdict["pass"] and verdict["failures"] == [] and "argmax agreement 100.00%" in verdict["checks"][1]
 
