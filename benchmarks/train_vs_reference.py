@@ -5,7 +5,9 @@ rand through two fully connected layers, Adam, batch 256, a per-sample Dataset +
 per-sample ToTensor + Normalize. Both are timed on the same machine in the same process, training time only
 (evaluation excluded), and evaluated exhaustively (10,000 test images x rand 0-9) after every epoch.
 
-    python benchmarks/train_vs_reference.py [--target 0.993] [--reference-epochs 8] [--json PATH]
+    python benchmarks/train_vs_reference.py [--target 0.993] [--reference-epochs 8] [--threads N] [--json PATH]
+
+`ONEDNN_MAX_CPU_ISA=AVX2` in front runs both as on a CPU with AVX2 only (fp32).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from digitsum_edge import mnist
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.evaluate import exhaustive_pairs, score
 from digitsum_edge.onnx_contract import MEAN, STD, normalize
+from digitsum_edge.timing import cpu_snapshot, others_cpu_share
 from digitsum_edge.train.config import TrainConfig
 from digitsum_edge.train.device import cpu_isa
 from digitsum_edge.train.loop import run as train_ours
@@ -117,16 +120,21 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.993, help="sum accuracy to reach (fraction)")
     parser.add_argument("--reference-epochs", type=int, default=8, help="stop the reference after this many")
     parser.add_argument("--json", default=None, help="write the report here")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for both (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     header = {"cpu": cpu_name(), "isa": cpu_isa(), "cores": os.cpu_count(),
               "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(header)
+    started = cpu_snapshot()
     with tempfile.TemporaryDirectory() as out:
-        ours = train_ours(TrainConfig(out=out)).metrics
+        ours = train_ours(TrainConfig(out=out, threads=args.threads)).metrics
     for h in ours["history"]:
         print(f"  ours epoch {h['epoch']}: {h['train_seconds']} s, sum {h['sum_accuracy']:.4f}")
     reference = train_reference(args.reference_epochs, args.target)
     t_ours, t_ref = time_to(ours["history"], args.target), time_to(reference, args.target)
+    header["others_cpu_share"] = others_cpu_share(started, cpu_snapshot())  # what else ran meanwhile
     report = {
         "header": header, "target_sum_accuracy": args.target,
         "ours": {"seconds_to_target": t_ours, "params": ours["params"], "macs": ours["macs"],
