@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -45,7 +46,8 @@ def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], T]) 
         if made.exists():
             return pickle.loads(made.read_bytes())
         folder = shared / name
-        folder.mkdir(exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed to make it left behind
+        folder.mkdir()
         value = make(folder)
         made.write_bytes(pickle.dumps(value))
         return value
@@ -82,8 +84,6 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 def tiny_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """runs/ as a user has it after `train` and `export --int8 --fp16`: model.pt, model.onnx, model.int8.onnx and
     model.fp16.onnx, exported once for the export and bench tests; returns the folder and the ExportResult."""
-    import shutil
-
     from digitsum_edge.export.config import ExportConfig
     from digitsum_edge.export.pipeline import run
 
@@ -99,8 +99,6 @@ def tiny_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def tiny_litert(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder after `export model.pt --format litert --int8`: model.tflite (fp32), model.int8.tflite,
     model_data.cc/.h and export.json; skipped where the litert-export extra cannot install."""
-    import shutil
-
     for module in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer", "tflite_micro"):
         pytest.importorskip(module, reason="the litert-export extra is not installed")
     from digitsum_edge.export.config import ExportConfig
