@@ -222,10 +222,11 @@ def test_cpu_isa_reads_the_flags_and_honours_a_onednn_cap(flags: str, cap: str |
 
 
 _MMAPPED = """
-import ctypes, sys, torch
-from digitsum_edge.train.device import keep_freed_memory
-if sys.argv[1] == "keep" and not keep_freed_memory():
-    sys.exit("keep_freed_memory() did not take")
+import ctypes, sys
+if sys.argv[1] == "keep":
+    from digitsum_edge.train.device import keep_freed_memory
+    if not keep_freed_memory():
+        sys.exit("keep_freed_memory() did not take")
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -233,8 +234,9 @@ class MallInfo2(ctypes.Structure):
 
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
 before = libc.mallinfo2().hblkhd
-activation = torch.empty(128, 16, 28, 28)  # 6.4 MB: the largest activation of a default training step
+activation = libc.malloc(128 * 16 * 28 * 28 * 4)  # 6.4 MB: the largest activation of a default training step
 print(libc.mallinfo2().hblkhd - before)  # bytes of it in pages of its own (mmap): returned at free, faulted again
 """
 
