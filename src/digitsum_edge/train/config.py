@@ -10,9 +10,9 @@ from digitsum_edge.layout import RUNS
 
 @dataclass
 class TrainConfig:
-    default_epochs: ClassVar[int] = 8
+    default_epochs: ClassVar[int] = 12
 
-    epochs: int | None = None  # passes over the training set (None: 8, or the resumed run's own)
+    epochs: int | None = None  # passes over the training set (None: 12, or the resumed run's own)
     batch_size: int = 128  # images per optimiser step
     lr: float = 4e-3  # peak AdamW learning rate (warm-up, then cosine decay to zero)
     sum_head_lr_scale: float = 10.0  # the sum table needs entries of order ten; Adam moves a weight ~lr a step
