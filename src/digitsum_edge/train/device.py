@@ -62,16 +62,10 @@ def cpu_isa() -> str:
     return "older than AVX2" if flags else "unknown"
 
 
-def cpu_has_bf16() -> bool:
-    """The CPU computes bf16 natively (AVX512-BF16 or AMX-BF16: recent Xeon, AMD Zen 4 and later) and no
-    ONEDNN_MAX_CPU_ISA cap hides it; Linux only."""
-    return cpu_isa() in ("AMX", "AVX-512+BF16")
-
-
 def use_bf16(precision: str, device: torch.device) -> bool:
     """Whether to train under bf16 autocast: 'auto' where it is native and fast (CUDA with bf16, CPUs with AMX),
     'bf16'/'fp32' as asked. AVX512-BF16 alone does not pay: on a Xeon without AMX a step of the default model
-    took 35.2 ms in bf16 against 29.7 ms in fp32 (1 thread, benchmarks/train_step.py)."""
+    took 23.8 ms in bf16 against 19.0 ms in fp32 (2 threads, benchmarks/train_step.py)."""
     if precision not in PRECISIONS:
         raise DigitsumError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "fp32":
@@ -87,7 +81,7 @@ def keep_freed_memory() -> bool:
 
     A CPU training step frees and allocates the same few-MB activations hundreds of times a second; with
     glibc's defaults many of them come back as fresh pages, and every page costs a fault and a zeroing by the
-    kernel (about a thousand faults a step for the default model). Process-wide, for the training process;
+    kernel (the default model's 6.4 MB activations got pages of their own). Process-wide, for the training process;
     Linux with glibc only (elsewhere nothing happens). Returns whether the setting took.
     """
     if not sys.platform.startswith("linux"):
