@@ -176,9 +176,11 @@ def test_real_photos_touch_edge_and_too_large_only_inside_a_larger_frame() -> No
     assert prepare(big, WHOLE).mnist is not None
 
 
-def test_predict_reads_a_folder_of_folders_and_live_roi_1_an_image_whole(tmp_path: Path, tiny_onnx: Path) -> None:
-    """`predict FOLDER` looks into subfolders (one per person) and reads each photo whole; so does `live --roi 1`
-    (the CLI as a user runs it)."""
+def test_predict_reads_a_folder_of_folders_and_live_an_image_whole(tmp_path: Path, tiny_onnx: Path) -> None:
+    """`predict FOLDER` looks into subfolders (one per person) and reads each photo whole; so does `live` on an
+    image, by default (the CLI as a user runs it), while a video's frames are read in their central square."""
+    import json
+
     from helpers import invoke
 
     for person, seed in (("ann", 1), ("bob", 2)):
@@ -193,6 +195,20 @@ def test_predict_reads_a_folder_of_folders_and_live_roi_1_an_image_whole(tmp_pat
     assert len(lines) == 2 and all('"found": true' in line for line in lines)
     assert any(row.startswith(str(tmp_path / "photos" / "ann")) for row in result.stderr.splitlines())
 
+    def live(source: Path, *options: object) -> list[dict]:
+        done = invoke("live", "--source", source, "--model", tiny_onnx, "--no-window", "--rand", 1, *options)
+        assert done.exit_code == 0, done.output
+        return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
     image = tmp_path / "photos" / "ann" / "0_tight.png"
-    live = invoke("live", "--source", image, "--model", tiny_onnx, "--no-window", "--rand", 1, "--roi", 1)
-    assert live.exit_code == 0 and '"found": true' in live.stdout, live.output
+    for source in (image, tmp_path / "photos"):  # an image, a folder of them: the whole picture, as predict
+        readings = live(source)
+        assert readings and all(r["found"] and r["box"][2] >= 110 for r in readings)  # the whole 0
+    assert not live(image, "--roi", 0.6)[0]["found"]  # asked for the camera's central square: the 0 is cut off
+    video = tmp_path / "tight.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (120, 160))
+    for _ in range(3):
+        writer.write(photo)
+    writer.release()
+    readings = live(video)  # a video's frames are scenes: their central 0.6 square cuts the 0
+    assert len(readings) == 3 and not any(r["found"] for r in readings)

@@ -44,9 +44,11 @@ def _err(message: str) -> None:
 @click.option("--save-video", type=click.Path(dir_okay=False), default=None,
               help="Write the annotated frames to this .mp4 or .avi.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
-@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=defaults.ROI, show_default=True,
+@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Side of the central square that is read, as a fraction of the frame's shorter side; 1: the "
-                   "whole frame, any shape, its border its own (a photo framed on its digit).")
+                   "whole frame, any shape, its border its own (a photo framed on its digit) "
+                   f"[default: {defaults.ROI} for a camera, video or stream; {defaults.STILL_ROI:g} (whole) for an "
+                   "image or folder, as predict].")
 @_ink
 @_min_confidence
 @click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True,

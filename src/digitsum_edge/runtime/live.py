@@ -25,7 +25,7 @@ from digitsum_edge.runtime.reader import (
     json_line,
     load,
 )
-from digitsum_edge.runtime.sources import VIDEO_FOURCC, CameraLost, Source
+from digitsum_edge.runtime.sources import VIDEO_FOURCC, CameraLost, Source, is_still
 
 TITLE = "digitsum-edge live"
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class LiveConfig:
     jsonl: str | None = None  # JSON lines to this file (default: stdout when headless)
     save_video: str | None = None  # annotated frames to this .mp4/.avi
     max_frames: int | None = None  # stop after this many frames
-    roi: float = defaults.ROI  # side of the central square read, fraction of the shorter side (1: the whole frame)
+    roi: float | None = None  # side of the central square read, fraction of the shorter side (1: the whole frame);
+    # None: the whole picture for an image or folder of images (as predict), defaults.ROI for a camera, video, stream
     ink: str = defaults.INK  # dark | light | auto
     min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     smooth: int = 1  # average the probabilities over this many frames of one digit (1: off)
@@ -107,9 +108,17 @@ def _want_window(asked: bool | None, notes: list[str]) -> bool:
     return True
 
 
+def roi_for(cfg: LiveConfig) -> float:
+    """The region read: --roi when given, else the whole picture of a still image (a photo is framed on its
+    digit, as `predict` reads it) and the central square of a camera, video or stream frame (a scene)."""
+    if cfg.roi is not None:
+        return cfg.roi
+    return defaults.STILL_ROI if is_still(cfg.source) else defaults.ROI
+
+
 def check_config(cfg: LiveConfig) -> None:
     """Reject bad options before opening the model, the source or any output."""
-    defaults.check_reading(cfg.roi, cfg.ink, cfg.min_confidence, cfg.rand)
+    defaults.check_reading(roi_for(cfg), cfg.ink, cfg.min_confidence, cfg.rand)
     if cfg.smooth < 1 or (cfg.max_frames is not None and cfg.max_frames < 1):
         raise DigitsumError("--smooth and --max-frames must be at least 1")
     if cfg.save_video and Path(cfg.save_video).suffix.lower() not in VIDEO_FOURCC:
@@ -195,7 +204,7 @@ def run(cfg: LiveConfig) -> LiveResult:
     is raised); any other error leaves no output behind.
     """
     check_config(cfg)
-    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
+    reader = load(cfg.model, cfg.provider, cfg.threads, roi_for(cfg), cfg.ink, cfg.min_confidence)
     if cfg.threads:
         cv2.setNumThreads(cfg.threads)
     if cfg.rand is not None:

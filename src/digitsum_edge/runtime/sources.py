@@ -55,6 +55,12 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+def is_still(spec: str) -> bool:
+    """An image file or a folder of images (not a camera, video or stream): stills, usually framed on a digit."""
+    path = Path(spec)
+    return not is_stream(spec) and (path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES))
+
+
 def is_stream(spec: str) -> bool:
     """A network camera: rtsp://, rtsps://, http:// or https:// (MJPEG, or any stream FFmpeg reads)."""
     return spec.lower().startswith(STREAM_SCHEMES)
