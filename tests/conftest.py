@@ -96,18 +96,27 @@ def tiny_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def tiny_litert(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run folder after `export model.pt --format litert --int8`: model.tflite (fp32), model.int8.tflite,
-    model_data.cc/.h and export.json; skipped where the litert-export extra cannot install."""
+def tiny_litert_cli(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """`digitsum-edge export runs/model.pt --format litert-int8 --json runs/export.json` run once (the one LiteRT
+    conversion of a test run): the folder, the exit status and the output; skipped where the litert-export extra
+    cannot install."""
     for module in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer", "tflite_micro"):
         pytest.importorskip(module, reason="the litert-export extra is not installed")
-    from digitsum_edge.export.config import ExportConfig
-    from digitsum_edge.export.pipeline import run
+    from helpers import invoke
 
-    def export(out: Path) -> Path:
+    def export(out: Path) -> tuple[Path, int, str]:
         shutil.copy(tiny_checkpoint, out / "model.pt")
-        run(ExportConfig(checkpoint=str(out / "model.pt"), format="litert", int8=True, verify_images=500,
-                         calibration_images=200, json=str(out / "export.json")))
-        return out
+        result = invoke("export", out / "model.pt", "--format", "litert-int8", "--verify-images", "500",
+                        "--calibration-images", "200", "--json", out / "export.json")
+        return out, result.exit_code, result.output
 
     return once(tmp_path_factory, "tiny_litert", export)
+
+
+@pytest.fixture(scope="session")
+def tiny_litert(tiny_litert_cli: tuple[Path, int, str]) -> Path:
+    """A run folder after `export model.pt --format litert --int8`: model.tflite (fp32), model.int8.tflite,
+    model_data.cc/.h and export.json."""
+    out, exit_code, output = tiny_litert_cli
+    assert exit_code == 0, output
+    return out

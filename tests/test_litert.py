@@ -32,14 +32,23 @@ def exported(tiny_litert: Path) -> tuple[Path, dict]:
     return tiny_litert, json.loads((tiny_litert / "export.json").read_text())
 
 
-def test_the_cli_exports_litert_int8_as_one_format(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """--format litert-int8 is --format litert --int8, written where --out says."""
-    result = invoke("export", tiny_checkpoint, "--format", "litert-int8", "--out", tmp_path / "net.tflite",
-                    "--verify-images", "300", "--calibration-images", "100")
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.int8.tflite", "net.tflite", "net_data.cc", "net_data.h"]
-    assert "net.int8.tflite | int8" in result.stdout and "| litert |" in result.stdout
-    open_micro(tmp_path / "net.int8.tflite")
+def test_the_cli_exports_litert_int8_as_one_format(tiny_litert_cli: tuple[Path, int, str], tiny_checkpoint: Path,
+                                                   tmp_path: Path) -> None:
+    """--format litert-int8 is --format litert --int8 (the shared export is this command: conftest), and its four
+    files go where --out says: each of them, already there, is refused by its --out name before any work."""
+    out, exit_code, output = tiny_litert_cli
+    assert exit_code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "model.int8.tflite", "model.pt", "model.tflite",
+                                                      "model_data.cc", "model_data.h"]
+    assert "model.int8.tflite | int8" in output and "| litert |" in output
+    open_micro(out / "model.int8.tflite")
+    for name in ("net.tflite", "net.int8.tflite", "net_data.cc", "net_data.h"):
+        folder = tmp_path / name
+        (folder / name).parent.mkdir()
+        (folder / name).write_bytes(b"an existing output")
+        result = invoke("export", tiny_checkpoint, "--format", "litert-int8", "--out", folder / "net.tflite")
+        one_line_error(result, f"output {folder / name} exists")
+        assert sorted(p.name for p in folder.iterdir()) == [name]
 
 
 def test_export_writes_verified_files_beside_the_checkpoint(exported: tuple[Path, dict]) -> None:
