@@ -33,10 +33,11 @@ live: install
 
 # The test command (what CI runs): Xvfb for the window test (apt-get as root; a printed skip elsewhere),
 # lint, type check, then the fast test suite (it also builds the wheel and installs it without extras) on two
-# pytest-xdist workers, each file on one worker (its own server, venv or export is made once).
+# pytest-xdist workers, each file on one worker (its own server, venv or export is made once), the longest files
+# first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order).
 test: install lint
 	@scripts/install-test-deps.sh
-	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile --durations=20
+	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
@@ -45,7 +46,7 @@ lint: install
 # A quick subset while developing: no server, browser, window or wheel-install tests (CI runs them all).
 test-quick: install
 	$(BIN)/pytest -q -m "not slow and not serve and not browser and not display and not install" -n 2 --dist loadfile \
-		--durations=10
+		--no-loadscope-reorder --durations=10
 
 test-slow: install
 	$(BIN)/pytest -q -m slow

@@ -25,13 +25,27 @@ MODULE_MARKS = {
 }
 
 
+# The longest files first, longest first (`make test` keeps this order: --no-loadscope-reorder). With --dist loadfile a
+# file runs whole on one worker, and the workers take files in order: a long file taken last would leave the other
+# worker idle until it ends. The first needs no tiny model for its first seconds (it builds the wheel) while the
+# second trains it; the rest of the files follow in their usual order.
+LONGEST_FIRST = ("test_runtime_install", "test_serve", "test_bad_input", "test_serve_page", "test_web_parity",
+                 "test_train", "test_export", "test_web", "test_bench", "test_onnx_contract", "test_camera_conditions")
+
+
+def _module(item: pytest.Item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        module = _module(item)
         marks = MODULE_MARKS.get(module) or next((m for name, m in MODULE_MARKS.items()
                                                   if module.startswith(name + "_")), ())
         for mark in marks:
             item.add_marker(mark)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item), len(rank)))  # stable: each file's tests keep their order
 
 
 def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], T]) -> T:
