@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 
 from browser_helpers import CHROMIUM, ISOLATED, Chromium, npm_files_or_skip, pick_scene, write_y4m
+from digitsum_edge.runtime import defaults
 from serve_helpers import ServeProcess, get, request
 
 TOKEN = "classroom-token-0123456789"  # what `serve --token` (or DIGITSUM_EDGE_TOKEN) is given
+SERVE_ROI = 0.7  # serve's --roi here, not the default: the page must take it from the server
 
 if CHROMIUM is None:
     print("skip: chromium is not installed (apt-get install chromium): the webcam page test does not run")
@@ -62,7 +64,8 @@ def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("serve_page")
     cert, key = self_signed(folder)
     process = ServeProcess(tiny_onnx, folder / "serve.log", "--ssl-certfile", cert, "--ssl-keyfile", key,
-                           "--provider", "cpu", "--token", TOKEN, "--web", folder / "web")
+                           "--provider", "cpu", "--token", TOKEN, "--web", folder / "web", "--roi", SERVE_ROI,
+                           "--ink", "dark")
     process.web = folder / "web"  # type: ignore[attr-defined]
     yield process
     assert process.stop() == 0
@@ -104,6 +107,8 @@ def test_the_app_reads_the_camera_on_the_device_and_on_the_server(server: ServeP
             assert browser.evaluate("document.getElementById('where-label').hidden") is False  # a service: both
             assert browser.evaluate("document.getElementById('where').value") == "device"  # the default
             assert browser.evaluate("self.crossOriginIsolated") is True  # serve's COOP/COEP, at the first load
+            # the device reads as the server does: its --roi and --ink, not the app's defaults
+            settings = browser.evaluate("(({roi, ink}) => ({roi, ink}))(window.digitsum.reader.preprocessConfig)")
             choose(browser, rand="3")
             device = shown_reading(browser, 3, "device")
             choose(browser, where="server")
@@ -116,6 +121,7 @@ def test_the_app_reads_the_camera_on_the_device_and_on_the_server(server: ServeP
         assert (shown["digit"], shown["rand"], shown["sum"]) == (str(digit), "3", str(digit + 3)), shown
         assert shown["text"] == f"{digit} + 3 = {digit + 3}", shown
     assert "on this device" in device["detail"] and "on the server (cpu)" in on_server["detail"], (device, on_server)
+    assert settings == {"roi": SERVE_ROI, "ink": "dark"}, settings
     assert isinstance(green, int) and green > 100
     screenshot = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
     assert screenshot is not None and screenshot.shape[1] >= 600 and screenshot.std() > 10  # a real page, not blank
@@ -133,9 +139,11 @@ def test_without_the_token_the_server_refuses_and_the_page_says_so(server: Serve
                                      "document.getElementById('status').textContent")
             where = browser.evaluate("document.getElementById('where').value")
             frames = browser.evaluate("document.getElementById('result').dataset.frames")
+            roi = browser.evaluate("window.digitsum.reader.preprocessConfig.roi")
         finally:
             browser.close()
     assert where == "server" and frames == "0", (where, frames)  # nothing was read without the token
+    assert roi == defaults.ROI  # the server did not say how it reads: the device keeps the app's own settings
     assert str(error).startswith("server: /v1/read needs the header Authorization: Bearer"), error
     assert "#token=" in str(error), error
 

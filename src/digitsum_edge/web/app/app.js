@@ -22,7 +22,7 @@ const fragment = new URLSearchParams(location.hash.slice(1));  // never sent to 
 const token = fragment.get("token");
 let reader = null;
 let roi = null;  // the square read, drawn as a guide
-let serverRoi = null;  // the square the server reads (its --roi), once v1/model said it
+let served = null;  // how the server reads (its --roi and --ink), once v1/model said it: the device reads so too
 let numRand = 10;
 let rand = 0;
 let lastDigit = null;  // random mode: a new rand when a new digit shows up (like `live` without --rand)
@@ -54,7 +54,7 @@ function draw() {
   const w = overlay.width, h = overlay.height;
   const ctx = overlay.getContext("2d");
   ctx.clearRect(0, 0, w, h);
-  const square = whereSelect.value === "server" && serverRoi !== null ? serverRoi : roi;
+  const square = roi;
   if (square !== null) {
     const side = square * Math.min(w, h);
     ctx.lineWidth = Math.max(2, w / 320);
@@ -158,7 +158,7 @@ async function offerServer() {
     if (!(response.headers.get("Content-Type") || "").includes("json") || !(response.ok || response.status === 401)) {
       return false;
     }
-    if (response.ok) serverRoi = (await response.json()).serving?.roi ?? null;
+    if (response.ok) served = (await response.json()).serving ?? null;
     document.getElementById("where-label").hidden = false;
     return true;
   } catch (e) {
@@ -179,7 +179,7 @@ async function registerWorker() {
 
 async function main() {
   const offline = registerWorker();
-  const served = offerServer();
+  const offered = offerServer();
   let failure = null;
   try {
     reader = await DigitReader.open();
@@ -189,7 +189,11 @@ async function main() {
   } catch (e) {
     failure = e;
   }
-  const onServer = await served;
+  const onServer = await offered;
+  if (served !== null) {  // under serve, both ways of reading take the server's settings
+    roi = served.roi;
+    if (reader !== null) reader.useSettings({roi: served.roi, ink: served.ink});
+  }
   if (reader === null && !onServer) {
     setStatus(`cannot load the model: ${failure.message}`, true);
     return;

@@ -44,6 +44,11 @@ class DigitReader {
     this.preprocessConfig.roi = roi;
   }
 
+  useSettings({roi, ink}) {  // a server's --roi and --ink, so that this device reads as the server does
+    if (roi !== undefined && roi !== null) this.preprocessConfig.roi = roi;
+    if (ink !== undefined && ink !== null) this.preprocessConfig.ink = ink;
+  }
+
   prepare(imageData) {
     const started = performance.now();
     const prepared = this.preprocessor.prepare(imageData);
