@@ -25,7 +25,7 @@ from digitsum_edge.runtime.reader import (
     json_line,
     load,
 )
-from digitsum_edge.runtime.sources import VIDEO_FOURCC, CameraLost, Source, is_still
+from digitsum_edge.runtime.sources import STILLS, VIDEO_FOURCC, CameraLost, Source, source_kind
 
 TITLE = "digitsum-edge live"
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def roi_for(cfg: LiveConfig) -> float:
     digit, as `predict` reads it) and the central square of a camera, video or stream frame (a scene)."""
     if cfg.roi is not None:
         return cfg.roi
-    return defaults.STILL_ROI if is_still(cfg.source) else defaults.ROI
+    return defaults.STILL_ROI if source_kind(cfg.source) in STILLS else defaults.ROI
 
 
 def check_config(cfg: LiveConfig) -> None:
@@ -240,7 +240,7 @@ def _loop(cfg: LiveConfig, source: Source, reader: DigitReader, result: LiveResu
     rand = RandPicker(cfg.rand, cfg.seed, reader.info.num_rand)
     smooth = Smoother(cfg.smooth, reader.min_confidence)
     provider = reader.provider
-    still = source.kind in ("image", "images")  # a window waits on each still image (space: next)
+    still = source.kind in STILLS  # a window waits on each still image (space: next)
     # A video file plays at its own frame rate in the window (headless runs go as fast as they can).
     interval = 1 / source.fps if source.kind == "video" and source.fps else 0.0
     fps, last = None, time.perf_counter()

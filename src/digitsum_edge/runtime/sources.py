@@ -55,10 +55,21 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def is_still(spec: str) -> bool:
-    """An image file or a folder of images (not a camera, video or stream): stills, usually framed on a digit."""
+STILLS = ("image", "images")  # the kinds of source that are still pictures, usually framed on a digit
+
+
+def source_kind(spec: str) -> str | None:
+    """What --source names: stream, camera, images (a folder), image, video; None when it does not exist."""
     path = Path(spec)
-    return not is_stream(spec) and (path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES))
+    if is_stream(spec):
+        return "stream"
+    if spec.isdigit() and not path.exists():
+        return "camera"
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return "images"
+    return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
 
 
 def is_stream(spec: str) -> bool:
@@ -100,30 +111,31 @@ class Source:
         self._first: np.ndarray | None = None
         self._grabber: _Grabber | None = None
         path = Path(spec)
-        if is_stream(spec):
-            self.kind, self.name = "stream", redact(spec)
+        self.kind = source_kind(spec)
+        if self.kind == "stream":
+            self.name = redact(spec)
             self.capture = self._open_stream()
             if self.capture is None:
                 raise DigitsumError(f"cannot open stream {self.name} (not reachable, or not a video stream "
                                     "FFmpeg can read)")
-        elif spec.isdigit() and not path.exists():
-            self.kind, self.name = "camera", f"camera:{spec}"
+        elif self.kind == "camera":
+            self.name = f"camera:{spec}"
             self.capture = cv2.VideoCapture(int(spec))
             if not self.capture.isOpened():
                 self.close()
                 raise DigitsumError(f"no camera at index {spec} (or it is in use); use --source VIDEO|IMAGE|FOLDER")
             if latest_frame:
                 self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # drivers that honour it keep one frame
-        elif not path.exists():
+        elif self.kind is None:
             raise DigitsumError(f"source {spec} does not exist (a camera index, video, image, folder, "
                                 "rtsp:// or http:// stream)")
-        elif path.is_dir():
-            self.kind, self.name, self.files = "images", str(path), list_images(path)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            self.kind, self.name, self.files = "image", str(path), [path]
+        elif self.kind == "images":
+            self.name, self.files = str(path), list_images(path)
+        elif self.kind == "image":
+            self.name, self.files = str(path), [path]
             self._first = read_image(path)  # a single image is checked before anything starts
         else:
-            self.kind, self.name = "video", str(path)
+            self.name = str(path)
             self.capture = cv2.VideoCapture(str(path))
             if not self.capture.isOpened():
                 self.close()
