@@ -54,9 +54,8 @@ function draw() {
   const w = overlay.width, h = overlay.height;
   const ctx = overlay.getContext("2d");
   ctx.clearRect(0, 0, w, h);
-  const square = roi;
-  if (square !== null) {
-    const side = square * Math.min(w, h);
+  if (roi !== null) {
+    const side = roi * Math.min(w, h);
     ctx.lineWidth = Math.max(2, w / 320);
     ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
     ctx.setLineDash([10, 8]);
