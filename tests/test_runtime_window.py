@@ -78,9 +78,10 @@ def grab(display: str) -> np.ndarray:
     return np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
 
 
-def wait_for_window(display: str, background: np.ndarray, live: subprocess.Popen, timeout: float = 60.0
-                    ) -> tuple[np.ndarray, tuple[int, int]]:
-    """The screen once a frame-sized window shows the same picture in two grabs; (screen, window's x, y)."""
+def wait_for_window(display: str, background: np.ndarray, live: subprocess.Popen, timeout: float = 60.0,
+                    fail: bool = True) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """The screen once a frame-sized window shows the same picture in two grabs; (screen, window's x, y). After
+    `timeout` s without it: the test fails, saying what live said, or (fail=False) None, live left running."""
     deadline, last, seen = time.monotonic() + timeout, None, "nothing"
     while time.monotonic() < deadline:
         if live.poll() is not None:
@@ -94,6 +95,8 @@ def wait_for_window(display: str, background: np.ndarray, live: subprocess.Popen
                 return screen, (x, y)
         last = screen
         time.sleep(0.1)
+    if not fail:
+        return None
     live.send_signal(signal.SIGINT)  # say what live said about it
     try:
         said = live.communicate(timeout=10)[1]
@@ -190,20 +193,29 @@ def test_window_screenshot_shows_the_frame_and_the_reading(xvfb_display: str, ti
     frame = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
     assert frame.shape == (FRAME[1], FRAME[0], 3)
     background = grab(xvfb_display)
-    out = tmp_path / "still.jsonl"
-    live = subprocess.Popen(live_command(image, tiny_onnx, "--rand", 7, "--roi", 0.6, "--jsonl", out),
-                            env=window_env(xvfb_display), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        screen, (x, y) = wait_for_window(xvfb_display, background, live)
-    finally:
-        if live.poll() is None:
-            live.send_signal(signal.SIGINT)  # Ctrl-C: ends the run, keeping what it read
+    # Now and then a Qt window under Xvfb is mapped but never painted on a busy CPU (a bare OpenCV window too,
+    # without this project's code): then live is stopped and started once more.
+    for attempt in (1, 2):
+        out = tmp_path / f"still{attempt}.jsonl"
+        live = subprocess.Popen(live_command(image, tiny_onnx, "--rand", 7, "--roi", 0.6, "--jsonl", out),
+                                env=window_env(xvfb_display), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
         try:
-            stderr = live.communicate(timeout=30)[1]
-        except subprocess.TimeoutExpired:
-            live.kill()
-            stderr = live.communicate()[1]
+            shown = wait_for_window(xvfb_display, background, live, timeout=30 if attempt == 1 else 60,
+                                    fail=attempt == 2)
+        finally:
+            if live.poll() is None:
+                live.send_signal(signal.SIGINT)  # Ctrl-C: ends the run, keeping what it read
+            try:
+                stderr = live.communicate(timeout=30)[1]
+            except subprocess.TimeoutExpired:
+                live.kill()
+                stderr = live.communicate()[1]
+        if shown is not None:
+            break
+        print("the window was not painted within 30 s: live started once more")
+    assert shown is not None
+    screen, (x, y) = shown
     window = screen[y:y + FRAME[1], x:x + FRAME[0]]
     Image.fromarray(screen).save(tmp_path / "screen.png")
     Image.fromarray(window).save(tmp_path / "window.png")
