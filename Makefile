@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve web bench-real clean
+.PHONY: install demo train export bench live test test-quick test-slow lint docs results bench-train bench-seeds bench-serve web \
+	bench-real clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,16 +33,25 @@ live: install
 		--jsonl $(RUNS)/live.jsonl --save-video $(RUNS)/live_annotated.mp4 --force
 
 # The test command (what CI runs): Xvfb for the window test (apt-get as root; a printed skip elsewhere),
-# lint, type check, then the fast test suite (it also builds the wheel and installs it without extras) on two
+# lint, type check, the docs site (strict), then the fast test suite (it also builds the wheel and installs it without extras) on two
 # pytest-xdist workers, each file on one worker (its own server, venv or export is made once), the longest files
 # first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order).
-test: install lint
+test: install lint docs
 	@scripts/install-test-deps.sh
 	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
+
+# The documentation site (docs/ -> site/): MkDocs with the Material theme; --strict fails on a broken link or
+# reference. The results page must be what scripts/results_page.py makes of docs/*.json (`make results` rewrites it).
+docs: install
+	$(BIN)/python scripts/results_page.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+results: install
+	$(BIN)/python scripts/results_page.py
 
 # A quick subset while developing: no server, browser, window or wheel-install tests (CI runs them all).
 test-quick: install
@@ -83,4 +93,4 @@ web: install
 	$(CLI) web $(RUNS)/web --model $(RUNS)/model.onnx --force
 
 clean:
-	rm -rf $(RUNS) .pytest_cache .ruff_cache
+	rm -rf $(RUNS) .pytest_cache .ruff_cache site

@@ -19,7 +19,7 @@ from digitsum_edge import mnist
 from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
 from digitsum_edge.synth.camera import lighting, sensor, sleeve
 
-CONDITIONS = {  # name -> what a frame of it shows (README and `synth --help` quote these)
+CONDITIONS = {  # name -> what a frame of it shows (docs/commands/live.md and `synth --help` quote these)
     "plain": "an MNIST digit in dark ink on unevenly lit paper (what `synth` draws without --conditions)",
     "shadow": "a hard shadow edge (a hand or a lamp) across the sheet",
     "pen": "thin ballpoint strokes, blue or black",
