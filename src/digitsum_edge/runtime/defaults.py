@@ -10,7 +10,7 @@ ROI = 0.6  # side of the central square of a camera frame that is read, as a fra
 STILL_ROI = 1.0  # a still image (`predict`) is usually framed on the digit: read all of it
 INKS = ("auto", "dark", "light")  # dark ink on light paper, light ink on dark, or decided per frame
 INK = "auto"
-MIN_CONFIDENCE = 0.5  # a digit read with less confidence is reported as uncertain (docs/commands/live.md: camera conditions)
+MIN_CONFIDENCE = 0.5  # a digit read with less confidence is reported as uncertain (docs/commands/live.md)
 
 
 def check_reading(roi: float, ink: str, min_confidence: float, rand: int | None = None) -> None:

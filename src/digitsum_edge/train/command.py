@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from digitsum_edge.options import positive_ints
-from digitsum_edge.train.config import TrainConfig
+from digitsum_edge.train.config import DEVICES, PRECISIONS, TrainConfig
 
 _D = TrainConfig()
 
@@ -24,9 +24,9 @@ _D = TrainConfig()
               show_default=True)
 @click.option("--sum-head-lr-scale", type=click.FloatRange(min=0, min_open=True),
               default=_D.sum_head_lr_scale, show_default=True, help="Learning-rate multiplier of the sum table.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_D.device, show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default=_D.device, show_default=True,
               help="auto: CUDA (bf16 autocast) when available, else CPU.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default=_D.precision, show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_D.precision, show_default=True,
               help="auto: bf16 autocast where it pays (CUDA with bf16, CPUs with AMX); fp32 elsewhere.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
               help="Same seed, same model on one machine with the same thread count.")

@@ -7,6 +7,9 @@ from typing import ClassVar
 
 from digitsum_edge.layout import RUNS
 
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")  # auto: bf16 autocast where it pays (CUDA with bf16, CPUs with AMX)
+
 
 @dataclass
 class TrainConfig:

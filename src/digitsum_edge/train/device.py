@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from digitsum_edge.errors import DigitsumError
-
-PRECISIONS = ("auto", "bf16", "fp32")
+from digitsum_edge.train.config import PRECISIONS
 
 
 def resolve_device(name: str) -> torch.device:

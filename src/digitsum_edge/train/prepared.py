@@ -4,8 +4,9 @@ The model reads what runtime/preprocess.py makes of a photo, not an MNIST image:
 stretched, a shadow's or a rule's leftovers. `prepared(count, seed)` draws `count` training digits into
 640x480 frames with the conditions of `synth --conditions` (taken in turn; no blank sheets), reads each back
 to 28x28 as `live` does, and keeps those where a digit was found, with their labels; `mix` appends them to
-the training set. Test digits are never drawn, so the test set stays unseen. Measured with 6,000 (docs/commands/live.md, real
-photos): no better on real photos, broken strokes or camera conditions, so it is off by default.
+the training set. Test digits are never drawn, so the test set stays unseen. Measured with 6,000
+(docs/commands/live.md, real photos): no better on real photos, broken strokes or camera conditions, so it is
+off by default.
 """
 
 from __future__ import annotations
