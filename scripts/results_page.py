@@ -63,7 +63,7 @@ def seeds(names: list[str]) -> str:
         d = load(name)
         s, m, runs = d["stats"], d.get("machine", {}), d["runs"]
         worst = min(runs, key=lambda r: r["digit_accuracy"])
-        opts = " ".join(d.get("train_options") or []) or "default recipe"
+        opts = " ".join(d.get("train_options") or []) or "-"
         rows.append([f"`{name}`", f"{m.get('cpu', '?')} ({m.get('isa', '?')})", opts, len(runs),
                      f"{pct(s['digit_accuracy']['mean'])} +- {100 * s['digit_accuracy']['std']:.2f}",
                      f"{pct(worst['digit_accuracy'])} (seed {worst['seed']})",
@@ -74,7 +74,7 @@ def seeds(names: list[str]) -> str:
     return ("## Accuracy and training time over seeds\n\n`python benchmarks/seeds.py --seeds 5 [-- TRAIN OPTIONS] "
             "--json docs/NAME.json`: exhaustive test accuracy (10,000 images x rand 0-9) of each seed's model. "
             "The files record the CPU and torch, not the date.\n\n"
-            + table(["file", "CPU (class)", "train options", "seeds", "digit % (mean +- std)", "worst seed",
+            + table(["file", "CPU (class)", "train options given", "seeds", "digit % (mean +- std)", "worst seed",
                      "sum %", "sum consistency", "training s", "epochs", "precision", "torch"], rows))
 
 
