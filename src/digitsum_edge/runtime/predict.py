@@ -12,12 +12,11 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable
-from digitsum_edge.layout import DEFAULT_MODEL
-from digitsum_edge.runtime import defaults
+from digitsum_edge.runtime import builtin, defaults
 from digitsum_edge.runtime import score as scoring
 from digitsum_edge.runtime.policy import RandPicker
 from digitsum_edge.runtime.reader import json_line, load
-from digitsum_edge.runtime.sources import list_images, read_image
+from digitsum_edge.runtime.sources import UnreadableImage, list_images, none_read, read_image, skip_line
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ class PredictConfig:
     """`digitsum-edge predict` options, one field per CLI option."""
 
     images: tuple[str, ...]  # image files or folders of images
-    model: str = DEFAULT_MODEL
+    model: str | None = None  # None: ./runs/model.onnx when it exists, else the built-in model
     rand: int | None = None  # 0-9; None: a new random rand per image
     provider: str = "auto"  # auto | cuda | cpu
     threads: int | None = 1  # onnxruntime threads (None: its default)
@@ -47,10 +46,14 @@ class PredictResult:
 
     lines: list[dict] = field(default_factory=list)
     score: scoring.Score | None = None
+    skipped: list[str] = field(default_factory=list)  # images that could not be read (each named on stderr)
 
     def summary(self) -> str:
-        """What the command prints last: the accuracy table with --labels, else nothing."""
-        return "" if self.score is None else self.score.table()
+        """What the command prints last: the accuracy table with --labels, and how many images were skipped."""
+        parts = [] if self.score is None else [self.score.table()]
+        if self.skipped:
+            parts.append(f"{len(self.lines)} images read, {len(self.skipped)} skipped (could not be read)")
+        return "\n".join(parts)
 
 
 def expand(images: tuple[str, ...]) -> list[Path]:
@@ -86,7 +89,10 @@ def run(cfg: PredictConfig) -> PredictResult:
     if cfg.labels:
         labels = scoring.read_labels(cfg.labels, paths)
         report = _report_folder(cfg)
-    reader = load(cfg.model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
+    model, chosen = builtin.resolve(cfg.model)
+    reader = load(model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
+    if chosen:
+        log.warning(chosen)
     for note in reader.backend.notes:
         log.warning(note)
     log.info(f"provider: {reader.provider} | model {reader.backend.path} | {len(paths)} images")
@@ -99,7 +105,14 @@ def run(cfg: PredictConfig) -> PredictResult:
             out = stack.enter_context(open(stack.enter_context(atomic_path(cfg.jsonl)), "w"))
         for index, path in enumerate(paths):
             value = rand.for_image(index)
-            frame = read_image(path)
+            try:
+                frame = read_image(path)
+            except UnreadableImage as e:
+                if len(paths) == 1:  # the one image given: its error is the command's error
+                    raise
+                log.warning(skip_line(e))
+                result.skipped.append(str(path))
+                continue
             reading = reader.read(frame, value)
             line = json_line(index, str(path), reading, reader.provider)
             if labels is not None and score is not None and report is not None:
@@ -113,6 +126,8 @@ def run(cfg: PredictConfig) -> PredictResult:
             out.write(json.dumps(line) + "\n")
             out.flush()
             result.lines.append(line)
+        if not result.lines:
+            raise DigitsumError(none_read(len(paths)))
     if score is not None and report is not None:
         scoring.write_report(report, score)
         log.info(f"wrote {report / 'report.json'}, {report / 'confusion.png'} and "
