@@ -55,3 +55,28 @@ def cli(*args: object, cwd: Path | None = None, env: dict | None = None) -> subp
 
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
+
+
+def cli_on_a_terminal(*args: object, cwd: Path | None = None) -> tuple[int, str, str]:
+    """`digitsum-edge ARGS` with stdout on a pseudo-terminal, as a person at a terminal runs it: (exit status,
+    what the terminal showed, stderr)."""
+    import pty
+
+    code = "import sys; from digitsum_edge.cli import main; sys.argv[0] = 'digitsum-edge'; main()"
+    master, slave = pty.openpty()
+    with subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=slave, stderr=subprocess.PIPE,
+                          text=True, cwd=cwd) as child:
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        stderr = child.stderr.read() if child.stderr else ""
+        child.wait(timeout=120)
+    os.close(master)
+    return child.returncode, shown.decode().replace("\r\n", "\n"), stderr

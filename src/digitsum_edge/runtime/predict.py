@@ -15,7 +15,7 @@ from digitsum_edge.files import atomic_path, check_folder, check_writable
 from digitsum_edge.runtime import builtin, defaults
 from digitsum_edge.runtime import score as scoring
 from digitsum_edge.runtime.policy import RandPicker
-from digitsum_edge.runtime.reader import json_line, load
+from digitsum_edge.runtime.reader import Reading, json_line, load
 from digitsum_edge.runtime.sources import UnreadableImage, list_images, none_read, read_image, skip_line
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class PredictConfig:
     ink: str = defaults.INK  # dark | light | auto
     min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
     seed: int | None = None  # seed of the random rand
+    json: bool = False  # JSON lines on stdout even on a terminal (piped, stdout gets them anyway)
     jsonl: str | None = None  # JSON lines to this file instead of stdout
     labels: str | None = None  # labels CSV, a synth labels.json, or "names" (file names start with the digit)
     report: str = "predict_report"  # with --labels: report.json, confusion.png, misread/ go here
@@ -79,8 +80,21 @@ def _report_folder(cfg: PredictConfig) -> Path:
     return folder
 
 
+def human_line(index: int, total: int, path: Path, reading: Reading, correct: bool | None = None) -> str:
+    """What a terminal shows for one image: `image 1/5 photos/a.jpg: 7 (0.95) + 3 = 10 (0.97) 12.3ms`."""
+    if reading.found:
+        guess = "?" if reading.uncertain else ""
+        read = (f"{reading.digit}{guess} ({reading.digit_confidence or 0:.2f}) + {reading.rand} = {reading.sum}{guess} "
+                f"({reading.sum_confidence or 0:.2f})" + (" uncertain" if reading.uncertain else ""))
+    else:
+        read = f"no digit ({reading.reason})" if reading.reason else "no digit"
+    verdict = "" if correct is None else ("  right" if correct else "  WRONG")
+    return f"image {index + 1}/{total} {path}: {read} {reading.ms:.1f}ms{verdict}"
+
+
 def run(cfg: PredictConfig) -> PredictResult:
-    """Read every image; print (or write to cfg.jsonl) one JSON line each; with labels, score them."""
+    """Read every image: one line each for a person on a terminal, else (or with cfg.json) one JSON line each,
+    and to cfg.jsonl; with labels, score them."""
     defaults.check_reading(cfg.roi, cfg.ink, cfg.min_confidence, cfg.rand)
     paths = expand(cfg.images)
     if cfg.jsonl:
@@ -95,14 +109,16 @@ def run(cfg: PredictConfig) -> PredictResult:
         log.warning(chosen)
     for note in reader.backend.notes:
         log.warning(note)
-    log.info(f"provider: {reader.provider} | model {reader.backend.path} | {len(paths)} images")
+    log.info(f"provider: {reader.provider} | model {reader.backend.path} | {len(paths)} "
+             + ("image" if len(paths) == 1 else "images"))
     rand = RandPicker(cfg.rand, cfg.seed, reader.info.num_rand)
     result = PredictResult()
     score = result.score = scoring.Score() if labels is not None else None
+    human = sys.stdout.isatty() and not cfg.json  # a person reads the terminal; a program reads a pipe
     with ExitStack() as stack:
-        out = sys.stdout
+        outs = [] if human or (cfg.jsonl and not cfg.json) else [sys.stdout]  # where the JSON lines go
         if cfg.jsonl:
-            out = stack.enter_context(open(stack.enter_context(atomic_path(cfg.jsonl)), "w"))
+            outs.append(stack.enter_context(open(stack.enter_context(atomic_path(cfg.jsonl)), "w")))
         for index, path in enumerate(paths):
             value = rand.for_image(index)
             try:
@@ -123,8 +139,11 @@ def run(cfg: PredictConfig) -> PredictResult:
                     name = scoring.misread_name(path, label, reading)
                     scoring.write_png(report / "misread" / name, scoring.misread_picture(frame, reading, label))
                     score.misread.append(name)
-            out.write(json.dumps(line) + "\n")
-            out.flush()
+            for out in outs:
+                out.write(json.dumps(line) + "\n")
+                out.flush()
+            if human:
+                print(human_line(index, len(paths), path, reading, line.get("correct")), flush=True)
             result.lines.append(line)
         if not result.lines:
             raise DigitsumError(none_read(len(paths)))
