@@ -95,9 +95,13 @@ def live(**options: object) -> int:
 @click.option("--labels", default=None,
               help="Score the images: a CSV of file,digit (digit empty or none: no digit), a synth labels.json, "
                    "or 'names' (file names start with the digit, or with 'blank').")
-@click.option("--report", type=click.Path(file_okay=False), default="predict_report", show_default=True,
-              help="With --labels: report.json, confusion.png and the misread images (misread/) go here.")
-@click.option("--force", is_flag=True, help="Replace an existing --jsonl file, write into a used --report.")
+@click.option("--report", type=click.Path(file_okay=False), default=None,
+              help="With --labels: report.json, confusion.png and the misread images (misread/) go here [default: "
+                   "predict_report]; without: each photo beside the 28x28 image the model read (pictures/).")
+@click.option("--save", type=click.Path(file_okay=False), default=None,
+              help="Save each image annotated as live draws it (region, digit box, model input, reading) in this "
+                   "folder, numbered as the lines: 0001_photo.jpg ...")
+@click.option("--force", is_flag=True, help="Replace an existing --jsonl file, write into a used --report or --save.")
 def predict(**options: object) -> int:
     """Read the digit in each still IMAGE (or folder of images): one line per image.
 

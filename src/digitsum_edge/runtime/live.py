@@ -162,6 +162,8 @@ class _Sinks:
         self.stdout = self.jsonl is None and not window  # headless without --jsonl: JSON on stdout
         self.video_tmp = outputs.enter_context(atomic_path(cfg.save_video)) if cfg.save_video else None
         self.writer: cv2.VideoWriter | None = None
+        self.size = (0, 0)  # the video's frame size (W, H): the first frame's
+        self.letterboxed = 0  # frames of another size, scaled to fit it
         self.window = _Window() if window else None
         outputs.callback(self.close)  # runs first: the video is finished before it is published
 
@@ -176,12 +178,19 @@ class _Sinks:
     def video(self, annotated: np.ndarray) -> None:
         if self.video_tmp is None:
             return
+        size = (annotated.shape[1], annotated.shape[0])
         if self.writer is None:
             fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC[self.video_tmp.suffix.lower()])
-            size = (annotated.shape[1], annotated.shape[0])
+            self.size = size
             self.writer = cv2.VideoWriter(str(self.video_tmp), fourcc, self.fps, size)
             if not self.writer.isOpened():
                 raise DigitsumError(f"OpenCV cannot write video {self.cfg.save_video}")
+        elif size != self.size:  # OpenCV's writer drops a frame of another size without a word
+            if not self.letterboxed:
+                log.warning(f"--save-video: frames of other sizes than the first ({self.size[0]}x{self.size[1]}) "
+                            "are scaled to fit it, with black borders")
+            self.letterboxed += 1
+            annotated = overlay.letterbox(annotated, self.size)
         self.writer.write(annotated)
 
     def close(self) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable
-from digitsum_edge.runtime import builtin, defaults
+from digitsum_edge.runtime import builtin, defaults, overlay
 from digitsum_edge.runtime import score as scoring
 from digitsum_edge.runtime.policy import RandPicker
 from digitsum_edge.runtime.reader import Reading, json_line, load
 from digitsum_edge.runtime.sources import UnreadableImage, list_images, none_read, read_image, skip_line
 
 log = logging.getLogger(__name__)
+DEFAULT_REPORT = "predict_report"  # --labels without --report
 
 
 @dataclass
@@ -37,8 +38,10 @@ class PredictConfig:
     json: bool = False  # JSON lines on stdout even on a terminal (piped, stdout gets them anyway)
     jsonl: str | None = None  # JSON lines to this file instead of stdout
     labels: str | None = None  # labels CSV, a synth labels.json, or "names" (file names start with the digit)
-    report: str = "predict_report"  # with --labels: report.json, confusion.png, misread/ go here
-    force: bool = False  # replace an existing --jsonl file or --report folder
+    report: str | None = None  # with --labels: report.json, confusion.png, misread/ (None: predict_report);
+    # without: each photo beside the 28x28 image the model read, in pictures/
+    save: str | None = None  # each image annotated as live draws it, into this folder
+    force: bool = False  # replace an existing --jsonl file, write into a used --report or --save folder
 
 
 @dataclass
@@ -70,14 +73,21 @@ def expand(images: tuple[str, ...]) -> list[Path]:
     return paths
 
 
-def _report_folder(cfg: PredictConfig) -> Path:
-    folder = Path(cfg.report)
+def _output_folder(folder: Path, option: str, force: bool, inside: str = "") -> Path:
+    """A folder the run writes pictures into: not a file, empty unless `force`, writable; checked before work."""
     if folder.exists() and not folder.is_dir():
-        raise DigitsumError(f"--report {folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not cfg.force:
-        raise DigitsumError(f"--report {folder} exists and is not empty (use --force to write into it)")
-    check_folder(folder / "misread")
+        raise DigitsumError(f"{option} {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise DigitsumError(f"{option} {folder} exists and is not empty (use --force to write into it)")
+    check_folder(folder / inside)
     return folder
+
+
+def saved_name(index: int, total: int, path: Path) -> str:
+    """--save's file for image `index`: numbered as the terminal line numbers it (0001_photo.jpg), so that two
+    photo.jpg of different folders stay two files; JPEG stays JPEG, anything else becomes PNG."""
+    suffix = ".jpg" if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+    return f"{index + 1:0{max(4, len(str(total)))}d}_{path.stem}{suffix}"
 
 
 def human_line(index: int, total: int, path: Path, reading: Reading, correct: bool | None = None) -> str:
@@ -99,10 +109,14 @@ def run(cfg: PredictConfig) -> PredictResult:
     paths = expand(cfg.images)
     if cfg.jsonl:
         check_writable(cfg.jsonl, force=cfg.force)
-    labels, report = None, None
+    labels, report, pictures, save = None, None, None, None
     if cfg.labels:
         labels = scoring.read_labels(cfg.labels, paths)
-        report = _report_folder(cfg)
+        report = _output_folder(Path(cfg.report or DEFAULT_REPORT), "--report", cfg.force, "misread")
+    elif cfg.report:  # no labels, no accuracy: the pictures of what was read are still worth having
+        pictures = _output_folder(Path(cfg.report), "--report", cfg.force, "pictures") / "pictures"
+    if cfg.save:
+        save = _output_folder(Path(cfg.save), "--save", cfg.force)
     model, chosen = builtin.resolve(cfg.model)
     reader = load(model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
     if chosen:
@@ -137,8 +151,13 @@ def run(cfg: PredictConfig) -> PredictResult:
                 line["correct"] = score.add(path, label, reading)
                 if not line["correct"]:
                     name = scoring.misread_name(path, label, reading)
-                    scoring.write_png(report / "misread" / name, scoring.misread_picture(frame, reading, label))
+                    scoring.write_image(report / "misread" / name, scoring.misread_picture(frame, reading, label))
                     score.misread.append(name)
+            if pictures is not None:
+                picture = scoring.misread_picture(frame, reading, None, labelled=False)
+                scoring.write_image((pictures / saved_name(index, len(paths), path)).with_suffix(".png"), picture)
+            if save is not None:
+                scoring.write_image(save / saved_name(index, len(paths), path), overlay.draw(frame, reading))
             for out in outs:
                 out.write(json.dumps(line) + "\n")
                 out.flush()
@@ -147,6 +166,12 @@ def run(cfg: PredictConfig) -> PredictResult:
             result.lines.append(line)
         if not result.lines:
             raise DigitsumError(none_read(len(paths)))
+    if pictures is not None:
+        log.warning(f"--report without --labels: wrote {len(result.lines)} pictures (each photo beside the 28x28 "
+                    f"image the model read) in {pictures}; the accuracy needs --labels (a CSV of file,digit, or "
+                    "'names')")
+    if save is not None:
+        log.info(f"wrote {len(result.lines)} annotated images in {save}")
     if score is not None and report is not None:
         scoring.write_report(report, score)
         log.info(f"wrote {report / 'report.json'}, {report / 'confusion.png'} and "
