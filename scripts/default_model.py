@@ -23,6 +23,17 @@ from digitsum_edge.runtime import builtin
 from digitsum_edge.runtime.backend import open_model
 
 
+def _cpu() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main(folder: Path) -> None:
     onnx_file, ckpt_file = folder / "model.onnx", folder / "model.pt"
     ckpt = checkpoint.load(ckpt_file)
@@ -49,7 +60,7 @@ def main(folder: Path) -> None:
         "weights_sha256": weights,
         "commands": [f"digitsum-edge train --seed {train['seed']} --threads {train.get('threads')} --out RUN",
                      "digitsum-edge export RUN/model.pt --int8", "python scripts/default_model.py RUN"],
-        "trained_on": metrics.get("device"),
+        "trained_on": f"{metrics.get('device')} ({metrics.get('cpu_isa', '?')}), {metrics.get('threads')} thread(s)",
         "training": {k: metrics.get(k) for k in ("digit_accuracy", "sum_accuracy", "sum_consistency", "pairs",
                                                   "epochs", "train_images", "train_seconds", "params", "macs",
                                                   "precision", "threads", "versions")},
@@ -59,7 +70,7 @@ def main(folder: Path) -> None:
         "verification": {"against": "its checkpoint in PyTorch, every MNIST test image with every rand",
                          "verdict": verdict.summary(), **comparison.to_dict(), "torch_metrics": torch_metrics},
         "shipped_file": {"runtime": "onnxruntime cpu", **comparison.metrics},
-        "verified_on": f"{platform.machine()} {platform.processor() or ''} Python {platform.python_version()}".strip(),
+        "verified_on": f"{_cpu()}, Python {platform.python_version()}",
     }
     write_bytes(builtin.MODEL, data)
     write_json(builtin.CARD, card)
