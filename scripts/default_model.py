@@ -16,22 +16,12 @@ import sys
 from pathlib import Path
 
 from digitsum_edge import checkpoint, mnist
+from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.export.verify import compare
 from digitsum_edge.files import write_bytes, write_json
 from digitsum_edge.runtime import builtin
 from digitsum_edge.runtime.backend import open_model
-
-
-def _cpu() -> str:
-    """The CPU's model name (Linux), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main(folder: Path) -> None:
@@ -70,7 +60,7 @@ def main(folder: Path) -> None:
         "verification": {"against": "its checkpoint in PyTorch, every MNIST test image with every rand",
                          "verdict": verdict.summary(), **comparison.to_dict(), "torch_metrics": torch_metrics},
         "shipped_file": {"runtime": "onnxruntime cpu", **comparison.metrics},
-        "verified_on": f"{_cpu()}, Python {platform.python_version()}",
+        "verified_on": f"{cpu_name()}, Python {platform.python_version()}",
     }
     write_bytes(builtin.MODEL, data)
     write_json(builtin.CARD, card)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from newcomer_helpers import cli, digits_folder, json_lines
 
 
