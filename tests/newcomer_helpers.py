@@ -57,15 +57,20 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def cli_on_a_terminal(*args: object, cwd: Path | None = None) -> tuple[int, str, str]:
-    """`digitsum-edge ARGS` with stdout on a pseudo-terminal, as a person at a terminal runs it: (exit status,
-    what the terminal showed, stderr)."""
+def cli_on_a_terminal(*args: object, cwd: Path | None = None, stream: str = "stdout") -> tuple[int, str, str]:
+    """`digitsum-edge ARGS` with `stream` (stdout or stderr) on a pseudo-terminal, as a person at a terminal runs
+    it: (exit status, what the terminal showed, the other stream)."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
     code = "import sys; from digitsum_edge.cli import main; sys.argv[0] = 'digitsum-edge'; main()"
     master, slave = pty.openpty()
-    with subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=slave, stderr=subprocess.PIPE,
-                          text=True, cwd=cwd) as child:
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns (a new pty has 0)
+    pipes = {"stdout": slave, "stderr": subprocess.PIPE} if stream == "stdout" else \
+        {"stdout": subprocess.PIPE, "stderr": slave}
+    with subprocess.Popen([sys.executable, "-c", code, *map(str, args)], text=True, cwd=cwd, **pipes) as child:
         os.close(slave)
         shown = b""
         while True:
@@ -76,7 +81,8 @@ def cli_on_a_terminal(*args: object, cwd: Path | None = None) -> tuple[int, str,
             if not chunk:
                 break
             shown += chunk
-        stderr = child.stderr.read() if child.stderr else ""
+        other = child.stderr if stream == "stdout" else child.stdout
+        rest = other.read() if other else ""
         child.wait(timeout=120)
     os.close(master)
-    return child.returncode, shown.decode().replace("\r\n", "\n"), stderr
+    return child.returncode, shown.decode(errors="replace").replace("\r\n", "\n"), rest
