@@ -192,15 +192,16 @@ def write_plot(report: dict, path: str | os.PathLike) -> None:
                else f"{t['batch_1']} thread at batch 1, {t['larger_batches']} above")
     share = h["machine"].get("other_processes_cpu_share")
     load = "other processes: not measured" if share is None else f"other processes used {share:.0%} of the CPU"
-    title = fig.suptitle(f"digitsum-edge bench: {h['machine']['cpu']}, {h['machine']['cores']} cores, {threads} | "
-                         f"torch {h['versions']['torch'] or '-'}, onnxruntime {h['versions']['onnxruntime']}\n"
-                         f"{h['machine']['platform']} | {h['date']} | {load}", fontsize=10)
+    suptitle = fig.suptitle(f"digitsum-edge bench: {h['machine']['cpu']}, {h['machine']['cores']} cores, "
+                            f"{threads} | torch {h['versions']['torch'] or '-'}, onnxruntime "
+                            f"{h['versions']['onnxruntime']}\n{h['machine']['platform']} | {h['date']} | {load}",
+                            fontsize=10)
     warning = load_warning(share)
     if warning:  # the chart travels without the JSON: it says itself that it was measured on a busy machine
         fig.text(0.5, 0.885, "WARNING: " + warning, ha="center", va="top", fontsize=9, color="#b00020",
                  wrap=True, bbox={"facecolor": "#fff0f0", "edgecolor": "#b00020", "boxstyle": "round,pad=0.3"})
     fig.tight_layout(rect=(0, 0.1, 1, 0.86 if warning else 0.93))  # room for the title, warning, legend
-    conditions = "\n".join(t.get_text() for t in (title, *fig.texts))
+    conditions = "\n".join(t.get_text() for t in (suptitle, *fig.texts))
     with atomic_path(path) as tmp:  # the conditions also as the PNG's text (readable without looking at it)
         fig.savefig(tmp, dpi=120, metadata={"Title": "digitsum-edge bench", "Description": conditions})
     plt.close(fig)
