@@ -6,7 +6,7 @@ RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
 .PHONY: install demo train export bench live test test-quick test-slow lint docs results bench-train bench-seeds bench-serve web \
-	bench-real clean
+	bench-real default-model clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,14 @@ web: install
 	@command -v npm >/dev/null 2>&1 || { echo "error: make web needs npm (apt-get install npm)"; exit 1; }
 	cd src/digitsum_edge/web && npm ci --ignore-scripts --no-audit --no-fund
 	$(CLI) web $(RUNS)/web --model $(RUNS)/model.onnx --force
+
+# The model built into the package (src/digitsum_edge/models/): the default recipe's seed-0 model, trained and
+# exported, then verified again on every test pair and given its card (default.json). SEED_RUN: that run's folder.
+SEED_RUN ?= $(RUNS)/seed0
+default-model: install
+	$(CLI) train --seed 0 --threads 1 --out $(SEED_RUN) --force
+	$(CLI) export $(SEED_RUN)/model.pt --force
+	$(BIN)/python scripts/default_model.py $(SEED_RUN)
 
 clean:
 	rm -rf $(RUNS) .pytest_cache .ruff_cache site

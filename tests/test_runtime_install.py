@@ -8,6 +8,7 @@ in a fresh venv); a machine without `venv` skips with the reason printed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -16,8 +17,12 @@ from pathlib import Path
 import pytest
 
 from digitsum_edge.synth.frames import pick_digits, write_images, write_video
+from newcomer_helpers import paper_digit, write
 
 ROOT = Path(__file__).resolve().parents[1]
+# The fresh venvs see only what is installed in them: a PYTHONPATH pointing at this checkout's src/ (and the
+# digitsum_edge.egg-info that building the wheel leaves there) would make pip skip the wheel as installed.
+VENV_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def _run(*args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
@@ -42,7 +47,7 @@ class Installs:
     def install(self, bin_dir: Path, extra: str = "") -> subprocess.CompletedProcess:
         """pip install WHEEL[extra] into the venv at bin_dir (this pip, aimed at that venv's Python)."""
         return _run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "-q",
-                    f"{self.wheel}{extra}")
+                    f"{self.wheel}{extra}", env=VENV_ENV)
 
     def fresh(self) -> Path:
         """A new empty venv (no pip of its own: this pip installs into it, seconds sooner); its bin folder."""
@@ -88,7 +93,7 @@ def runtime_venv(installs: Installs) -> Path:
 
 
 def _cli(bin_dir: Path, *args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return _run(bin_dir / "digitsum-edge", *args, timeout=120, cwd=cwd)
+    return _run(bin_dir / "digitsum-edge", *args, timeout=120, cwd=cwd, env=VENV_ENV)
 
 
 def test_the_wheel_holds_no_training_stack(runtime_venv: Path) -> None:
@@ -96,7 +101,7 @@ def test_the_wheel_holds_no_training_stack(runtime_venv: Path) -> None:
              "print(json.dumps({m: u.find_spec(m) is not None for m in "
              "['torch', 'onnx', 'onnxsim', 'matplotlib', 'tqdm', 'ai_edge_litert', 'onnxruntime', 'cv2', 'numpy', "
              "'click']}))")
-    found = json.loads(_run(runtime_venv / "python", "-c", probe).stdout)
+    found = json.loads(_run(runtime_venv / "python", "-c", probe, env=VENV_ENV).stdout)
     assert found == {"torch": False, "onnx": False, "onnxsim": False, "matplotlib": False, "tqdm": False,
                      "ai_edge_litert": False, "onnxruntime": True, "cv2": True, "numpy": True, "click": True}
 
@@ -118,6 +123,16 @@ def test_predict_reads_what_the_full_install_reads(runtime_venv: Path, tiny_onnx
     assert len(readings) == 12
     read = [r["digit"] for r in readings]
     assert sum(d == t for d, t in zip(read, labels, strict=True)) >= 9  # the tiny model reads most frames
+
+
+def test_predict_reads_a_photo_with_the_model_in_the_wheel(runtime_venv: Path, tmp_path: Path) -> None:
+    photo, label = paper_digit(3)
+    write(tmp_path / "photo.jpg", photo)
+    done = _cli(runtime_venv, "predict", "photo.jpg", "--rand", "2", cwd=tmp_path)  # no --model, no runs/
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert (line["digit"], line["sum"]) == (label, label + 2)
+    assert "note: model: the one built into digitsum-edge" in done.stderr and "site-packages" in done.stderr
 
 
 def _same_readings(bin_dir: Path, *args: object) -> list[dict]:
@@ -173,7 +188,7 @@ def test_api_in_the_runtime_install(runtime_venv: Path, tiny_onnx: Path, tmp_pat
     code = ("import sys, json, numpy as np, digitsum_edge as d; r = d.load(sys.argv[1], provider='cpu'); "
             "p = r.predict(np.load(sys.argv[2]), rand=np.arange(64) % 10); assert 'torch' not in sys.modules; "
             "print(json.dumps([p.digits.tolist(), p.sums.tolist()]))")
-    done = _run(runtime_venv / "python", "-c", code, tiny_onnx, tmp_path / "images.npy")
+    done = _run(runtime_venv / "python", "-c", code, tiny_onnx, tmp_path / "images.npy", env=VENV_ENV)
     assert done.returncode == 0, done.stderr
     here = digitsum_edge.load(tiny_onnx, provider="cpu").predict(images, rand)
     assert json.loads(done.stdout) == [here.digits.tolist(), here.sums.tolist()]
@@ -200,7 +215,7 @@ def test_the_litert_extra_reads_tflite_files_without_torch(litert_venv: Path, ti
     probe = ("import importlib.util as u, json; "
              "print(json.dumps({m: u.find_spec(m) is not None for m in ['torch', 'onnx', 'litert_torch', "
              "'tflite_micro', 'ai_edge_litert']}))")
-    assert json.loads(_run(litert_venv / "python", "-c", probe).stdout) == {
+    assert json.loads(_run(litert_venv / "python", "-c", probe, env=VENV_ENV).stdout) == {
         "torch": False, "onnx": False, "litert_torch": False, "tflite_micro": False, "ai_edge_litert": True}
     digits, labels = pick_digits(8, seed=3)
     write_images(tmp_path / "shots", digits, labels, seed=3)

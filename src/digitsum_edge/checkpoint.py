@@ -14,6 +14,7 @@ import torch
 from digitsum_edge import __version__
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.files import write_bytes
+from digitsum_edge.layout import MODEL_SUFFIXES
 from digitsum_edge.model import DigitSumNet, ModelConfig
 
 FORMAT = "digitsum-edge.checkpoint"
@@ -51,6 +52,10 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DigitsumError(f"checkpoint {path} not found")
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        raise DigitsumError(f"{path} is an exported model, not a checkpoint: this reads the model.pt that "
+                            "`digitsum-edge train` writes (the exported file is what live, predict and bench --onnx "
+                            "take)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only=True met something other than tensors and plain data

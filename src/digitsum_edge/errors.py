@@ -7,6 +7,9 @@ class DigitsumError(Exception):
     exit_code = 1
 
 
+EXIT_SKIPPED = 3  # live and predict: every readable image was read, and some could not be (each named on stderr)
+
+
 class Interrupted(DigitsumError):
     """Ctrl-C after the work in progress was saved: exit 130 like any interrupted command."""
 

@@ -15,6 +15,8 @@ CHECKPOINT_NAME = "model.pt"
 DEFAULT_CHECKPOINT = f"{RUNS}/{CHECKPOINT_NAME}"
 DEFAULT_MODEL = f"{RUNS}/model.onnx"  # where `digitsum-edge export runs/model.pt` writes by default
 MODEL_SUFFIXES = (".onnx", ".tflite")  # the exported files' types
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # what train writes (.pt), and PyTorch's other usual names
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's file format is a zip archive; an ONNX or .tflite file never starts so
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:

@@ -188,6 +188,12 @@ class Verdict:
         return {"pass": self.passed, "checks": self.checks, "failures": self.failures}
 
 
+# How check_exported judges each precision, in words for tables and charts (bench's parity table).
+JUDGED_BY = {"fp32": "max |diff| and argmax vs the reference",
+             "fp16": "max |diff| and accuracy vs fp32",
+             "int8": "accuracy vs fp32 (its logits differ)"}
+
+
 def check_exported(source: str, precision: str, max_abs_diff: dict[str, float], argmax_agreement: dict[str, float],
                    metrics: dict[str, float], fp32_metrics: dict[str, float] | None = None,
                    tolerance: float = FP32_TOLERANCE) -> Verdict:

@@ -81,6 +81,17 @@ def cpu_snapshot(children: bool = False) -> tuple[float, float, float] | None:
     return time.perf_counter(), busy, mine
 
 
+BUSY_SHARE = 0.10  # other processes keeping more than this fraction of all cores busy skew a timing: say so
+
+
+def load_warning(share: float | None) -> str | None:
+    """The warning that goes beside timings taken while other processes used more than BUSY_SHARE of the CPU."""
+    if share is None or share <= BUSY_SHARE:
+        return None
+    return (f"other processes used {share:.0%} of the CPU during the run (over {BUSY_SHARE:.0%}): the timings are "
+            "slower than on a quiet machine and their ratios unreliable; rerun with the machine idle")
+
+
 def others_cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None) -> float | None:
     """Fraction of all cores that other processes kept busy between two snapshots: what skewed the timings."""
     if start is None or end is None or end[0] <= start[0]:

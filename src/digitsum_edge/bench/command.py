@@ -6,14 +6,16 @@ from __future__ import annotations
 import click
 
 from digitsum_edge.bench.config import BenchConfig
+from digitsum_edge.layout import DEFAULT_CHECKPOINT
 from digitsum_edge.options import positive_ints
 
 _D = BenchConfig()
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=_D.checkpoint, show_default=True,
-              help="The PyTorch checkpoint (from `digitsum-edge train`).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help=f"The PyTorch checkpoint (from `digitsum-edge train`) [default: {DEFAULT_CHECKPOINT}; with --onnx "
+                   "and no checkpoint there, the PyTorch rows are skipped with a note].")
 @click.option("--onnx", type=click.Path(dir_okay=False), default=None,
               help="The fp32 .onnx file [default: CHECKPOINT with the .onnx suffix].")
 @click.option("--int8", type=click.Path(dir_okay=False), default=None,

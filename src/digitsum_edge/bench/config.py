@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from digitsum_edge import onnx_contract
-from digitsum_edge.layout import DEFAULT_CHECKPOINT
 
 
 @dataclass
 class BenchConfig:
-    checkpoint: str = DEFAULT_CHECKPOINT  # the PyTorch model (written by `digitsum-edge train`)
+    checkpoint: str | None = None  # the PyTorch model (None: runs/model.pt; without it and with --onnx, no torch rows)
     onnx: str | None = None  # fp32 .onnx; default: the checkpoint's name with the .onnx suffix
     int8: str | None = None  # int8 .onnx; default: NAME.int8.onnx beside the fp32 file, when it exists
     litert: str | None = None  # fp32 .tflite; default: the checkpoint's name with .tflite, when it exists

@@ -13,7 +13,7 @@ from pathlib import Path
 from digitsum_edge.bench.backends import Exported
 from digitsum_edge.bench.config import BenchConfig
 from digitsum_edge.errors import DigitsumError, first_line
-from digitsum_edge.layout import exported_path, variant_path
+from digitsum_edge.layout import DEFAULT_CHECKPOINT, exported_path, variant_path
 
 LITERT_FILES = {"fp32": "litert", "int8": "litert_int8"}  # their keys in the header's model files
 
@@ -21,7 +21,7 @@ LITERT_FILES = {"fp32": "litert", "int8": "litert_int8"}  # their keys in the he
 def resolve_litert_paths(cfg: BenchConfig) -> dict[str, Path]:
     """{"fp32": .tflite, "int8": .int8.tflite} that exist: the ones given (missing: an error), else the
     checkpoint's files when they are there."""
-    fp32 = Path(cfg.litert) if cfg.litert else exported_path(cfg.checkpoint, ".tflite")
+    fp32 = Path(cfg.litert) if cfg.litert else exported_path(cfg.checkpoint or DEFAULT_CHECKPOINT, ".tflite")
     int8 = Path(cfg.litert_int8) if cfg.litert_int8 else variant_path(fp32, "int8")
     for option, given, path in (("--litert", cfg.litert, fp32), ("--litert-int8", cfg.litert_int8, int8)):
         if given and not path.is_file():

@@ -13,6 +13,8 @@ import numpy as np
 
 from digitsum_edge import __version__
 from digitsum_edge.files import atomic_path
+from digitsum_edge.onnx_contract import JUDGED_BY
+from digitsum_edge.timing import load_warning
 
 
 def cpu_name() -> str:
@@ -95,9 +97,11 @@ def format_table(report: dict) -> str:
     cfg = report["config"]
     share = h["machine"].get("other_processes_cpu_share")
     load = "" if share is None else f" | other processes used {share:.0%} of the CPU during the run"
+    warning = load_warning(share)
     lines = [
         f"digitsum-edge bench | {h['machine']['cpu']}, {h['machine']['cores']} cores{gpu} | "
         f"{h['machine']['platform']}{load}",
+        *([f"WARNING: {warning}"] if warning else []),
         f"torch {v['torch'] or '(not installed)'}, onnxruntime {v['onnxruntime']}, onnx {v['onnx'] or '-'}, "
         f"numpy {v['numpy']}, digitsum-edge {v['digitsum_edge']}, Python {v['python']}",
         (f"model: {m['params']:,} parameters, {m['macs'] / 1e6:.2f} M MACs per image | " if m["params"] else
@@ -123,10 +127,12 @@ def format_table(report: dict) -> str:
         pairs = parity[0]["pairs"]
         lines += ["", f"accuracy parity on {pairs:,} pairs ({pairs // 10:,} test images x rand 0-9) against "
                       f"{parity[0]['label']}, {t['parity']} thread{'s' * (t['parity'] > 1)}",
-                  f"{'backend':<28} {'digit %':>8} {'sum %':>7} {'argmax same':>12} {'max |diff|':>10}  check"]
+                  f"{'backend':<28} {'digit %':>8} {'sum %':>7} {'argmax same':>12} {'max |diff|':>10}  "
+                  f"{'judged by':<38} check"]
         for p in parity:
             lines.append(f"{p['label']:<28} {_pct(p['digit_accuracy']):>8} {_pct(p['sum_accuracy']):>7} "
                          f"{min(p['argmax_agreement'].values()):>12.4%} {max(p['max_abs_diff'].values()):>10.1e}  "
+                         f"{JUDGED_BY.get(p.get('precision', ''), '-'):<38} "
                          f"{'pass' if p['pass'] else 'FAIL'}: {p['check']}")
     live = report["live"]
     lines.append("")
@@ -184,9 +190,18 @@ def write_plot(report: dict, path: str | os.PathLike) -> None:
     h, t = report["header"], report["threads"]
     threads = (f"{t['batch_1']} thread(s)" if t["fixed"]
                else f"{t['batch_1']} thread at batch 1, {t['larger_batches']} above")
-    fig.suptitle(f"digitsum-edge bench: {h['machine']['cpu']}, {h['machine']['cores']} cores, {threads} | "
-                 f"torch {h['versions']['torch'] or '-'}, onnxruntime {h['versions']['onnxruntime']}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legend below the axes
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
+    share = h["machine"].get("other_processes_cpu_share")
+    load = "other processes: not measured" if share is None else f"other processes used {share:.0%} of the CPU"
+    suptitle = fig.suptitle(f"digitsum-edge bench: {h['machine']['cpu']}, {h['machine']['cores']} cores, "
+                            f"{threads} | torch {h['versions']['torch'] or '-'}, onnxruntime "
+                            f"{h['versions']['onnxruntime']}\n{h['machine']['platform']} | {h['date']} | {load}",
+                            fontsize=10)
+    warning = load_warning(share)
+    if warning:  # the chart travels without the JSON: it says itself that it was measured on a busy machine
+        fig.text(0.5, 0.885, "WARNING: " + warning, ha="center", va="top", fontsize=9, color="#b00020",
+                 wrap=True, bbox={"facecolor": "#fff0f0", "edgecolor": "#b00020", "boxstyle": "round,pad=0.3"})
+    fig.tight_layout(rect=(0, 0.1, 1, 0.86 if warning else 0.93))  # room for the title, warning, legend
+    conditions = "\n".join(t.get_text() for t in (suptitle, *fig.texts))
+    with atomic_path(path) as tmp:  # the conditions also as the PNG's text (readable without looking at it)
+        fig.savefig(tmp, dpi=120, metadata={"Title": "digitsum-edge bench", "Description": conditions})
     plt.close(fig)

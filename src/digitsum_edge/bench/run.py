@@ -25,7 +25,7 @@ from digitsum_edge.bench.report import header, model_facts, write_plot
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.evaluate import compare_logits
 from digitsum_edge.files import check_writable, write_json
-from digitsum_edge.layout import exported_path, variant_path
+from digitsum_edge.layout import DEFAULT_CHECKPOINT, exported_path, variant_path
 from digitsum_edge.runtime.session import cuda_usable
 from digitsum_edge.timing import cpu_snapshot, measure, others_cpu_share
 
@@ -61,13 +61,20 @@ def _validate(cfg: BenchConfig) -> None:
         raise DigitsumError('--plot needs matplotlib, part of the train extra: pip install "digitsum-edge[train]"')
 
 
-def resolve_paths(cfg: BenchConfig, with_torch: bool) -> tuple[Path | None, Path, Path | None]:
-    """(checkpoint or None without torch, fp32 .onnx, int8 .onnx or None); a named file that is missing is
-    an error."""
-    ckpt = Path(cfg.checkpoint)
+def resolve_paths(cfg: BenchConfig, with_torch: bool,
+                  notes: list[str] | None = None) -> tuple[Path | None, Path, Path | None]:
+    """(checkpoint or None without one, fp32 .onnx, int8 .onnx or None); a named file that is missing is
+    an error. --onnx given and no --checkpoint: runs/model.pt when it exists, else the PyTorch rows are skipped
+    with a note (a model file alone is benchmarked on its own, torch or not)."""
+    ckpt = Path(cfg.checkpoint or DEFAULT_CHECKPOINT)
     if with_torch and not ckpt.is_file():
-        raise DigitsumError(f"checkpoint {ckpt} not found (train one with `digitsum-edge train`, "
-                            "or pass --checkpoint)")
+        if cfg.checkpoint is not None or not cfg.onnx:
+            raise DigitsumError(f"checkpoint {ckpt} not found (train one with `digitsum-edge train`, "
+                                "or pass --checkpoint, or bench an exported file alone with --onnx FILE)")
+        with_torch = False
+        if notes is not None:
+            notes.append(f"no checkpoint ({ckpt} does not exist here): PyTorch rows skipped, parity against "
+                         f"{Path(cfg.onnx).name}; --checkpoint FILE adds them")
     fp32 = Path(cfg.onnx) if cfg.onnx else exported_path(ckpt)
     if not fp32.is_file():
         raise DigitsumError(f"ONNX file {fp32} not found (export it with `digitsum-edge export {ckpt}`, "
@@ -284,8 +291,10 @@ def run(cfg: BenchConfig) -> BenchResult:
     cpu_at_start = cpu_snapshot()  # other work on the machine skews timings: measure how much there was
     _validate(cfg)
     with_torch = torch_installed()
-    paths = resolve_paths(cfg, with_torch)
+    skipped_torch: list[str] = []
+    paths = resolve_paths(cfg, with_torch, skipped_torch)
     providers, notes = resolve_providers(cfg.providers, cuda_usable())
+    notes += skipped_torch
     if not with_torch:
         notes.append("PyTorch is not installed (runtime-only install): ONNX Runtime alone, parity against "
                      f"{paths[1].name}")

@@ -19,6 +19,7 @@ import numpy as np
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, InvalidInput
 from digitsum_edge.evaluate import batched_logits
+from digitsum_edge.layout import CHECKPOINT_SUFFIXES, ZIP_MAGIC
 
 PROVIDERS = ("auto", "cuda", "cpu")
 MAX_BATCH = 4096  # rows per runtime call when a caller hands over more (exhaustive evaluation: 100,000)
@@ -85,7 +86,18 @@ def check_open(path: str | os.PathLike, provider: str, threads: int | None, defa
         hint = " (run `digitsum-edge export runs/model.pt` first)" if default and str(path) == default else ""
         raise DigitsumError(f"model {path} does not exist{hint}" if not path.exists()
                             else f"model {path} is not a file")
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES or _starts_with(path, ZIP_MAGIC):
+        raise DigitsumError(f"{path} is a PyTorch checkpoint, not an exported model: run `digitsum-edge export "
+                            f"{path}` and pass the .onnx file it writes")
     return path
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> Backend:

@@ -17,8 +17,7 @@ import numpy as np
 
 from digitsum_edge.errors import DigitsumError, Interrupted
 from digitsum_edge.files import atomic_path, check_writable, write_bytes
-from digitsum_edge.layout import DEFAULT_MODEL
-from digitsum_edge.runtime import defaults, overlay
+from digitsum_edge.runtime import builtin, defaults, overlay
 from digitsum_edge.runtime.policy import RandPicker, Smoother
 from digitsum_edge.runtime.reader import (
     DigitReader,
@@ -36,7 +35,7 @@ class LiveConfig:
     """`digitsum-edge live` options, one field per CLI option."""
 
     source: str = "0"  # camera index, video file, image file or folder of images
-    model: str = DEFAULT_MODEL  # a .onnx file written by `digitsum-edge export`
+    model: str | None = None  # a .onnx file written by `digitsum-edge export`; None: runs/model.onnx, else built in
     rand: int | None = None  # 0-9; None: a new random rand for every new digit
     provider: str = "auto"  # auto | cuda | cpu
     threads: int | None = 1  # onnxruntime and OpenCV threads; one is fastest for a 28x28 model (None: theirs)
@@ -67,12 +66,15 @@ class LiveResult:
     read_ms: list[float] = field(default_factory=list)  # preprocessing + inference per frame
     outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: int = 0  # images of a folder that could not be read (each named on stderr)
 
     def summary(self) -> str:
         """One line: frames read, how many held a digit, the median reading time, the provider, the files."""
         median = float(np.median(self.read_ms)) if self.read_ms else 0.0
         return (f"{self.frames} frames, {self.found} with a digit | read {median:.2f} ms median "
-                f"(preprocessing + inference) | {self.provider}" + "".join(f" | wrote {p}" for p in self.outputs))
+                f"(preprocessing + inference) | {self.provider}"
+                + (f" | {self.skipped} images skipped (could not be read)" if self.skipped else "")
+                + "".join(f" | wrote {p}" for p in self.outputs))
 
 
 def has_display() -> bool:
@@ -160,6 +162,8 @@ class _Sinks:
         self.stdout = self.jsonl is None and not window  # headless without --jsonl: JSON on stdout
         self.video_tmp = outputs.enter_context(atomic_path(cfg.save_video)) if cfg.save_video else None
         self.writer: cv2.VideoWriter | None = None
+        self.size = (0, 0)  # the video's frame size (W, H): the first frame's
+        self.letterboxed = 0  # frames of another size, scaled to fit it
         self.window = _Window() if window else None
         outputs.callback(self.close)  # runs first: the video is finished before it is published
 
@@ -174,12 +178,19 @@ class _Sinks:
     def video(self, annotated: np.ndarray) -> None:
         if self.video_tmp is None:
             return
+        size = (annotated.shape[1], annotated.shape[0])
         if self.writer is None:
             fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC[self.video_tmp.suffix.lower()])
-            size = (annotated.shape[1], annotated.shape[0])
+            self.size = size
             self.writer = cv2.VideoWriter(str(self.video_tmp), fourcc, self.fps, size)
             if not self.writer.isOpened():
                 raise DigitsumError(f"OpenCV cannot write video {self.cfg.save_video}")
+        elif size != self.size:  # OpenCV's writer drops a frame of another size without a word
+            if not self.letterboxed:
+                log.warning(f"--save-video: frames of other sizes than the first ({self.size[0]}x{self.size[1]}) "
+                            "are scaled to fit it, with black borders")
+            self.letterboxed += 1
+            annotated = overlay.letterbox(annotated, self.size)
         self.writer.write(annotated)
 
     def close(self) -> None:
@@ -204,7 +215,10 @@ def run(cfg: LiveConfig) -> LiveResult:
     is raised); any other error leaves no output behind.
     """
     check_config(cfg)
-    reader = load(cfg.model, cfg.provider, cfg.threads, roi_for(cfg), cfg.ink, cfg.min_confidence)
+    model, chosen = builtin.resolve(cfg.model)
+    reader = load(model, cfg.provider, cfg.threads, roi_for(cfg), cfg.ink, cfg.min_confidence)
+    if chosen:
+        log.warning(chosen)
     if cfg.threads:
         cv2.setNumThreads(cfg.threads)
     if cfg.rand is not None:
@@ -221,6 +235,7 @@ def run(cfg: LiveConfig) -> LiveResult:
         sinks = _Sinks(cfg, window, outputs, source.fps)
         try:
             _loop(cfg, source, reader, result, sinks)
+            result.skipped = len(source.skipped)
         except (KeyboardInterrupt, CameraLost) as e:
             stopped = e
             if not result.frames:  # nothing was read: publish nothing

@@ -79,3 +79,17 @@ def draw(frame: np.ndarray, reading: Reading, fps: float | None = None, paused: 
     if keys:
         _text(out, KEYS, (round(12 * u), h - band + round(72 * u)), small * 0.9, GREY)
     return out
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` scaled to fit `size` (W, H) whole, its aspect kept, centred on black: a video has one frame size."""
+    h, w = image.shape[:2]
+    if (w, h) == size:
+        return image
+    scale = min(size[0] / w, size[1] / h)
+    fit = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((size[1], size[0], 3), np.uint8)
+    y, x = (size[1] - fit.shape[0]) // 2, (size[0] - fit.shape[1]) // 2
+    out[y:y + fit.shape[0], x:x + fit.shape[1]] = fit
+    return out

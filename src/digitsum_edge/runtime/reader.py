@@ -1,6 +1,6 @@
 """The reader API: `load` a model once, then `read` camera frames or `predict` batches of 28x28 images.
 
-    reader = digitsum_edge.load("runs/model.onnx")      # provider "auto": CUDA when usable, else CPU
+    reader = digitsum_edge.load()                       # the built-in model (or load("runs/model.onnx"))
     reading = reader.read(frame_bgr, rand=7)             # Reading: digit, sum, confidences, box, ms
     prediction = reader.predict(images, rand=3)          # Prediction: digits and sums as arrays
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, InvalidInput
-from digitsum_edge.runtime import defaults
+from digitsum_edge.runtime import builtin, defaults
 from digitsum_edge.runtime.backend import Backend, open_model
 from digitsum_edge.runtime.defaults import MIN_CONFIDENCE
 from digitsum_edge.runtime.preprocess import Prepared, PreprocessConfig, Rect, prepare
@@ -199,15 +199,17 @@ def finish(reading: Reading, digit_probs: np.ndarray, sum_probs: np.ndarray,
     return reading
 
 
-def load(model: str | os.PathLike, provider: str = "auto", threads: int | None = None, roi: float = defaults.ROI,
-         ink: str = defaults.INK, min_confidence: float = MIN_CONFIDENCE) -> DigitReader:
+def load(model: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None,
+         roi: float = defaults.ROI, ink: str = defaults.INK, min_confidence: float = MIN_CONFIDENCE) -> DigitReader:
     """Open a digitsum-edge .onnx file once and return a reader for camera frames and image batches.
 
     provider: "auto" (CUDA when onnxruntime can really use it, else CPU), "cuda" or "cpu". threads:
     onnxruntime intra-op threads (None: its default). roi: side of the central square of a frame that
     is read, as a fraction of the shorter side. ink: "dark" on light paper, "light" on dark, or "auto".
     min_confidence: a digit read with less confidence than this is marked uncertain.
+    model None: ./runs/model.onnx when it exists, else the model built into the package (runtime/builtin.py).
     A file that is not a digitsum-edge model raises DigitsumError with one clear line.
     """
     defaults.check_reading(roi, ink, min_confidence)
-    return DigitReader(open_model(model, provider, threads), PreprocessConfig(roi=roi, ink=ink), min_confidence)
+    path, _ = builtin.resolve(model)
+    return DigitReader(open_model(path, provider, threads), PreprocessConfig(roi=roi, ink=ink), min_confidence)

@@ -186,9 +186,11 @@ def confusion_picture(confusion: np.ndarray, cell: int = 44) -> np.ndarray:
     return image
 
 
-def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, height: int = 280) -> np.ndarray:
+def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, height: int = 280,
+                    labelled: bool = True) -> np.ndarray:
     """The photo as it is (only the region read and the digit's box outlined, nothing drawn over it) beside the
-    28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above."""
+    28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above (without
+    the true digit when not `labelled`)."""
     photo = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     h, w = photo.shape[:2]
     scale = height / h
@@ -204,7 +206,8 @@ def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, heig
     read = f"read {reading.digit} ({100 * (reading.digit_confidence or 0):.0f}%)" if reading.found \
         else f"no digit ({reading.reason})"
     caption = np.full((CAPTION, pictures.shape[1], 3), 255, np.uint8)
-    cv2.putText(caption, f"true {'none' if label is None else label}, {read}  |  photo  |  model input 28x28",
+    truth = f"true {'none' if label is None else label}, " if labelled else ""
+    cv2.putText(caption, f"{truth}{read}  |  photo  |  model input 28x28",
                 (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([caption, pictures])
 
@@ -216,8 +219,9 @@ def misread_name(path: Path, label: int | None, reading: Reading) -> str:
     return f"{folder}_{path.stem}_true{'none' if label is None else label}_read{read}.png"
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", image)
+def write_image(path: Path, image: np.ndarray) -> None:
+    """A BGR picture to `path` atomically, encoded as its suffix says (.png, .jpg)."""
+    ok, data = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise DigitsumError(f"cannot encode {path}")
     write_bytes(path, data.tobytes())
@@ -225,5 +229,5 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 def write_report(folder: Path, score: Score) -> None:
     """report.json and confusion.png into the report folder (the misread pictures are written as they come)."""
-    write_png(folder / "confusion.png", confusion_picture(score.confusion))
+    write_image(folder / "confusion.png", confusion_picture(score.confusion))
     write_json(folder / "report.json", score.to_dict())

@@ -3,6 +3,7 @@ of images, all through OpenCV."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -16,10 +17,13 @@ import numpy as np
 from digitsum_edge.errors import DigitsumError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+HEIF_SUFFIXES = (".heic", ".heif")  # iPhone photos: listed with a folder's images, so each is named as skipped
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")  # ISO BMFF brands of HEIF
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # videos written by live and synth; OpenCV's FFmpeg reads both
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")  # network cameras, read through FFmpeg
 STREAM_TIMEOUT_MS = 5000  # opening a stream, and each read: a dead camera is noticed within this
 MAX_RECONNECT_WAIT = 5.0  # seconds: the longest wait between two reconnects of a dropped stream
+log = logging.getLogger(__name__)
 
 
 class CameraLost(DigitsumError):
@@ -32,15 +36,57 @@ def quiet_opencv() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when a capture opens
 
 
+class UnreadableImage(DigitsumError):
+    """An image file that cannot be decoded: `why` says in a few words (truncated, not an image, HEIC)."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"cannot read image {path}: {why}")
+        self.path, self.why = path, why
+
+
+def _why_undecodable(data: bytes, suffix: str) -> str:
+    """Why OpenCV decoded nothing, from the file's first and last bytes."""
+    if not data:
+        return "the file is empty"
+    if (data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS) or suffix in HEIF_SUFFIXES:
+        return ("HEIC/HEIF photos are not supported (OpenCV cannot decode them): convert to JPEG, or set the "
+                "phone's camera to 'Most Compatible'")
+    if data.startswith(b"\xff\xd8"):
+        return "truncated JPEG (the file ends before the image does)" if not data.rstrip(b"\0").endswith(
+            b"\xff\xd9") else "corrupt JPEG"
+    if data.startswith(b"\x89PNG"):
+        return "truncated or corrupt PNG"
+    return "not an image OpenCV can decode"
+
+
+def skip_line(e: UnreadableImage) -> str:
+    """The one line that names a skipped image and why."""
+    return f"skipped {e.path}: {e.why}"
+
+
+def none_read(count: int) -> str:
+    """The error when not one of `count` images could be read."""
+    return f"none of the {count} images could be read (each is named above)"
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file -> (H, W, 3) uint8 BGR; unreadable is one clear error."""
+    """An image file -> (H, W, 3) uint8 BGR; unreadable is one UnreadableImage saying why.
+
+    Decoded from its bytes with cv2.imdecode, which fails on a truncated JPEG where cv2.imread prints libjpeg's
+    "Premature end of JPEG file" on the terminal and returns the image padded with grey (OpenCV 5.1). The same
+    pixels as cv2.imread on every complete file (the 140 real photos: all equal).
+    """
     quiet_opencv()
     path = Path(path)
     if not path.is_file():
         raise DigitsumError(f"image {path} does not exist" if not path.exists() else f"image {path} is not a file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UnreadableImage(path, e.strerror or str(e)) from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise DigitsumError(f"cannot read image {path} (not an image OpenCV can decode)")
+        raise UnreadableImage(path, _why_undecodable(data, path.suffix.lower()))
     return image
 
 
@@ -48,7 +94,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """The image files of a folder and of its subfolders (hidden ones skipped), sorted by path: a folder of
     photos is often a folder per person or per session."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES + HEIF_SUFFIXES and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
         raise DigitsumError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor do its subfolders")
@@ -107,6 +153,7 @@ class Source:
         self.capture: cv2.VideoCapture | None = None
         self.files: list[Path] = []
         self.reconnects = 0  # times a network stream was opened again after it dropped
+        self.skipped: list[UnreadableImage] = []  # images of a folder that could not be read (each logged)
         self._closing = threading.Event()  # close() was called: stop reading, waiting and reconnecting
         self._first: np.ndarray | None = None
         self._grabber: _Grabber | None = None
@@ -162,7 +209,18 @@ class Source:
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         if self.capture is None:
             for path in self.files:
-                yield str(path), self._first if self._first is not None else read_image(path)
+                if self._first is not None:
+                    yield str(path), self._first
+                    continue
+                try:
+                    image = read_image(path)
+                except UnreadableImage as e:  # one bad file does not end a folder: named, counted, skipped
+                    log.warning(skip_line(e))
+                    self.skipped.append(e)
+                    continue
+                yield str(path), image
+            if self.skipped and len(self.skipped) == len(self.files):
+                raise DigitsumError(none_read(len(self.files)))
             return
         if not self.latest_frame or self.kind == "video":  # a file has no "newest" frame: read them all
             for frame in self._frames():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -219,8 +220,9 @@ def train_epoch(run: Run) -> None:
     rands = torch.randint(0, model.config.num_rand, (n,), generator=epoch_gen).to(run.device)  # fresh every epoch
     size = cfg.low_res if state.epoch < cfg.low_res_epochs else None  # None: full 28x28
     model.train()
+    # A bar redraws itself ~130 times an epoch: on a terminal only; a log file gets end_epoch's one line an epoch.
     bar = tqdm(total=run.steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
-               disable=not log.isEnabledFor(logging.INFO), leave=False, dynamic_ncols=True)
+               disable=not (log.isEnabledFor(logging.INFO) and sys.stderr.isatty()), leave=False, dynamic_ncols=True)
     started = time.perf_counter()
     try:
         while state.batch < run.steps_per_epoch:

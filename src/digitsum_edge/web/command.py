@@ -9,8 +9,9 @@ from digitsum_edge import layout
 
 @click.command()
 @click.argument("out", type=click.Path(), default=f"{layout.RUNS}/web")
-@click.option("--model", type=click.Path(), default=layout.DEFAULT_MODEL, show_default=True,
-              help="The exported .onnx file the page runs.")
+@click.option("--model", type=click.Path(), default=None,
+              help=f"The exported .onnx file the page runs [default: {layout.DEFAULT_MODEL} if it exists, else the "
+                   "model built into the package].")
 @click.option("--node-modules", type=click.Path(), default=None,
               help="Take onnxruntime-web from this node_modules [default: `npm ci` once, cached].")
 @click.option("--force", is_flag=True, help="Replace an existing OUT folder.")
@@ -22,8 +23,16 @@ def web(**options: object) -> None:
     static host (https, or http://localhost: browsers give the camera to nothing else). The first run
     fetches the locked npm packages once with `npm ci`.
     """
+    from digitsum_edge.runtime import builtin
     from digitsum_edge.web.build import WebConfig, run
+    from digitsum_edge.web.host import DEFAULT_PORT, command
 
-    build = run(WebConfig(**options))  # type: ignore[arg-type]  # click checked them
+    model, chosen = builtin.resolve(options.pop("model"))  # type: ignore[arg-type]  # click checked it
+    if chosen:
+        click.echo(f"note: {chosen}", err=True)
+    build = run(WebConfig(model=str(model), **options))  # type: ignore[arg-type]  # click checked them
     click.echo(f"wrote {build.out}/: {len(build.files)} files, {build.total / 1e6:.1f} MB, "
-               f"{build.total_gzipped / 1e6:.2f} MB gzipped (open {build.out}/index.html through a web server)")
+               f"{build.total_gzipped / 1e6:.2f} MB gzipped\n"
+               f"try it: {command(build.out)}  then open http://127.0.0.1:{DEFAULT_PORT}/ (COOP/COEP headers, which "
+               "the page needs to be cross-origin isolated; a phone: add --bind 0.0.0.0, the camera needs https, "
+               "the photo button works without)")

@@ -56,11 +56,7 @@ function draw() {
   ctx.clearRect(0, 0, w, h);
   if (roi !== null) {
     const side = roi * Math.min(w, h);
-    ctx.lineWidth = Math.max(2, w / 320);
-    ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
-    ctx.setLineDash([10, 8]);
-    ctx.strokeRect((w - side) / 2, (h - side) / 2, side, side);
-    ctx.setLineDash([]);
+    strokeGuide(ctx, (w - side) / 2, (h - side) / 2, side, Math.max(2, w / 320));
   }
   if (!reading || !reading.found) return;
   const [x, y, bw, bh] = reading.box;
@@ -201,21 +197,94 @@ async function main() {
   if (onServer && (reader === null || fragment.get("where") === "server")) whereSelect.value = "server";
   drawRand();
   randSelect.addEventListener("change", () => { lastDigit = null; if (randSelect.value === "random") drawRand(); });
+  offerPhoto();
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    setStatus("this browser gives no camera here (it needs https, or http://localhost)", true);
+    noCamera("this browser gives no camera here (it needs https, or http://localhost)");
     return;
   }
   try {
     video.srcObject = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480,
                                                                          facingMode: "environment"}, audio: false});
   } catch (e) {
-    setStatus(`no camera: ${e.name}: ${e.message}`, true);
+    noCamera(`no camera: ${e.name}: ${e.message}`);
     return;
   }
   await video.play().catch(() => {});
   setStatus("camera on");
+  cameraOn = true;
   offline.then((state) => { window.digitsum.offline = state; });
   loop();
+}
+
+function strokeGuide(ctx, x, y, side, width) {
+  // the square to hold the digit in: white dashes over a dark line, seen on white paper as on a dark scene
+  ctx.lineWidth = width + 2;
+  ctx.strokeStyle = "rgba(0, 0, 0, 0.75)";
+  ctx.strokeRect(x, y, side, side);
+  ctx.lineWidth = width;
+  ctx.strokeStyle = "rgba(255, 255, 255, 0.95)";
+  ctx.setLineDash([10, 8]);
+  ctx.strokeRect(x, y, side, side);
+  ctx.setLineDash([]);
+}
+
+// A photo instead of the camera (the photo button): the phone's own camera app or its gallery give one even where
+// the page gets no camera (plain http from another computer, a denied permission). It is read whole, as `predict`
+// reads a still framed on its digit, and shown where the video was; a tap on it goes back to the camera.
+const PHOTO_SIDE = 1280;  // a phone's 12-megapixel photo is scaled down to this longer side first
+const still = document.getElementById("still");
+const photoInput = document.getElementById("photo");
+let cameraOn = false;
+
+function noCamera(why) {
+  setStatus(`${why}: read a photo with the button below instead`);
+  document.getElementById("photo-label").classList.add("primary");
+}
+
+async function readPhoto(file) {
+  if (reader === null) throw new Error("the model is not loaded on this device");
+  paused = true;  // the camera, if on, stops replacing the reading
+  const bitmap = await createImageBitmap(file, {imageOrientation: "from-image"});
+  const scale = Math.min(1, PHOTO_SIDE / Math.max(bitmap.width, bitmap.height));
+  const w = Math.round(bitmap.width * scale), h = Math.round(bitmap.height * scale);
+  still.width = overlay.width = grab.width = w;
+  still.height = overlay.height = grab.height = h;
+  still.getContext("2d").drawImage(bitmap, 0, 0, w, h);
+  const context = grab.getContext("2d", {willReadFrequently: true});
+  context.drawImage(bitmap, 0, 0, w, h);
+  document.getElementById("stage").style.aspectRatio = `${w} / ${h}`;
+  still.hidden = false;
+  video.hidden = true;
+  const value = randSelect.value === "random" ? rand : Number(randSelect.value);
+  const guide = roi;
+  const asSet = reader.preprocessConfig.roi;
+  reader.setRoi(1.0);  // the whole photo, as predict reads a still
+  try {
+    roi = null;  // no guide square over a photo
+    const r = await reader.read(context.getImageData(0, 0, w, h), value);
+    show(r, "device");
+    result.dataset.photo = "true";
+    nextRand(r);
+    setStatus(`photo ${file.name || ""} ${w}x${h} read on this device` + (cameraOn ? " | tap it for the camera" : ""));
+  } finally {
+    reader.setRoi(asSet);
+    roi = guide;
+  }
+}
+
+function offerPhoto() {
+  photoInput.addEventListener("change", () => {
+    const file = photoInput.files && photoInput.files[0];
+    if (!file) return;
+    readPhoto(file).catch((e) => setStatus(`photo: ${e.message}`, true)).finally(() => { photoInput.value = ""; });
+  });
+  document.getElementById("stage").addEventListener("click", () => {
+    if (still.hidden || !cameraOn) return;
+    still.hidden = true;
+    video.hidden = false;
+    result.dataset.photo = "false";
+    paused = false;
+  });
 }
 
 // What tests and curious users can look at: the reader, the service worker's state, the reading times.
