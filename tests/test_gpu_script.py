@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -150,3 +151,38 @@ def test_the_time_guard_stops_adding_seeds_and_names_them(tmp_path: Path, monkey
     # half of 5 s is the training share: after the first seed's 1 s there is room for one more, not three
     assert [r["seed"] for r in result["runs"]] == [0, 1] and result["skipped_seeds"] == [2, 3, 4]
     assert "time guard" in result["skipped_reason"]
+
+
+def _entry(arch: int, payload: bytes) -> bytes:
+    """A fat-binary entry: a 64-byte header (kind 2: cubin, padded and compressed sizes, arch) and its payload."""
+    header = struct.pack("<HHIQIIHHI", 2, 257, 64, len(payload), len(payload), 0, 8, 1, arch)
+    return header + bytes(64 - len(header)) + payload
+
+
+def _container(*entries: bytes) -> bytes:
+    body = b"".join(entries)
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
+def test_pruning_keeps_the_hopper_entries_in_place_and_leaves_other_containers(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/prune_fatbin.py on a synthetic fat binary: each container that has sm_90 keeps only it, at the
+    container's start and with the container's new size; a container without sm_90 is left byte for byte."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import prune_fatbin
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    hopper, blackwell = _entry(90, b"H" * 24), _entry(120, b"B" * 40)
+    first = _container(_entry(75, b"T" * 32), hopper, blackwell)
+    second = _container(blackwell)
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(first + bytes(8) + second)  # alignment padding between the containers
+    monkeypatch.setattr(prune_fatbin, "fatbin_section", lambda path: (0, path.stat().st_size))
+    seen = prune_fatbin.prune(lib, keep=90)
+    data = lib.read_bytes()
+    assert len(data) == len(first) + 8 + len(second)  # nothing moves
+    assert data[:len(first)] == _container(hopper)[:16 + len(hopper)] + bytes(len(first) - 16 - len(hopper))
+    assert data[len(first) + 8:] == second
+    assert seen == {("kept", 90): len(hopper), ("dropped", 75): 96, ("dropped", 120): len(blackwell),
+                    ("untouched", 120): len(blackwell)}
