@@ -643,6 +643,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     check_writable(args.json, force=True)
+    import torch._dynamo
+
+    # Every lever builds its own model, and each new module is a recompilation of the same forward: past dynamo's
+    # default limit (8) it would run eager without a word, and the compile rows would time the wrong thing.
+    torch._dynamo.config.recompile_limit = 64
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -652,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
                         "quick": args.quick, "stages": {}}
         check.report["machine"] = machine(check)
         check.save()
+        m = check.report["machine"]
+        print(f"{m.get('gpu') or m.get('cpu')}, torch {m.get('torch')}, onnxruntime {m.get('onnxruntime')} "
+              f"{m.get('onnxruntime_providers')}", flush=True)
         for name, stage, needs in STAGES:
             deadline = DEADLINES[name]
             missing_input = [n for n in needs if check.report["stages"].get(n, {}).get("status") != "ok"]
