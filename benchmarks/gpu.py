@@ -4,7 +4,7 @@ CUDA (and TensorRT) provider against PyTorch eager and compiled on the same GPU,
 Prints a table and writes the JSON (default docs/gpu.json) after every stage, so a failure midway keeps what
 was measured; a stage that would not fit the time left is skipped and named.
 
-    python benchmarks/gpu.py [--seeds 5] [--epochs N] [--budget 420] [--json docs/gpu.json]
+    python benchmarks/gpu.py [--seeds 5] [--epochs N] [--budget 400] [--json docs/gpu.json]
     python benchmarks/gpu.py --device cpu --quick --json /tmp/gpu.json   # the same stages, tiny, on a CPU
 
 Training goes through train.loop.run with the default TrainConfig (device auto), the function `digitsum-edge
@@ -613,7 +613,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 of the default recipe")
     parser.add_argument("--epochs", type=int, default=None, help="[default: the recipe's own]")
-    parser.add_argument("--budget", type=float, default=420.0,
+    parser.add_argument("--budget", type=float, default=400.0,
                         help="seconds for the whole check; stages that would not fit are skipped and named")
     parser.add_argument("--step-budget", type=float, default=1.0, help="seconds of timed runs per latency row")
     parser.add_argument("--quick", action="store_true", help="tiny model and few images (the test suite's run)")

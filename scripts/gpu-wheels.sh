@@ -40,7 +40,7 @@ EOF
 }
 
 download() {
-    local python=${PYTHON:-.venv/bin/python} work
+    local python=${PYTHON:-.venv/bin/python}
     rm -rf .whl && mkdir -p .whl/download .whl/call1 .whl/call2
     "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
@@ -48,10 +48,10 @@ download() {
         "onnxruntime-gpu==$ORT_VERSION" "onnxsim==$ONNXSIM_VERSION"
     mv .whl/download/onnxsim-*.whl .whl/call2/
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
+    trap 'rm -rf "${work:-}"' EXIT
     "$python" -m zipfile -e .whl/download/onnxruntime_gpu-*.whl "$work"
     "$python" scripts/prune_fatbin.py "$work/onnxruntime/capi/libonnxruntime_providers_cuda.so" --keep 90
-    tar -C "$work" -cf - onnxruntime "onnxruntime_gpu-$ORT_VERSION.dist-info" | xz -6 -T2 > ".whl/$ARCHIVE"
+    tar -C "$work" -cf - onnxruntime "onnxruntime_gpu-$ORT_VERSION.dist-info" | xz -6 -T1 > ".whl/$ARCHIVE"
     sha256sum ".whl/$ARCHIVE" > .whl/call2/SHA256
     split -b "${PART_MIB}M" --numeric-suffixes=1 -a 1 ".whl/$ARCHIVE" ".whl/$ARCHIVE.part"
     if [ -f ".whl/$ARCHIVE.part3" ]; then
