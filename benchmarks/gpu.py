@@ -10,7 +10,7 @@ was measured; a stage that would not fit the time left is skipped and named.
 Training goes through train.loop.run with the default TrainConfig (device auto), the function `digitsum-edge
 train` calls; the levers time the loop's own step (train/step.py); inference goes through bench's backends and
 the runtime's one door; the live row is live.run, what `digitsum-edge live` calls. docs/gpu.md says how to run
-it on a lent machine (scripts/gpu-wheels.sh brings onnxruntime-gpu and onnxsim).
+it on a remote GPU machine without network (scripts/gpu-wheels.sh brings onnxruntime-gpu and onnxsim).
 """
 
 from __future__ import annotations
@@ -633,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         faulthandler.enable()  # a crash in a native library still says where
     missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
     if missing:
-        print(f"error: benchmarks/gpu.py needs {', '.join(missing)} (pip install \"digitsum-edge[train]\"; on a lent "
+        print(f"error: benchmarks/gpu.py needs {', '.join(missing)} (pip install \"digitsum-edge[train]\"; on a remote "
               "GPU machine: scripts/gpu-wheels.sh, see docs/gpu.md)", file=sys.stderr)
         return 2
     import torch

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The packages benchmarks/gpu.py needs on a lent GPU machine that its image lacks, for Python 3.12 on x86-64
+# The packages benchmarks/gpu.py needs on a remote GPU machine that its image lacks, for Python 3.12 on x86-64
 # (the image has torch 2.11+cu130, onnx, onnxscript, opencv headless, click, tqdm, matplotlib and a CPU-only
 # onnxruntime; no network). docs/gpu.md gives the two device calls that use them.
 #

@@ -1,13 +1,13 @@
 """Keep one GPU architecture's kernels in a shared library's CUDA fat binary, and drop the others' entries.
 
 onnxruntime-gpu's CUDA provider (libonnxruntime_providers_cuda.so, 270 MB) holds each kernel file for sm_75, 80,
-86, 89, 90a and 120a, zstd-compressed; a lent H100 or H200 runs the sm_90a ones only. In every fat-binary
+86, 89, 90a and 120a, zstd-compressed; an H100 or H200 runs the sm_90a ones only. In every fat-binary
 container that has an entry for the kept architecture, the other entries are removed: the kept ones move to the
 front, the container's header gets the smaller size, and the bytes freed up to the container's old end become
 zeros. No container moves (the host code points at each one), containers without the kept architecture stay as
 they were, and the zeros compress to nothing (the library packs to about 50 MB with xz). Checked with cuobjdump:
 it lists the pruned library's entries, and the sm_90a cubins it extracts are byte for byte the original's. On
-any other GPU the pruned library has no code to run: it is for the lent machine only, never for users.
+any other GPU the pruned library has no code to run: it is for that check on a Hopper machine only, never for users.
 
     python scripts/prune_fatbin.py LIB [--keep 90]
 

@@ -1,5 +1,5 @@
 """benchmarks/gpu.py, the GPU check, run as it is on a CPU (--device cpu --quick), so that it cannot rot between
-the runs on a lent GPU: every stage runs, and the JSON it writes must hold sane figures."""
+the runs on a GPU: every stage runs, and the JSON it writes must hold sane figures."""
 
 from __future__ import annotations
 
