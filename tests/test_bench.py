@@ -206,3 +206,29 @@ def test_run_returns_a_result_whose_dict_is_the_json(run_dir: Path, tmp_path: Pa
     assert isinstance(result, BenchResult) and result.below_min_accuracy == []
     assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(result.to_dict()))
     assert list(result.to_dict())[:3] == ["schema", "config", "header"]
+
+
+def test_pytorch_cuda_rows_are_full_fp32() -> None:
+    """cuDNN's default TF32 convolutions move logits by ~1e-3, over the fp32 tolerance each row is checked against:
+    a PyTorch CUDA backend turns TF32 off (a stand-in model, so that this runs without a GPU)."""
+    import torch
+
+    from digitsum_edge.bench.backends import TorchEager
+
+    class Placed:
+        def to(self, device):
+            self.device = device
+            return self
+
+        def eval(self):
+            return self
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        TorchEager(Placed(), "cpu", Path("model.pt"))
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32  # the CPU leaves them
+        assert TorchEager(Placed(), "cuda", Path("model.pt")).model.device == "cuda"
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

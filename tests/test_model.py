@@ -72,3 +72,19 @@ def test_strided_stem_replaces_the_first_pool_and_old_checkpoints_keep_theirs() 
     assert count_macs(pooled) - count_macs(strided) == (28 * 28 - 14 * 14) * 4 * 9  # the first conv at 14x14
     legacy = {k: v for k, v in pooled.config.to_dict().items() if k != "stem_stride"}  # a 0.3 checkpoint's config
     assert ModelConfig.from_dict(legacy).stem_stride == 1
+
+
+def test_macs_are_counted_on_the_models_own_device() -> None:
+    """A model trained on CUDA is counted where it lives (training's metrics call count_macs on it). The meta
+    device stands in for a GPU here: a zero image made on the CPU would not match its weights."""
+    cpu = DigitSumNet(ModelConfig(channels=(4, 8)))
+    assert count_macs(cpu.to("meta")) == count_macs(DigitSumNet(ModelConfig(channels=(4, 8))))
+
+
+def test_rand_on_a_device_is_not_read_back_each_forward() -> None:
+    """Reading a GPU tensor's values would make every training step wait for the GPU: only host rand is checked
+    (on the meta device, reading any value is an error)."""
+    model = DigitSumNet(ModelConfig(channels=(4, 8))).to("meta")
+    image, rand = torch.zeros(2, 1, 28, 28, device="meta"), torch.zeros(2, dtype=torch.long, device="meta")
+    digit_logits, sum_logits = model(image, rand)
+    assert digit_logits.shape == (2, 10) and sum_logits.shape == (2, 19) and sum_logits.device.type == "meta"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -226,3 +227,40 @@ def test_incomplete_metadata(tiny_onnx: Path, tmp_path: Path) -> None:
     onnx.save(model, tmp_path / "partial.onnx")
     with pytest.raises(DigitsumError, match="incomplete"):
         open_model(tmp_path / "partial.onnx", "cpu")
+
+
+def test_cuda_sessions_ask_for_full_fp32(fresh_probe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TF32 convolutions (the CUDA provider's default) move logits by ~1e-3, over the fp32 tolerance that export
+    and bench hold every fp32 file to: every CUDA session, the probe's too, asks for use_tf32 0."""
+    ort = __import__("onnxruntime")
+    asked: list = []
+
+    def session(*args, providers, **kwargs):
+        asked.append(providers)
+        return FakeSession()
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(WITH_CUDA))
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    assert fresh_probe() is True
+    assert asked == [[("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]]
+
+
+def test_cuda_libraries_of_nvidia_wheels_anywhere_on_sys_path_are_preloaded_quietly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
+    """onnxruntime installed apart from torch's nvidia-* wheels (pip --target, another site folder) still finds
+    CUDA: each nvidia/cu*/lib and nvidia/cudnn/lib on sys.path is handed to onnxruntime's preload_dlls."""
+    for folder in ("nvidia/cu13/lib", "nvidia/cudnn/lib", "nvidia/cu13/include"):
+        (tmp_path / folder).mkdir(parents=True)
+    ort, tried = __import__("onnxruntime"), []
+
+    def preload_dlls(directory=None, **kwargs):
+        tried.append(directory)
+        print(f"Failed to load {directory}")  # what onnxruntime prints when a library is missing
+        raise RuntimeError("not here")
+
+    monkeypatch.setattr(ort, "preload_dlls", preload_dlls, raising=False)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    capfd.readouterr()
+    session_module._preload_cuda_libraries(ort)
+    assert tried == [None, str(tmp_path / "nvidia/cu13/lib"), str(tmp_path / "nvidia/cudnn/lib")]
+    assert capfd.readouterr() == ("", "")

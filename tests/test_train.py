@@ -91,6 +91,40 @@ def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes_exactly(tmp_path: Path,
     assert checkpoint.load(resumed)["complete"] is True
 
 
+
+def test_epoch_train_figures_are_the_steps_own_summed_on_the_device(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop keeps each step's loss and hits on the device and reads them once an epoch; the history must still
+    hold exactly what the steps computed, and an interrupted epoch's checkpoint what its finished steps did."""
+    steps: list[tuple[float, int, int, int]] = []
+    real_step = loop.train_step
+
+    def recorded(model, optimizer, x, digit_true, rand, *args):
+        loss, digit_logits, sum_logits = real_step(model, optimizer, x, digit_true, rand, *args)
+        steps.append((float(loss) * len(rand), int((digit_logits.argmax(1) == digit_true).sum()),
+                      int((sum_logits.argmax(1) == digit_true + rand).sum()), len(rand)))
+        return loss, digit_logits, sum_logits
+
+    monkeypatch.setattr(loop, "train_step", recorded)
+    history = loop.run(TrainConfig(out=str(tmp_path / "run"), **SMALL)).metrics["history"]
+    per_epoch = len(steps) // len(history)
+    for epoch, h in enumerate(history):
+        done = steps[epoch * per_epoch:(epoch + 1) * per_epoch]
+        seen = sum(s[3] for s in done)
+        assert h["train_loss"] == pytest.approx(sum(s[0] for s in done) / seen, rel=1e-9)
+        assert h["train_digit_accuracy"] == sum(s[1] for s in done) / seen
+        assert h["train_sum_accuracy"] == sum(s[2] for s in done) / seen
+
+    steps.clear()
+    _interrupt_on_tenth_batch(monkeypatch)  # two steps into epoch 2
+    with pytest.raises(Interrupted):
+        loop.run(TrainConfig(out=str(tmp_path / "cut"), **SMALL))
+    state = checkpoint.load(tmp_path / "cut" / "model.pt")["train_state"]
+    started = steps[per_epoch:]  # the interrupted epoch's finished steps
+    assert state["batch"] == len(started) == 1 and state["seen"] == started[0][3]
+    assert state["digit_correct"] == started[0][1] and state["sum_correct"] == started[0][2]
+    assert state["loss_sum"] == pytest.approx(started[0][0], rel=1e-9)
+
 def test_resume_of_a_checkpoint_from_0_2_keeps_its_layer_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """0.2 pooled after BatchNorm and ReLU and stored no pool_first; its runs must resume as they were."""
     from functools import partial

@@ -118,7 +118,10 @@ class DigitSumNet(nn.Module):
 
     def forward(self, image: torch.Tensor, rand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image (N, 1, 28, 28) float32 MNIST-normalised, rand (N,) int64 in 0-9."""
-        if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()):
+        # Checked where the values are on the host: reading a GPU tensor's values would make every training step
+        # wait for the GPU (the training loop and the benchmarks make rand themselves, in range).
+        if rand.device.type == "cpu" and not (torch.jit.is_tracing() or torch.compiler.is_compiling()
+                                               or torch.onnx.is_in_onnx_export()):
             onnx_contract.check_rand(rand, self.config.num_rand)
         digit_logits = self.reader(image)
         return digit_logits, self.adder(digit_logits, rand)
@@ -147,8 +150,10 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_macs(model: DigitSumNet) -> int:
-    """Multiply-accumulates for one image (conv and linear layers), measured with forward hooks."""
+    """Multiply-accumulates for one image (conv and linear layers), measured with forward hooks on the model's
+    own device (a model trained on CUDA is counted there)."""
     macs = 0
+    device = next(model.parameters()).device
 
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         nonlocal macs
@@ -163,7 +168,7 @@ def count_macs(model: DigitSumNet) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+            model(torch.zeros(1, 1, 28, 28, device=device), torch.zeros(1, dtype=torch.long, device=device))
     finally:
         model.train(was_training)
         for h in handles:

@@ -77,6 +77,16 @@ class Backend:
                 "precision": self.precision, "source": str(self.source)}
 
 
+def full_fp32_on_cuda() -> None:
+    """PyTorch's CUDA rows are fp32 rows: no TF32 in convolutions (cuDNN's default) or matrix products, whose
+    10-bit mantissas move logits by ~1e-3, over the fp32 tolerance every row is checked against (the CUDA
+    provider's sessions turn it off too, runtime/session.py). Process-wide, as torch keeps it."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 class TorchEager(Backend):
     """The checkpoint's model in PyTorch eager mode, under torch.inference_mode."""
 
@@ -84,6 +94,8 @@ class TorchEager(Backend):
 
     def __init__(self, model, device: str, source: Path) -> None:
         super().__init__(device, "fp32", source)
+        if device == "cuda":
+            full_fp32_on_cuda()
         self.model = model.to(device).eval()
 
     def set_threads(self, threads: int) -> None:

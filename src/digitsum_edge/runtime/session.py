@@ -6,10 +6,15 @@ Needs only the .onnx file and its metadata_props, never training code or torch.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import io
 import os
 import re
+import sys
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +25,9 @@ from digitsum_edge.layout import DEFAULT_MODEL
 from digitsum_edge.runtime.backend import Backend, check_open
 
 _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+# Full fp32 on CUDA: the provider's default TF32 convolutions round inputs to 10 mantissa bits and move logits by
+# about 1e-3, over the fp32 file's tolerance (onnx_contract.FP32_TOLERANCE) that export and bench check.
+CUDA_OPTIONS = {"use_tf32": "0"}
 
 
 @dataclass
@@ -65,6 +73,27 @@ _PROBE_MODEL = base64.b64decode("CAg6PgoOCgFYCgFYEgFZIgNBZGQSCmN1ZGFfcHJvYmVaDwo
                                 "EgoKCAgBEgQKAggBQgQKABAN")
 
 
+def _preload_cuda_libraries(ort) -> None:
+    """Load the CUDA and cuDNN libraries of NVIDIA's wheels (what torch installs) where onnxruntime can use them.
+
+    onnxruntime-gpu finds them by itself only through the library path or beside its own package; with
+    onnxruntime installed elsewhere (pip --target, a second site folder) every nvidia/cu*/lib and
+    nvidia/cudnn/lib folder on sys.path is tried too. Quiet: a machine without them simply stays without CUDA.
+    """
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu 1.21 and later
+    if preload is None or not sys.platform.startswith("linux"):
+        return
+    folders: list[str | None] = [None]  # None: beside onnxruntime, then the default search path
+    for entry in sys.path:
+        for pattern in ("nvidia/cu[0-9]*/lib", "nvidia/cudnn/lib"):
+            folders += [str(p) for p in sorted(Path(entry or ".").glob(pattern)) if p.is_dir()]
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for folder in folders:
+            with contextlib.suppress(Exception):
+                preload(directory=folder)
+
+
 @functools.cache
 def cuda_usable() -> bool:
     """True only if onnxruntime can really create and run a CUDA session here (answer cached).
@@ -77,10 +106,10 @@ def cuda_usable() -> bool:
     ort = _quiet_ort()
     if _ORT_NAMES["cuda"] not in ort.get_available_providers():
         return False
+    _preload_cuda_libraries(ort)
     ort.set_default_logger_severity(4)  # fatal only while probing: a missing libcublas is expected here
     try:
-        session = ort.InferenceSession(_PROBE_MODEL, _options(ort, 1, severity=4),
-                                       providers=[_ORT_NAMES["cuda"], _ORT_NAMES["cpu"]])
+        session = ort.InferenceSession(_PROBE_MODEL, _options(ort, 1, severity=4), providers=_providers("cuda"))
         if session.get_providers()[0] != _ORT_NAMES["cuda"]:
             return False
         session.run(None, {"X": np.ones(1, np.float32)})
@@ -89,6 +118,13 @@ def cuda_usable() -> bool:
         return False
     finally:
         ort.set_default_logger_severity(3)
+
+
+def _providers(chosen: str) -> list:
+    """onnxruntime's provider list for 'cuda' (with CUDA_OPTIONS, the CPU behind it) or 'cpu'."""
+    if chosen == "cuda":
+        return [(_ORT_NAMES["cuda"], CUDA_OPTIONS), _ORT_NAMES["cpu"]]
+    return [_ORT_NAMES["cpu"]]
 
 
 def open_onnx(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> OnnxRuntime:
@@ -104,9 +140,8 @@ def open_onnx(path: str | os.PathLike, provider: str = "auto", threads: int | No
         if chosen == "cpu" and _ORT_NAMES["cuda"] in _quiet_ort().get_available_providers():
             notes.append("CUDA is not usable here (no GPU or CUDA libraries); running on the CPU")
     ort = _quiet_ort()
-    names = [_ORT_NAMES["cuda"], _ORT_NAMES["cpu"]] if chosen == "cuda" else [_ORT_NAMES["cpu"]]
     try:
-        session = ort.InferenceSession(os.fspath(path), _options(ort, threads), providers=names)
+        session = ort.InferenceSession(os.fspath(path), _options(ort, threads), providers=_providers(chosen))
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
         reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first_line(e, 400))  # onnxruntime's own words
         raise DigitsumError(f"{path} is not a readable ONNX model ({reason[:160]})") from None

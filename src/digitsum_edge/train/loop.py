@@ -223,6 +223,9 @@ def train_epoch(run: Run) -> None:
     # A bar redraws itself ~130 times an epoch: on a terminal only; a log file gets end_epoch's one line an epoch.
     bar = tqdm(total=run.steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
                disable=not (log.isEnabledFor(logging.INFO) and sys.stderr.isatty()), leave=False, dynamic_ncols=True)
+    # (loss sum, digits right, sums right) of this call's steps, kept on the device: reading them back every
+    # step would make the CPU wait for the GPU each time; they join the state once, when the epoch stops.
+    sums = torch.zeros(3, dtype=torch.float64, device=run.device)
     started = time.perf_counter()
     try:
         while state.batch < run.steps_per_epoch:
@@ -235,20 +238,24 @@ def train_epoch(run: Run) -> None:
             run.scheduler.step()
             if run.ema is not None:
                 run.ema.update_parameters(model)
-            state.loss_sum += float(loss) * len(idx)
-            state.digit_correct += int((digit_logits.argmax(1) == digit_true).sum())
-            state.sum_correct += int((sum_logits.argmax(1) == digit_true + rand).sum())
+            sums += torch.stack([loss.double() * len(idx), (digit_logits.argmax(1) == digit_true).sum().double(),
+                                 (sum_logits.argmax(1) == digit_true + rand).sum().double()])
             state.seen += len(idx)
             state.batch += 1
             state.step += 1
             bar.update()
-            if state.batch % 20 == 0:
-                bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}",
-                                acc=f"{100 * state.digit_correct / state.seen:.2f}%")
+            if state.batch % 20 == 0 and not bar.disable:  # the progress bar's figures: one read every 20 steps
+                loss_sum, digit_correct, _ = sums.tolist()
+                bar.set_postfix(loss=f"{(state.loss_sum + loss_sum) / state.seen:.4f}",
+                                acc=f"{100 * (state.digit_correct + digit_correct) / state.seen:.2f}%")
     finally:
         if run.device.type == "cuda":
             torch.cuda.synchronize()
         state.train_seconds += time.perf_counter() - started
+        loss_sum, digit_correct, sum_correct = sums.tolist()
+        state.loss_sum += loss_sum
+        state.digit_correct += round(digit_correct)
+        state.sum_correct += round(sum_correct)
         bar.close()
     run.last_eval = None  # the weights changed
 
