@@ -1,6 +1,7 @@
 """digitsum-edge: read a handwritten digit, add a number to it, on the edge.
 
     import digitsum_edge
+    reader = digitsum_edge.load()                   # runs/model.onnx if it exists, else the built-in model
     reader = digitsum_edge.load("runs/model.onnx", provider="auto")
     reading = reader.read(frame_bgr, rand=7)        # a camera frame -> Reading (digit, sum, confidences, box)
     prediction = reader.predict(images, rand=3)     # uint8 (N, 28, 28) -> Prediction (digits, sums)

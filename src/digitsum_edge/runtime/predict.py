@@ -14,9 +14,9 @@ from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable
 from digitsum_edge.runtime import builtin, defaults, overlay
 from digitsum_edge.runtime import score as scoring
+from digitsum_edge.runtime.images import UnreadableImage, list_images, none_read, read_image, skip_line
 from digitsum_edge.runtime.policy import RandPicker
 from digitsum_edge.runtime.reader import Reading, json_line, load
-from digitsum_edge.runtime.sources import UnreadableImage, list_images, none_read, read_image, skip_line
 
 log = logging.getLogger(__name__)
 DEFAULT_REPORT = "predict_report"  # --labels without --report
