@@ -1,0 +1,180 @@
+"""A still picture read whole (roi 1): the one digit anywhere in it, from a tenth of its shorter side up to
+filling it, on shadowed, ruled, tinted or textured paper, and none on a blank sheet.
+
+The whole picture shrunk to 128 pixels (runtime/preprocess.py) loses a digit a tenth of its shorter side (10
+pixels there, below min_size), and its shadow and rule heuristics are tuned for a picture framed on the
+digit. So, first, its marks are looked for at a finer scale (SEARCH pixels on the longer side): ink as the
+share of the paper's light it absorbs under a grey closing (a shadow's step stays paper), thin straight lines
+that reach the border taken out (rules), a threshold above the noise, marks gathered into groups by nearness.
+Each group inside the picture is a candidate, read through the region path (the camera's guide square, which
+reads these conditions at 98 %) on a square around it, the group about 40 % of its side. Among the candidates
+that hold a digit the one the reader takes is the largest, most central, and drawn in strokes (not a blot); the reader
+(runtime/reader.py) weighs that with the model's confidence. A picture whose digit fills it, or reaches its
+border (a crop), has no such candidate: it is read whole, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from digitsum_edge.runtime.marks import Rect, along_side, digit_blobs, rect_of, touches_edge
+from digitsum_edge.runtime.preprocess import (
+    Prepared,
+    PreprocessConfig,
+    _border_is_dark,
+    _ink_is_light,
+    _ink_mask,
+    _noise,
+    _shrink,
+    _without_rules,
+    read_region,
+    to_gray,
+)
+
+SEARCH = 192  # the picture's longer side, in pixels, when its marks are looked for
+PAPER = 0.12  # the paper estimate's closing, as a share of SEARCH: wider than a marker's stroke at that scale
+MIN_MARK = 0.08  # a group of marks shorter than this share of the shorter side is a speck, not a digit
+FILL = 0.4  # a candidate's box is this share of the square read around it (camera frames: 0.3-0.65)
+MIN_REGION = 0.25  # the square read is at least this share of the shorter side
+MARGIN = 0.02  # a digit read within this share of the shorter side of the border is cut by it
+CROP = 0.45  # a group longer than this share of the shorter side is a digit framed tightly (read whole)
+WIDE = 1.6  # a group wider than this many times its height is no digit (a shadow's edge across)
+DENSE = 0.07  # a group across the picture both ways is a digit if its ink covers this share of its box
+MOST = 4  # candidates read through the region path, the most ink first
+
+
+@dataclass
+class Candidate:
+    """A group of marks inside the picture, and what the region path found in a square around it."""
+
+    box: Rect  # the marks' box, frame pixels
+    region: Rect  # the square read around them, frame pixels
+    ink: float  # the marks' area, in search pixels
+    prep: Prepared  # the region path's reading of the square
+    score: float = 0.0  # geometry: share of the candidates' size, closeness to the centre, strokes not a blot (0-1)
+    confidence: float | None = None  # the model's digit confidence, once read (runtime/reader.py)
+    digit: int | None = None
+    chosen: bool = False  # the one the reading took
+
+    def to_dict(self) -> dict:
+        """The candidate in a reading's JSON line."""
+        return {"box": list(self.prep.box or self.box), "region": list(self.region), "score": round(self.score, 4),
+                "digit": self.digit, "confidence": None if self.confidence is None else round(self.confidence, 4),
+                "reason": self.prep.reason or None, "chosen": self.chosen}
+
+
+def groups(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[list[tuple[Rect, float, bool]], float]:
+    """The picture's groups of marks: (box in frame pixels, ink area in search pixels, inside the picture), and
+    the frame pixels per search pixel."""
+    n = SEARCH
+    small = _shrink(gray, n)
+    h, w = small.shape
+    if cfg.ink == "light" or (cfg.ink == "auto" and _ink_is_light(small) and _border_is_dark(small)):
+        small = cv2.bitwise_not(small)
+    k = round(n * PAPER) | 1
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    pad = k // 2 + 1  # the paper continued all round, so that a mark at the border has paper beyond it
+    padded = cv2.copyMakeBorder(cv2.morphologyEx(small, cv2.MORPH_CLOSE, square), pad, pad, pad, pad,
+                                cv2.BORDER_REPLICATE)
+    padded[pad:pad + h, pad:pad + w] = small
+    paper = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, square)
+    inner: Rect = (pad, pad, w, h)
+    depth = cv2.subtract(paper, padded)
+    ink = _without_rules(cv2.divide(depth, np.maximum(paper, np.uint8(16)), scale=255), n, inner, whole=True)
+    seen = ink[pad:pad + h, pad:pad + w]
+    otsu, _ = cv2.threshold(seen, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    noise_ink, noise = _noise(seen, False), _noise(depth[pad:pad + h, pad:pad + w], False)
+    level = max(otsu, 255 * cfg.min_contrast, 3.0 * noise_ink)
+    min_area = (0.015 * n) ** 2
+    mask = _ink_mask(ink, depth, level, noise, cfg.picture_hysteresis, min_area, whole=True)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    blobs = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, rect_of(cv2.boundingRect(c)), c) for c in contours]
+    blobs = [b for b in blobs if b[0] >= min_area]
+    f = max(gray.shape) / n
+    found = []
+    for inside in (True, False):  # marks inside and marks at the border apart: a sleeve or a shadow along the
+        pool = [b for b in blobs if touches_edge(b[1], inner) != inside]  # border never swallows the digit
+        while pool:
+            seed = max(pool, key=lambda b: b[0])
+            (bx, by, bw, bh), chosen = digit_blobs(seed, pool)
+            members = [b for b in pool if any(b[2] is c for c in chosen)]
+            pool = [b for b in pool if not any(b[2] is c for c in chosen)]
+            box = (round((bx - pad) * f), round((by - pad) * f), max(1, round(bw * f)), max(1, round(bh * f)))
+            found.append((box, sum(b[0] for b in members), inside and not touches_edge((bx, by, bw, bh), inner)))
+    return found, f
+
+
+def square_around(box: Rect, height: int, width: int) -> Rect:
+    """The square read around a box: the box FILL of its side (at least MIN_REGION of the shorter side, at most
+    all of it), centred on the box and moved inside the picture."""
+    x, y, w, h = box
+    short = min(height, width)
+    side = int(min(short, max(MIN_REGION * short, max(w, h) / FILL)))
+    sx = min(max(round(x + w / 2 - side / 2), 0), width - side)
+    sy = min(max(round(y + h / 2 - side / 2), 0), height - side)
+    return sx, sy, side, side
+
+
+def centrality(box: Rect, height: int, width: int) -> float:
+    """1 at the picture's centre, falling to 0.5 at its corners."""
+    x, y, w, h = box
+    dx, dy = (x + w / 2) / width - 0.5, (y + h / 2) / height - 0.5
+    return 1.0 - float(np.hypot(dx, dy)) / (2 * np.hypot(0.5, 0.5))
+
+
+def choice_score(candidate: Candidate) -> float:
+    """How the reader chooses among candidates that hold a digit: geometry times the model's confidence."""
+    return candidate.score * (candidate.confidence or 0.0)
+
+
+def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
+    """A group of marks as a digit framed tightly is: long (CROP of the shorter side at least), not much wider than
+    tall (WIDE: a shadow's edge across the sheet is), not a band along a side (the sheet's edge, a sleeve), and,
+    across the picture both ways, ink over DENSE of its box at least (a shadow over most of the sheet has ink
+    along its edges only). density: ink area over box area."""
+    x, y, w, h = box
+    short = min(height, width)
+    if max(w, h) < CROP * short or w > WIDE * h or along_side(box, (0, 0, width, height)):
+        return False
+    edge = 0.01 * short + 1
+    across = x <= edge and x + w >= width - edge
+    down = y <= edge and y + h >= height - edge
+    return not (across and down and density < DENSE)
+
+
+def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
+    """The digit anywhere in a whole picture (roi 1): each candidate group of marks read through the region
+    path; the best by geometry leads (the reader may weigh the model's confidence in). None holds a digit but
+    the marks are a digit framed tightly: the picture is read whole, as before."""
+    height, width = frame.shape[:2]
+    found, f = groups(to_gray(frame), cfg)
+    short = min(height, width)
+    inside = [(box, ink) for box, ink, within in found if within and MIN_MARK * short <= max(box[2:]) < CROP * short]
+    inside = sorted(inside, key=lambda c: -c[1])[:MOST]
+    candidates = [Candidate(box, region, ink, read_region(frame, cfg, region))
+                  for box, ink in inside for region in [square_around(box, height, width)]]
+    margin = MARGIN * short  # a digit read off the picture's border (a shadow's corner is cut by it)
+    digits = [c for c in candidates if c.prep.mnist is not None and c.prep.box is not None
+              and not touches_edge(c.prep.box, (round(margin), round(margin), width - 2 * round(margin),
+                                                height - 2 * round(margin)))]
+    total = sum(max(c.box[2:]) for c in digits) or 1.0
+    for c in digits:  # larger, nearer the middle, and strokes rather than a filled blot (a smudge, a thumb)
+        density = c.ink * f * f / (c.box[2] * c.box[3])
+        c.score = max(c.box[2:]) / total * centrality(c.prep.box or c.box, height, width) * min(1.0, 2 * (1 - density))
+    if digits:
+        best = max(digits, key=lambda c: c.score)
+        best.chosen = True
+        p = best.prep
+        return Prepared(p.mnist, (0, 0, width, height), p.box, p.reason, candidates)
+    marks = [(box, ink) for box, ink, _ in found if max(box[2:]) >= MIN_MARK * short]
+    # A digit framed tightly; or no mark at all at this scale (a bold stroke wider than the closing is paper here)
+    if not marks or any(crop_like(box, ink * f * f / (box[2] * box[3]), height, width) for box, ink in marks):
+        whole = read_region(frame, cfg)
+        whole.candidates = candidates
+        return whole
+    reasons = [c.prep.reason for c in candidates]
+    return Prepared(None, (0, 0, width, height), None, max(set(reasons), key=reasons.count) if reasons else "blank",
+                    candidates)
