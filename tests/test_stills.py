@@ -114,3 +114,22 @@ def test_a_digit_beside_a_smudge_is_taken_and_the_smudge_is_a_candidate(digits: 
         assert len(prep.candidates) >= 2 and any(c.box[0] > 380 for c in prep.candidates)
         chosen = [c for c in prep.candidates if c.chosen]
         assert len(chosen) == 1 and chosen[0].box[0] < 300
+
+
+def test_the_report_picture_shows_the_other_candidates() -> None:
+    """The overlay draws each candidate not taken as a grey box, beside the taken digit's box."""
+    from digitsum_edge.runtime import overlay
+    from digitsum_edge.runtime.reader import Reading
+
+    frame = np.full((480, 640, 3), 255, np.uint8)
+    other = {"box": [400, 150, 60, 60], "region": [330, 80, 200, 200], "score": 0.2, "digit": 0,
+             "confidence": 0.4, "reason": None, "chosen": False}
+    taken = {**other, "box": [100, 150, 50, 80], "digit": 3, "chosen": True}
+    reading = Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3, digit_confidence=0.9,
+                      sum=6, sum_confidence=0.9, candidates=[other, taken])
+    drawn = overlay.draw(frame, reading)
+    assert (drawn[150:211, 400].mean(axis=1) < 215).sum() >= 50  # the grey box's left side, on white
+    assert reading.to_dict()["candidates"] == [other, taken]
+    plain = overlay.draw(frame, Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3,
+                                        digit_confidence=0.9, sum=6, sum_confidence=0.9))
+    assert (plain[150:211, 400] == 255).all()
