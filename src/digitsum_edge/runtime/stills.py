@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digitsum_edge.runtime.marks import Rect, along_side, digit_blobs, rect_of, touches_edge
+from digitsum_edge.runtime.marks import Rect, along_side, digit_blobs, rect_of, shadow_corner, touches_edge
 from digitsum_edge.runtime.preprocess import (
     Prepared,
     PreprocessConfig,
@@ -38,10 +38,13 @@ SEARCH = 192  # the picture's longer side, in pixels, when its marks are looked 
 PAPER = 0.12  # the paper estimate's closing, as a share of SEARCH: wider than a marker's stroke at that scale
 MIN_MARK = 0.08  # a group of marks shorter than this share of the shorter side is a speck, not a digit
 FILL = 0.4  # a candidate's box is this share of the square read around it (camera frames: 0.3-0.65)
-MIN_REGION = 0.25  # the square read is at least this share of the shorter side
+MIN_REGION = 0.5  # the square read is at least this share of the shorter side
 MARGIN = 0.02  # a digit read within this share of the shorter side of the border is cut by it
 CROP = 0.45  # a group longer than this share of the shorter side is a digit framed tightly (read whole)
 WIDE = 1.6  # a group wider than this many times its height is no digit (a shadow's edge across)
+THIN = 0.1  # a group narrower than this share of its height and of the picture's width is a line: a 1 in a crop
+# is wider (0.15 of its height and up), or fills more of a narrow picture
+OFF = 0.375  # a crop's digit has its box's centre in the middle three quarters of the picture, across and down
 DENSE = 0.07  # a group across the picture both ways is a digit if its ink covers this share of its box
 MOST = 4  # candidates read through the region path, the most ink first
 
@@ -83,16 +86,31 @@ def groups(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[list[tuple[Rect, fl
     paper = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, square)
     inner: Rect = (pad, pad, w, h)
     depth = cv2.subtract(paper, padded)
-    ink = _without_rules(cv2.divide(depth, np.maximum(paper, np.uint8(16)), scale=255), n, inner, whole=True)
-    seen = ink[pad:pad + h, pad:pad + w]
+    share = cv2.divide(depth, np.maximum(paper, np.uint8(16)), scale=255)
+    # Rules: for a digit inside the picture every thin straight line that reaches its border (a margin line too);
+    # for a digit framed tightly only lines that repeat (its own strokes reach the border).
+    scene = crop = share
+    seen = share[pad:pad + h, pad:pad + w]
+    if max(int(seen[0].max()), int(seen[-1].max()), int(seen[:, 0].max()), int(seen[:, -1].max())) > 24:
+        scene, crop = (_without_rules(share, n, inner, whole) for whole in (False, True))
+    seen = crop[pad:pad + h, pad:pad + w]
     otsu, _ = cv2.threshold(seen, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     noise_ink, noise = _noise(seen, False), _noise(depth[pad:pad + h, pad:pad + w], False)
     level = max(otsu, 255 * cfg.min_contrast, 3.0 * noise_ink)
     min_area = (0.015 * n) ** 2
-    mask = _ink_mask(ink, depth, level, noise, cfg.picture_hysteresis, min_area, whole=True)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    blobs = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, rect_of(cv2.boundingRect(c)), c) for c in contours]
-    blobs = [b for b in blobs if b[0] >= min_area]
+    mask = _ink_mask(crop, depth, level, noise, cfg.picture_hysteresis, min_area, whole=True)
+    _, kept = cv2.threshold(scene, cfg.picture_hysteresis * level, 255, cv2.THRESH_BINARY)
+    blobs = []
+    for inside, marked in ((True, cv2.bitwise_and(mask, kept)), (False, mask)):
+        contours, _ = cv2.findContours(marked, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        marks = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, rect_of(cv2.boundingRect(c)), c)
+                 for c in contours]
+        blobs += [b for b in marks if b[0] >= min_area and touches_edge(b[1], inner) != inside]
+    # A shadow's edge and corners (a step in the paper) are not ink, as in the region path.
+    steps = cv2.compare(cv2.morphologyEx(paper, cv2.MORPH_GRADIENT, np.ones((9, 9), np.uint8)),
+                        np.right_shift(paper, 2), cv2.CMP_GT)
+    if cv2.countNonZero(steps):
+        blobs = [b for b in blobs if not shadow_corner(b[2], padded, paper, steps)]
     f = max(gray.shape) / n
     found = []
     for inside in (True, False):  # marks inside and marks at the border apart: a sleeve or a shadow along the
@@ -132,12 +150,15 @@ def choice_score(candidate: Candidate) -> float:
 
 def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
     """A group of marks as a digit framed tightly is: long (CROP of the shorter side at least), not much wider than
-    tall (WIDE: a shadow's edge across the sheet is), not a band along a side (the sheet's edge, a sleeve), and,
+    tall (WIDE: a shadow's edge across the sheet is) nor a thin line (THIN: a margin line; a 1 is wider), near the
+    middle of the picture (OFF: it is framed on it), not a band along a side (the sheet's edge, a sleeve), and,
     across the picture both ways, ink over DENSE of its box at least (a shadow over most of the sheet has ink
     along its edges only). density: ink area over box area."""
     x, y, w, h = box
     short = min(height, width)
-    if max(w, h) < CROP * short or w > WIDE * h or along_side(box, (0, 0, width, height)):
+    picture = (0, 0, width, height)
+    if max(w, h) < CROP * short or w > WIDE * h or w < THIN * min(h, width) or along_side(box, picture) \
+            or abs(x + w / 2 - width / 2) > OFF * width or abs(y + h / 2 - height / 2) > OFF * height:
         return False
     edge = 0.01 * short + 1
     across = x <= edge and x + w >= width - edge
@@ -170,11 +191,14 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
         p = best.prep
         return Prepared(p.mnist, (0, 0, width, height), p.box, p.reason, candidates)
     marks = [(box, ink) for box, ink, _ in found if max(box[2:]) >= MIN_MARK * short]
-    # A digit framed tightly; or no mark at all at this scale (a bold stroke wider than the closing is paper here)
-    if not marks or any(crop_like(box, ink * f * f / (box[2] * box[3]), height, width) for box, ink in marks):
+    # No mark at all in a picture much longer than wide: a digit framed tightly whose stroke fills it (a 1, a bold
+    # marker's stroke), wider than the closing here
+    crops = [box for box, ink in marks if crop_like(box, ink * f * f / (box[2] * box[3]), height, width)]
+    if crops or (not marks and max(height, width) >= 2 * short):
         whole = read_region(frame, cfg)
         whole.candidates = candidates
-        return whole
+        if whole.box is None or not along_side(whole.box, (0, 0, width, height)):  # not a sleeve, a margin line
+            return whole
     reasons = [c.prep.reason for c in candidates]
     return Prepared(None, (0, 0, width, height), None, max(set(reasons), key=reasons.count) if reasons else "blank",
                     candidates)
