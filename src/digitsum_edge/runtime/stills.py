@@ -36,6 +36,7 @@ from digitsum_edge.runtime.preprocess import (
 
 SEARCH = 192  # the picture's longer side, in pixels, when its marks are looked for
 PAPER = 0.12  # the paper estimate's closing, as a share of SEARCH: wider than a marker's stroke at that scale
+OTSU_CAP = 96  # ink absorbing 38 % of the paper's light is ink whatever Otsu says
 MIN_MARK = 0.08  # a group of marks shorter than this share of the shorter side is a speck, not a digit
 FILL = 0.4  # a candidate's box is this share of the square read around it (camera frames: 0.3-0.65)
 MIN_REGION = 0.5  # the square read is at least this share of the shorter side
@@ -46,6 +47,7 @@ THIN = 0.1  # a group narrower than this share of its height and of the picture'
 # is wider (0.15 of its height and up), or fills more of a narrow picture
 OFF = 0.375  # a crop's digit has its box's centre in the middle three quarters of the picture, across and down
 DENSE = 0.07  # a group across the picture both ways is a digit if its ink covers this share of its box
+WIDER = 1.4  # a digit found in a candidate's square must be found again in a square this much larger
 MOST = 4  # candidates read through the region path, the most ink first
 
 
@@ -93,15 +95,16 @@ def groups(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[list[tuple[Rect, fl
     seen = share[pad:pad + h, pad:pad + w]
     if max(int(seen[0].max()), int(seen[-1].max()), int(seen[:, 0].max()), int(seen[:, -1].max())) > 24:
         scene, crop = (_without_rules(share, n, inner, whole) for whole in (False, True))
-    seen = crop[pad:pad + h, pad:pad + w]
-    otsu, _ = cv2.threshold(seen, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    noise_ink, noise = _noise(seen, False), _noise(depth[pad:pad + h, pad:pad + w], False)
-    level = max(otsu, 255 * cfg.min_contrast, 3.0 * noise_ink)
+    noise = _noise(depth[pad:pad + h, pad:pad + w], False)
     min_area = (0.015 * n) ** 2
-    mask = _ink_mask(crop, depth, level, noise, cfg.picture_hysteresis, min_area, whole=True)
-    _, kept = cv2.threshold(scene, cfg.picture_hysteresis * level, 255, cv2.THRESH_BINARY)
     blobs = []
-    for inside, marked in ((True, cv2.bitwise_and(mask, kept)), (False, mask)):
+    # Faint ink that joins clear ink grows it, but inside the picture not out to its border (a rule, a shadow)
+    for inside, ink in ((True, scene), (False, crop)):
+        seen = ink[pad:pad + h, pad:pad + w]  # the threshold of each from its own ink (a grid left in the crop's)
+        otsu, _ = cv2.threshold(seen, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        # Otsu, at most OTSU_CAP: a dark band (a sleeve, the table) beside the paper can pull it above a pen's stroke
+        level = max(min(otsu, OTSU_CAP), 255 * cfg.min_contrast, 3.0 * _noise(seen, False))
+        marked = _ink_mask(ink, depth, level, noise, cfg.picture_hysteresis, min_area, whole=not inside)
         contours, _ = cv2.findContours(marked, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         marks = [(cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1, rect_of(cv2.boundingRect(c)), c)
                  for c in contours]
@@ -125,12 +128,12 @@ def groups(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[list[tuple[Rect, fl
     return found, f
 
 
-def square_around(box: Rect, height: int, width: int) -> Rect:
-    """The square read around a box: the box FILL of its side (at least MIN_REGION of the shorter side, at most
-    all of it), centred on the box and moved inside the picture."""
+def square_around(box: Rect, height: int, width: int, wider: float = 1.0) -> Rect:
+    """The square read around a box: the box FILL of its side (at least MIN_REGION of the shorter side; `wider`
+    times that; at most all of it), centred on the box and moved inside the picture."""
     x, y, w, h = box
     short = min(height, width)
-    side = int(min(short, max(MIN_REGION * short, max(w, h) / FILL)))
+    side = int(min(short, wider * max(MIN_REGION * short, max(w, h) / FILL)))
     sx = min(max(round(x + w / 2 - side / 2), 0), width - side)
     sy = min(max(round(y + h / 2 - side / 2), 0), height - side)
     return sx, sy, side, side
@@ -166,6 +169,25 @@ def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
     return not (across and down and density < DENSE)
 
 
+def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bool:
+    """The digit is found again, in the same place, in a square WIDER times larger around the marks: a piece of a
+    rule, of a grid or of a shadow's corner read as a digit in one square mostly is not in the other."""
+    again = read_region(frame, cfg, square_around(candidate.box, *frame.shape[:2], WIDER))
+    assert candidate.prep.box is not None
+    if again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box):
+        return True
+    candidate.prep.reason = "unsteady"  # found in one square only
+    return False
+
+
+def same_place(a: Rect, b: Rect) -> bool:
+    """Two boxes overlap on half of the larger one at least."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    overlap = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    return overlap >= 0.5 * max(aw * ah, bw * bh)
+
+
 def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     """The digit anywhere in a whole picture (roi 1): each candidate group of marks read through the region
     path; the best by geometry leads (the reader may weigh the model's confidence in). None holds a digit but
@@ -180,7 +202,8 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     margin = MARGIN * short  # a digit read off the picture's border (a shadow's corner is cut by it)
     digits = [c for c in candidates if c.prep.mnist is not None and c.prep.box is not None
               and not touches_edge(c.prep.box, (round(margin), round(margin), width - 2 * round(margin),
-                                                height - 2 * round(margin)))]
+                                                height - 2 * round(margin)))
+              and steady(frame, cfg, c)]
     total = sum(max(c.box[2:]) for c in digits) or 1.0
     for c in digits:  # larger, nearer the middle, and strokes rather than a filled blot (a smudge, a thumb)
         density = c.ink * f * f / (c.box[2] * c.box[3])
