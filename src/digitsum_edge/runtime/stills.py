@@ -172,7 +172,8 @@ def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
 def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bool:
     """The digit is found again, in the same place, in a square WIDER times larger around the marks: a piece of a
     rule, of a grid or of a shadow's corner read as a digit in one square mostly is not in the other."""
-    again = read_region(frame, cfg, square_around(candidate.box, *frame.shape[:2], WIDER))
+    height, width = frame.shape[:2]
+    again = read_region(frame, cfg, square_around(candidate.box, height, width, WIDER))
     assert candidate.prep.box is not None
     if again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box):
         return True
