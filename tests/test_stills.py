@@ -133,3 +133,19 @@ def test_the_report_picture_shows_the_other_candidates() -> None:
     plain = overlay.draw(frame, Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3,
                                         digit_confidence=0.9, sum=6, sum_confidence=0.9))
     assert (plain[150:211, 400] == 255).all()
+
+
+def test_the_misread_picture_outlines_the_other_candidates() -> None:
+    """`predict --report`'s misread picture outlines each candidate not taken."""
+    from digitsum_edge.runtime.reader import Reading
+    from digitsum_edge.runtime.score import misread_picture
+
+    frame = np.full((280, 280, 3), 255, np.uint8)
+    other = {"box": [200, 100, 40, 40], "region": [150, 50, 130, 130], "score": 0.2, "digit": 0,
+             "confidence": 0.4, "reason": None, "chosen": False}
+    reading = Reading(True, 3, roi=(0, 0, 280, 280), box=(40, 100, 40, 60), digit=3, digit_confidence=0.9,
+                      candidates=[other])
+    drawn = misread_picture(frame, reading, 7)[28:]  # below the caption strip
+    assert (drawn[105:136, 200].mean(axis=1) < 215).sum() >= 25
+    reading.candidates = []
+    assert (misread_picture(frame, reading, 7)[28:][105:136, 200] == 255).all()

@@ -187,8 +187,8 @@ def confusion_picture(confusion: np.ndarray, cell: int = 44) -> np.ndarray:
 
 
 def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, height: int = 280) -> np.ndarray:
-    """The photo as it is (only the region read and the digit's box outlined, nothing drawn over it) beside the
-    28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above."""
+    """The photo as it is (only the region read, the digit's box and a still's other candidate marks outlined)
+    beside the 28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above."""
     photo = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     h, w = photo.shape[:2]
     scale = height / h
@@ -198,6 +198,13 @@ def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, heig
         if rect is not None and tuple(rect) != (0, 0, w, h):  # the whole picture needs no outline
             x, y, rw, rh = (round(v * scale) for v in rect)
             cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), colour, 1, cv2.LINE_AA)
+    for c in reading.candidates:  # a still's other digit-like marks (runtime/stills.py), with digit and score
+        if not c["chosen"]:
+            x, y, rw, rh = (round(v * scale) for v in c["box"])
+            cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), overlay.GREY, 1, cv2.LINE_AA)
+            said = c["reason"] if c["digit"] is None else f"{c['digit']} {100 * (c['confidence'] or 0):.0f}%"
+            cv2.putText(photo, f"{said} score {c['score']:.2f}", (x, max(y - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        overlay.GREY, 1, cv2.LINE_AA)
     seen = reading.mnist if reading.mnist is not None else np.zeros((28, 28), np.uint8)
     model = cv2.cvtColor(cv2.resize(seen, (height, height), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
     pictures = np.hstack([photo, np.full((height, 4, 3), 255, np.uint8), model])
