@@ -1,21 +1,23 @@
 """A still picture read whole (roi 1): the one digit anywhere in it, from a tenth of its shorter side up to
-filling it, on shadowed, ruled, tinted or textured paper, and none on a blank sheet.
+filling it, on shadowed, ruled, tinted or textured paper, and none on a blank sheet (docs/stills.md).
 
 The whole picture shrunk to 128 pixels (runtime/preprocess.py) loses a digit a tenth of its shorter side (10
 pixels there, below min_size), and its shadow and rule heuristics are tuned for a picture framed on the
 digit. So, first, its marks are looked for at a finer scale (SEARCH pixels on the longer side): ink as the
 share of the paper's light it absorbs under a grey closing (a shadow's step stays paper), thin straight lines
-that reach the border taken out (rules), a threshold above the noise, marks gathered into groups by nearness.
-Each group inside the picture is a candidate, read through the region path (the camera's guide square, which
-reads these conditions at 98 %) on a square around it, the group about 40 % of its side. Among the candidates
-that hold a digit the one the reader takes is the largest, most central, and drawn in strokes (not a blot); the reader
-(runtime/reader.py) weighs that with the model's confidence. A picture whose digit fills it, or reaches its
-border (a crop), has no such candidate: it is read whole, as before.
+that reach the border taken out (rules, a margin line), a threshold above the noise, shadows' corners dropped,
+marks gathered into groups by nearness, those inside apart from those at the border. Each group inside is a
+candidate, read through the region path (the camera's guide square, which reads the camera conditions at
+98 %) on a square around it, the group about 40 % of its side; a digit found there must be found again in a
+larger square (a piece of a rule or of a shadow's corner mostly is not). Among the candidates that hold a
+digit the score is geometry: the largest, the most central, drawn in strokes (not a blot); the reader
+(runtime/reader.py) weighs it with the model's confidence. A picture whose digit fills it or reaches its
+border (a crop) has no such candidate but a crop-like group: it is read whole, as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -58,7 +60,7 @@ class Candidate:
     box: Rect  # the marks' box, frame pixels
     region: Rect  # the square read around them, frame pixels
     ink: float  # the marks' area, in search pixels
-    prep: Prepared  # the region path's reading of the square
+    prep: Prepared  # the region path's reading of the square (its mnist None when it is no contender)
     score: float = 0.0  # geometry: share of the candidates' size, closeness to the centre, strokes not a blot (0-1)
     confidence: float | None = None  # the model's digit confidence, once read (runtime/reader.py)
     digit: int | None = None
@@ -175,10 +177,7 @@ def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bo
     height, width = frame.shape[:2]
     again = read_region(frame, cfg, square_around(candidate.box, height, width, WIDER))
     assert candidate.prep.box is not None
-    if again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box):
-        return True
-    candidate.prep.reason = "unsteady"  # found in one square only
-    return False
+    return again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box)
 
 
 def same_place(a: Rect, b: Rect) -> bool:
@@ -200,11 +199,15 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     inside = sorted(inside, key=lambda c: -c[1])[:MOST]
     candidates = [Candidate(box, region, ink, read_region(frame, cfg, region))
                   for box, ink in inside for region in [square_around(box, height, width)]]
-    margin = MARGIN * short  # a digit read off the picture's border (a shadow's corner is cut by it)
-    digits = [c for c in candidates if c.prep.mnist is not None and c.prep.box is not None
-              and not touches_edge(c.prep.box, (round(margin), round(margin), width - 2 * round(margin),
-                                                height - 2 * round(margin)))
-              and steady(frame, cfg, c)]
+    margin = round(MARGIN * short)
+    for c in candidates:  # a digit against the picture's border is cut by it (a shadow's corner); one found in
+        if c.prep.mnist is None or c.prep.box is None:  # one square only is unsteady: neither is a digit
+            continue
+        if touches_edge(c.prep.box, (margin, margin, width - 2 * margin, height - 2 * margin)):
+            c.prep = replace(c.prep, mnist=None, reason="touches edge")
+        elif not steady(frame, cfg, c):
+            c.prep = replace(c.prep, mnist=None, reason="unsteady")
+    digits = [c for c in candidates if c.prep.mnist is not None]
     total = sum(max(c.box[2:]) for c in digits) or 1.0
     for c in digits:  # larger, nearer the middle, and strokes rather than a filled blot (a smudge, a thumb)
         density = c.ink * f * f / (c.box[2] * c.box[3])
@@ -224,5 +227,5 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
         if whole.box is None or not along_side(whole.box, (0, 0, width, height)):  # not a sleeve, a margin line
             return whole
     reasons = [c.prep.reason for c in candidates]
-    return Prepared(None, (0, 0, width, height), None, max(set(reasons), key=reasons.count) if reasons else "blank",
+    return Prepared(None, (0, 0, width, height), None, max(reasons, key=reasons.count) if reasons else "blank",
                     candidates)
