@@ -13,7 +13,6 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -59,8 +58,6 @@ def frame_sets(seed: int, per_condition: int) -> dict[str, list[tuple[np.ndarray
 
 def python_readings(model: Path, items: list[tuple[np.ndarray, float]], rand: int) -> list[dict]:
     readers = {roi: load(model, "cpu", 1, roi=roi) for roi in {roi for _, roi in items}}
-    for reader in readers.values():  # the browser reads a still whole, without the search for its marks
-        reader.preprocess = replace(reader.preprocess, search=False)  # (runtime/stills.py; docs/stills.md)
     out = []
     for frame, roi in items:
         r = readers[roi].read(frame, rand)
