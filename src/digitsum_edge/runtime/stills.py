@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from digitsum_edge.runtime import defaults
 from digitsum_edge.runtime.marks import Rect, along_side, digit_blobs, rect_of, shadow_corner, touches_edge
 from digitsum_edge.runtime.preprocess import (
     Prepared,
@@ -33,6 +34,7 @@ from digitsum_edge.runtime.preprocess import (
     _shrink,
     _without_rules,
     read_region,
+    roi_box,
     to_gray,
 )
 
@@ -51,6 +53,13 @@ OFF = 0.375  # a crop's digit has its box's centre in the middle three quarters 
 DENSE = 0.07  # a group across the picture both ways is a digit if its ink covers this share of its box
 WIDER = 1.4  # a digit found in a candidate's square must be found again in a square this much larger
 MOST = 4  # candidates read through the region path, the most ink first
+
+
+def constants() -> dict:
+    """The search's constants as the browser's port (web/app/stills.js) reads them from digitsum.json."""
+    names = ("SEARCH", "PAPER", "OTSU_CAP", "MIN_MARK", "FILL", "MIN_REGION", "MARGIN", "CROP", "WIDE", "THIN", "OFF",
+             "DENSE", "WIDER", "MOST")
+    return {name: globals()[name] for name in names} | {"GUIDE": defaults.ROI}
 
 
 @dataclass
@@ -224,8 +233,15 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     if crops or (not marks and max(height, width) >= 2 * short):
         whole = read_region(frame, cfg)
         whole.candidates = candidates
-        if whole.box is None or not along_side(whole.box, (0, 0, width, height)):  # not a sleeve, a margin line
+        if whole.box is not None and not along_side(whole.box, (0, 0, width, height)):  # not a sleeve or margin
             return whole
+    # Last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
+    guide = roi_box(height, width, defaults.ROI)
+    centre = Candidate(guide, guide, 0.0, read_region(frame, cfg, guide))
+    candidates.append(centre)
+    if centre.prep.mnist is not None:
+        centre.chosen = True
+        return Prepared(centre.prep.mnist, (0, 0, width, height), centre.prep.box, "", candidates)
     reasons = [c.prep.reason for c in candidates]
     return Prepared(None, (0, 0, width, height), None, max(reasons, key=reasons.count) if reasons else "blank",
                     candidates)

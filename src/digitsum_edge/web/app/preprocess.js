@@ -4,7 +4,7 @@
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
 // Ported from runtime/preprocess.py sha256:db6c3e744d228462, runtime/marks.py sha256:7660514c70b904ac and (stills.js)
-// runtime/stills.py sha256:cce8e0d2223705a2 (first 16 hex digits; tests/test_web.py fails when one of these files
+// runtime/stills.py sha256:a27392b73ce1c3f6 (first 16 hex digits; tests/test_web.py fails when one of these files
 // changes, until the change is ported and these updated).
 "use strict";
 
@@ -97,6 +97,7 @@ class Preprocessor {
     this.cv = cv;
     this.cfg = settings.config;  // PreprocessConfig's fields
     this.k = settings.constants;  // MNIST_SIZE, BOX, CENTRE, STROKE, FINE
+    this.stills = settings.stills;  // runtime/stills.py's constants (stills.js)
   }
 
   // rgba: {data, width, height} (an ImageData) -> {mnist: Uint8Array(784) | null, roi, box, reason, candidates}; a

@@ -37,7 +37,8 @@ class DigitReader {
     this.minConfidence = settings.reading.min_confidence;
     this.preprocessConfig = {...settings.preprocess.config, roi: settings.reading.roi, ink: settings.reading.ink};
     this.preprocessor = new DigitsumPreprocess.Preprocessor(cv, {config: this.preprocessConfig,
-                                                                 constants: settings.preprocess.constants});
+                                                                 constants: settings.preprocess.constants,
+                                                                 stills: settings.preprocess.stills});
   }
 
   setRoi(roi) {  // e.g. 1.0 for a still photo framed on the digit (predict's default)

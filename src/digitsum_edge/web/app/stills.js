@@ -5,12 +5,9 @@
 // Ported from runtime/stills.py (tests/test_web.py checks its digest, named in preprocess.js).
 "use strict";
 
-const STILL = {SEARCH: 192, PAPER: 0.12, OTSU_CAP: 96, MIN_MARK: 0.08, FILL: 0.4, MIN_REGION: 0.5, MARGIN: 0.02,
-               CROP: 0.45, WIDE: 1.6, THIN: 0.1, OFF: 0.375, DENSE: 0.07, WIDER: 1.4, MOST: 4};
-
-function stillGroups(pre, s, gray) {
+function stillGroups(pre, s, gray, K) {
   // the picture's groups of marks: [{box (frame pixels), ink (search pixels), within}], and frame pixels per search pixel
-  const cv = pre.cv, cfg = pre.cfg, M = DigitsumMarks, P = DigitsumPreprocess, n = STILL.SEARCH;
+  const cv = pre.cv, cfg = pre.cfg, M = DigitsumMarks, P = DigitsumPreprocess, n = K.SEARCH;
   let small = pre.shrink(s, gray, n);
   const h = small.rows, w = small.cols;
   if (cfg.ink === "light" || (cfg.ink === "auto" && pre.inkIsLight(s, small) && P.borderIsDark(small))) {
@@ -18,7 +15,7 @@ function stillGroups(pre, s, gray) {
     cv.bitwise_not(small, inverted);
     small = inverted;
   }
-  const k = P.pyRound(n * STILL.PAPER) | 1;
+  const k = P.pyRound(n * K.PAPER) | 1;
   const square = s.rect(k, k);
   const pad = Math.floor(k / 2) + 1;  // the paper continued all round, so that a mark at the border has paper beyond it
   const padded = s.like();
@@ -45,7 +42,7 @@ function stillGroups(pre, s, gray) {
     const seen = s.crop(ink, ...inner);
     const otsuOut = s.like();
     const otsu = cv.threshold(seen, otsuOut, 0, 255, cv.THRESH_BINARY | cv.THRESH_OTSU);
-    const level = Math.max(Math.min(otsu, STILL.OTSU_CAP), 255 * cfg.min_contrast, 3.0 * P.noise(seen, false));
+    const level = Math.max(Math.min(otsu, K.OTSU_CAP), 255 * cfg.min_contrast, 3.0 * P.noise(seen, false));
     const marked = pre.inkMask(s, ink, depth, level, noiseGrey, cfg.picture_hysteresis, minArea, !inside);
     const contours = s.keep(new cv.MatVector()), hierarchy = s.like();
     cv.findContours(marked, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
@@ -83,9 +80,9 @@ function stillGroups(pre, s, gray) {
   return [found, f];
 }
 
-function squareAround([x, y, w, h], height, width, wider = 1.0) {
+function squareAround(K, [x, y, w, h], height, width, wider = 1.0) {
   const short = Math.min(height, width), P = DigitsumPreprocess;
-  const side = Math.trunc(Math.min(short, wider * Math.max(STILL.MIN_REGION * short, Math.max(w, h) / STILL.FILL)));
+  const side = Math.trunc(Math.min(short, wider * Math.max(K.MIN_REGION * short, Math.max(w, h) / K.FILL)));
   const sx = Math.min(Math.max(P.pyRound(x + w / 2 - side / 2), 0), width - side);
   const sy = Math.min(Math.max(P.pyRound(y + h / 2 - side / 2), 0), height - side);
   return [sx, sy, side, side];
@@ -96,16 +93,16 @@ function centrality([x, y, w, h], height, width) {
   return 1.0 - Math.hypot(dx, dy) / (2 * Math.hypot(0.5, 0.5));
 }
 
-function cropLike([x, y, w, h], density, height, width) {
+function cropLike(K, [x, y, w, h], density, height, width) {
   const short = Math.min(height, width);
-  if (Math.max(w, h) < STILL.CROP * short || w > STILL.WIDE * h || w < STILL.THIN * Math.min(h, width) ||
+  if (Math.max(w, h) < K.CROP * short || w > K.WIDE * h || w < K.THIN * Math.min(h, width) ||
       DigitsumMarks.alongSide([x, y, w, h], [0, 0, width, height]) ||
-      Math.abs(x + w / 2 - width / 2) > STILL.OFF * width || Math.abs(y + h / 2 - height / 2) > STILL.OFF * height) {
+      Math.abs(x + w / 2 - width / 2) > K.OFF * width || Math.abs(y + h / 2 - height / 2) > K.OFF * height) {
     return false;
   }
   const edge = 0.01 * short + 1;
   const across = x <= edge && x + w >= width - edge, down = y <= edge && y + h >= height - edge;
-  return !(across && down && density < STILL.DENSE);
+  return !(across && down && density < K.DENSE);
 }
 
 function samePlace([ax, ay, aw, ah], [bx, by, bw, bh]) {
@@ -121,31 +118,31 @@ function candidateDict(c) {  // Candidate.to_dict()
 }
 
 function prepareStill(pre, rgba) {
-  const cv = pre.cv, s = new DigitsumPreprocess.Mats(cv);
+  const cv = pre.cv, s = new DigitsumPreprocess.Mats(cv), K = pre.stills;  // stills.py's constants, digitsum.json
   const height = rgba.height, width = rgba.width, short = Math.min(height, width);
   let found, f;
   try {
     const gray = s.like();
     cv.cvtColor(s.keep(cv.matFromImageData(rgba)), gray, cv.COLOR_RGBA2GRAY);
-    [found, f] = stillGroups(pre, s, gray);
+    [found, f] = stillGroups(pre, s, gray, K);
   } finally {
     s.delete();
   }
-  const inside = found.filter((g) => g.within && STILL.MIN_MARK * short <= Math.max(g.box[2], g.box[3]) &&
-                                     Math.max(g.box[2], g.box[3]) < STILL.CROP * short);
+  const inside = found.filter((g) => g.within && K.MIN_MARK * short <= Math.max(g.box[2], g.box[3]) &&
+                                     Math.max(g.box[2], g.box[3]) < K.CROP * short);
   inside.sort((a, b) => b.ink - a.ink);  // stable, like sorted()
-  const candidates = inside.slice(0, STILL.MOST).map((g) => {
-    const region = squareAround(g.box, height, width);
+  const candidates = inside.slice(0, K.MOST).map((g) => {
+    const region = squareAround(K, g.box, height, width);
     return {box: g.box, region, ink: g.ink, prep: pre.readRegion(rgba, region), score: 0, confidence: null,
             digit: null, chosen: false};
   });
-  const margin = DigitsumPreprocess.pyRound(STILL.MARGIN * short);
+  const margin = DigitsumPreprocess.pyRound(K.MARGIN * short);
   for (const c of candidates) {  // against the picture's border, or found in one square only: no contender
     if (c.prep.mnist === null || c.prep.box === null) continue;
     if (DigitsumMarks.touchesEdge(c.prep.box, [margin, margin, width - 2 * margin, height - 2 * margin])) {
       c.prep = {...c.prep, mnist: null, reason: "touches edge"};
     } else {
-      const again = pre.readRegion(rgba, squareAround(c.box, height, width, STILL.WIDER));
+      const again = pre.readRegion(rgba, squareAround(K, c.box, height, width, K.WIDER));
       if (!(again.mnist !== null && again.box !== null && samePlace(again.box, c.prep.box))) {
         c.prep = {...c.prep, mnist: null, reason: "unsteady"};
       }
@@ -166,11 +163,20 @@ function prepareStill(pre, rgba) {
     best.chosen = true;
     return {mnist: best.prep.mnist, roi, box: best.prep.box, reason: best.prep.reason, candidates};
   }
-  const marks = found.filter((g) => Math.max(g.box[2], g.box[3]) >= STILL.MIN_MARK * short);
-  const crops = marks.filter((g) => cropLike(g.box, g.ink * f * f / (g.box[2] * g.box[3]), height, width));
+  const marks = found.filter((g) => Math.max(g.box[2], g.box[3]) >= K.MIN_MARK * short);
+  const crops = marks.filter((g) => cropLike(K, g.box, g.ink * f * f / (g.box[2] * g.box[3]), height, width));
   if (crops.length || (!marks.length && Math.max(height, width) >= 2 * short)) {
     const whole = pre.readRegion(rgba, null);
-    if (whole.box === null || !DigitsumMarks.alongSide(whole.box, roi)) return {...whole, candidates};
+    if (whole.box !== null && !DigitsumMarks.alongSide(whole.box, roi)) return {...whole, candidates};
+  }
+  // last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
+  const guide = DigitsumPreprocess.roiBox(height, width, K.GUIDE);
+  const centre = {box: guide, region: guide, ink: 0, prep: pre.readRegion(rgba, guide), score: 0, confidence: null,
+                  digit: null, chosen: false};
+  candidates.push(centre);
+  if (centre.prep.mnist !== null) {
+    centre.chosen = true;
+    return {mnist: centre.prep.mnist, roi, box: centre.prep.box, reason: "", candidates};
   }
   const reasons = candidates.map((c) => c.prep.reason);
   const count = (r) => reasons.filter((v) => v === r).length;
@@ -178,4 +184,4 @@ function prepareStill(pre, rgba) {
   return {mnist: null, roi, box: null, reason, candidates};
 }
 
-self.DigitsumStills = {prepareStill, candidateDict, STILL};
+self.DigitsumStills = {prepareStill, candidateDict};
