@@ -187,8 +187,8 @@ def confusion_picture(confusion: np.ndarray, cell: int = 44) -> np.ndarray:
 
 
 def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, height: int = 280) -> np.ndarray:
-    """The photo as it is (only the region read, the digit's box and a still's other candidate marks outlined)
-    beside the 28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above."""
+    """The photo as it is (only the region read and the digit's box outlined, nothing drawn over it) beside the
+    28x28 image the model read (black: none), both enlarged to `height`, with a caption strip above."""
     photo = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     h, w = photo.shape[:2]
     scale = height / h
