@@ -7,6 +7,8 @@
         python benchmarks/real_photos.py --model runs/seed$s/model.onnx --json runs/seed$s/real.json --kept-back ...
     done
     python benchmarks/over_models.py runs/seed*/camera.json runs/seed*/real.json [--json PATH]
+
+A camera_conditions.py --stills result gives the stills' figures and, prefixed "camera path:", the camera's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def camera_figures(result: dict) -> dict[str, float]:
     figures |= {name: row["accuracy"] for name, row in rows.items() if "accuracy" in row}
     figures |= {f"{name}: read as a digit": row["blank_read_as_digit"] for name, row in rows.items()
                 if "blank_read_as_digit" in row}
+    figures["ms per frame (median)"] = result["ms_per_frame_median"]
+    if "camera" in result:  # camera_conditions.py --stills: the camera path's figures beside the stills'
+        figures |= {f"camera path: {name}": value for name, value in camera_figures(result["camera"]).items()}
     return figures
 
 

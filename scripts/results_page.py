@@ -250,6 +250,30 @@ def serve_load(names: list[str]) -> str:
     return "\n\n".join(out)
 
 
+def stills(names: list[str]) -> str:
+    out = ["## Still photos: the digit anywhere in the picture\n\n`python benchmarks/camera_conditions.py --stills "
+           "--model MODEL --seed 10000` over the seed models, and `benchmarks/real_photos.py`, before and after the "
+           "search for the digit in a still ([Still photos](stills.md)); mean over the models (lowest)."]
+    for name in names:
+        d = load(name)
+        rows = []
+        for kind in ("camera conditions", "real photos"):
+            before, after = d["before"][kind]["figures"], d["after"][kind]["figures"]
+            for figure, a in after.items():
+                b = before.get(figure)
+                cell = (lambda s: f"{s['mean']:.4g} ({s['min']:.4g})") if "ms" not in figure else (
+                    lambda s: f"{s['mean']:.3g}")
+                rows.append([f"{kind}: {figure}", cell(b) if b else "-", cell(a)])
+        same = d["camera_path_unchanged"]
+        out.append(f"### `{name}`: {len(d['models'])} models, seed {d['seed']}\n\n"
+                   + table(["figure", "before", "after"], rows)
+                   + f"\n\nThe camera path (roi 0.6) gives the same 28x28 images, boxes and reasons: "
+                     f"{'yes' if same['before'] == same['after'] else 'NO'} ({same['what']})."
+                   + f"\n\n*source `docs/{name}`; machine: {d.get('machine', 'not recorded')}; versions and date: "
+                     f"not recorded.*")
+    return "\n\n".join(out)
+
+
 def flat(d: object, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
     """Numeric and short text leaves of a JSON value, as (path, value), lists of records left out."""
     if isinstance(d, dict):
@@ -298,13 +322,15 @@ def kind(name: str, d: dict) -> str:
         return "web"
     if "ceiling" in d and "runs" in d:
         return "serve_load"
+    if "camera_path_unchanged" in d and "after" in d:
+        return "stills"
     return "other"
 
 
 RENDERERS: dict[str, Callable[[list[str]], str]] = {
     "seeds": seeds, "bench": bench, "camera": camera, "photos": photos, "over_models": over_models,
     "train_vs_reference": train_vs_reference, "train_step": train_step, "export_litert": export_litert,
-    "web": web, "serve_load": serve_load, "other": other}
+    "web": web, "serve_load": serve_load, "stills": stills, "other": other}
 
 
 def page() -> str:

@@ -24,7 +24,7 @@ from helpers import invoke
 LIVE_JSON_EXTRA = {"frame", "source", "provider"}  # what a `live`/`predict` line adds to Reading.to_dict()
 # the fields of a live JSON line as README documents them, in order
 LIVE_JSON_FIELDS = ["frame", "source", "found", "digit", "digit_confidence", "rand", "sum", "sum_confidence", "ms",
-                    "prepare_ms", "infer_ms", "box", "reason", "uncertain", "provider"]
+                    "prepare_ms", "infer_ms", "box", "reason", "uncertain", "candidates", "provider"]
 TIMES = {"ms", "prepare_ms", "infer_ms"}
 
 

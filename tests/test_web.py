@@ -70,9 +70,10 @@ def test_the_port_follows_the_python_it_was_ported_from() -> None:
     be ported, step for step, before the digests are updated."""
     import digitsum_edge.runtime.marks as marks_py
     import digitsum_edge.runtime.preprocess as preprocess_py
+    import digitsum_edge.runtime.stills as stills_py
 
     named = dict(re.findall(r"runtime/(\w+)\.py sha256:([0-9a-f]{16})", (build.APP / "preprocess.js").read_text()))
-    for module in (preprocess_py, marks_py):
+    for module in (preprocess_py, marks_py, stills_py):
         name = Path(str(module.__file__)).stem
         digest = hashlib.sha256(Path(str(module.__file__)).read_bytes()).hexdigest()[:16]
         assert named.get(name) == digest, (f"runtime/{name}.py changed since web/app/preprocess.js was ported from "

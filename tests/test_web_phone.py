@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -96,7 +97,14 @@ def test_a_phone_without_a_camera_reads_a_photo(host: str, tiny_onnx: Path, tmp_
             browser.call("Emulation.setDeviceMetricsOverride", **PHONE)
             browser.call("Page.enable")
             browser.call("Page.addScriptToEvaluateOnNewDocument", source=NO_CAMERA)
-            browser.call("Page.reload", ignoreCache=True)
+            for attempt in range(5):  # a page still loading (or swapping its process for COOP) is not attached yet
+                try:
+                    browser.call("Page.reload", ignoreCache=True)
+                    break
+                except AssertionError as e:
+                    if "Not attached to an active page" not in str(e) or attempt == 4:
+                        raise
+                    time.sleep(1)
             status = browser.wait_for("(() => { const s = document.getElementById('status').textContent; "
                                       "return s.includes('read a photo') ? s : null; })()")
             assert "no camera: NotAllowedError" in str(status), status

@@ -1,4 +1,5 @@
-"""The annotated frame: region read, digit box, the 28x28 model input enlarged, digit, rand, sum, speed.
+"""The annotated frame: region read, digit box, the 28x28 model input enlarged, digit, rand, sum, speed; in a still,
+the other candidate marks (grey boxes with their digit, confidence and score, runtime/stills.py).
 
 Region colour: green, a digit read; yellow, a digit read with less than --min-confidence (shown with a
 question mark and "uncertain"); amber, no digit.
@@ -41,6 +42,13 @@ def draw(frame: np.ndarray, reading: Reading, fps: float | None = None, paused: 
     x, y, rw, rh = reading.roi
     region = (YELLOW if reading.uncertain else GREEN) if reading.found else AMBER
     cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), region, line, cv2.LINE_AA)
+    for c in reading.candidates:  # a still's other digit-like marks, with their digit and score
+        if c["chosen"]:
+            continue
+        cx, cy, cw, ch = c["box"]
+        cv2.rectangle(out, (cx, cy), (cx + cw - 1, cy + ch - 1), GREY, 1, cv2.LINE_AA)
+        said = f"{c['digit']} {100 * c['confidence']:.0f}%" if c["digit"] is not None else c["reason"] or ""
+        _text(out, f"{said} score {c['score']:.2f}", (cx, max(cy - 4, 12)), 0.4 * u, GREY)
     if reading.box is not None:
         bx, by, bw, bh = reading.box
         cv2.rectangle(out, (bx, by), (bx + bw - 1, by + bh - 1), CYAN if reading.found else GREY, 1, cv2.LINE_AA)

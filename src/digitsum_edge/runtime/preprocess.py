@@ -47,7 +47,7 @@ the sheet's edge and the table beside it like a shadow's, and a foreshortened di
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -88,6 +88,8 @@ class PreprocessConfig:
     min_size: float = 0.12  # digit box (longer side) below this fraction of the region: too small
     max_size: float = 0.95  # above this fraction: too large
     max_blobs: int = 12  # more separate marks than this in the region: clutter or noise, not one digit
+    search: bool = True  # roi 1: look for the digit's marks anywhere in the picture (runtime/stills.py); False:
+    # read the whole picture as one region framed on the digit (a crop), as before
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Prepared:
     roi: Rect  # the region read, in frame pixels
     box: Rect | None  # the digit's bounding box, in frame pixels
     reason: str = ""  # why there is no digit: blank, too small, too large, clutter, touches edge
+    candidates: list = field(default_factory=list)  # roi 1: the marks considered (runtime/stills.Candidate)
 
 
 def roi_box(height: int, width: int, fraction: float) -> Rect:
@@ -228,10 +231,22 @@ def to_mnist(digit: np.ndarray, stroke: float = 0.0) -> np.ndarray:
 
 
 def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Prepared:
-    """Find the digit in the frame's region of interest (roi < 1) or in the whole picture (roi 1) and make it
-    look like an MNIST image."""
-    whole = cfg.roi >= 1.0  # the whole picture, any shape: its border is its own, not a cut through the scene
-    roi = (0, 0, frame.shape[1], frame.shape[0]) if whole else roi_box(frame.shape[0], frame.shape[1], cfg.roi)
+    """Find the digit in the frame's region of interest (roi < 1) or anywhere in the whole picture (roi 1: the
+    marks found at a finer scale, each read through the region path, runtime/stills.py) and make it look like
+    an MNIST image."""
+    if cfg.roi >= 1.0 and cfg.search:
+        from digitsum_edge.runtime.stills import prepare_still  # it reads regions through read_region
+
+        return prepare_still(frame, cfg)
+    return read_region(frame, cfg)
+
+
+def read_region(frame: np.ndarray, cfg: PreprocessConfig, region: Rect | None = None) -> Prepared:
+    """Steps 1-9 on one region: `region` (a square of the frame, read as the camera path reads its guide
+    square), else the central square of roi < 1, else (roi 1) the whole picture framed on the digit."""
+    whole = region is None and cfg.roi >= 1.0  # the whole picture: its border is its own, not a cut through the scene
+    roi = (0, 0, frame.shape[1], frame.shape[0]) if whole else region or roi_box(frame.shape[0], frame.shape[1],
+                                                                                     cfg.roi)
     x0, y0, rw, rh = roi
     n = cfg.work_size
     gray = _shrink(to_gray(frame[y0:y0 + rh, x0:x0 + rw]), n)  # (h, w) uint8, longer side n

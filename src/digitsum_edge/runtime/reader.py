@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from digitsum_edge.runtime import builtin, defaults
 from digitsum_edge.runtime.backend import Backend, open_model
 from digitsum_edge.runtime.defaults import MIN_CONFIDENCE
 from digitsum_edge.runtime.preprocess import Prepared, PreprocessConfig, Rect, prepare
+from digitsum_edge.runtime.stills import Candidate, choice_score
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -52,6 +53,8 @@ class Reading:
     uncertain: bool = False  # a digit was found but read with less than the reader's min_confidence
     prepare_ms: float = 0.0  # stage 1, frame -> 28x28
     infer_ms: float = 0.0  # stage 2, the model (in serve: with the wait for a batch)
+    candidates: list[dict] = field(default_factory=list)  # a still (roi 1): the groups of marks considered, each
+    # with its box, the square read around it, its geometry score, digit and confidence, and which was chosen
 
     def to_dict(self) -> dict:
         """The reading's fields of a `live` / `predict` JSON line (which adds frame, source and provider)."""
@@ -62,7 +65,7 @@ class Reading:
                 "rand": self.rand, "sum": self.sum, "sum_confidence": r(self.sum_confidence),
                 "ms": round(self.ms, 3), "prepare_ms": round(self.prepare_ms, 3),
                 "infer_ms": round(self.infer_ms, 3), "box": list(self.box) if self.found and self.box else None,
-                "reason": self.reason or None, "uncertain": self.uncertain}
+                "reason": self.reason or None, "uncertain": self.uncertain, "candidates": self.candidates}
 
 
 def json_line(frame: int, source: str, reading: Reading, provider: str) -> dict:
@@ -152,7 +155,8 @@ class DigitReader:
         """Stage 3: the Reading of a prepared frame from its (1, 10) and (1, 19) logits (None: no digit)."""
         prep, prepare_ms = framed.prep, framed.prepare_ms
         reading = Reading(prep.mnist is not None, rand, prepare_ms + infer_ms, prep.roi, prep.box, prep.mnist,
-                          reason=prep.reason, prepare_ms=prepare_ms, infer_ms=infer_ms)
+                          reason=prep.reason, prepare_ms=prepare_ms, infer_ms=infer_ms,
+                          candidates=[c.to_dict() for c in prep.candidates])
         if prep.mnist is None:
             return reading
         assert logits is not None, "a frame with a digit is read with its logits"
@@ -165,8 +169,29 @@ class DigitReader:
         if framed.prep.mnist is None:
             return self.reading(framed, rand)
         started = time.perf_counter()
-        logits = self.infer(framed.prep.mnist[None], rand)
+        found = [c for c in framed.prep.candidates if c.prep.mnist is not None]
+        if len(found) > 1:  # a still with several digit-like marks: the model's confidence weighs in
+            framed, logits = self._choose(framed, found, rand)
+        else:
+            assert framed.prep.mnist is not None  # a found digit always has its 28x28 image
+            logits = self.infer(framed.prep.mnist[None], rand)
+            for c in found:
+                c.digit, c.confidence = int(logits[0][0].argmax()), float(softmax(logits[0][0]).max())
         return self.reading(framed, rand, logits, (time.perf_counter() - started) * 1e3)
+
+    def _choose(self, framed: PreparedFrame, found: list[Candidate],
+                rand: int) -> tuple[PreparedFrame, tuple[np.ndarray, np.ndarray]]:
+        """Read every candidate's 28x28 in one batch and take the one whose geometry score times the model's
+        digit confidence is highest (runtime/stills.py)."""
+        digit_logits, sum_logits = self.infer(np.stack([c.prep.mnist for c in found if c.prep.mnist is not None]),
+                                              rand)
+        probs = softmax(digit_logits)
+        for c, p in zip(found, probs, strict=True):
+            c.digit, c.confidence, c.chosen = int(p.argmax()), float(p.max()), False
+        best = max(range(len(found)), key=lambda i: choice_score(found[i]))
+        found[best].chosen = True
+        prep = replace(framed.prep, mnist=found[best].prep.mnist, box=found[best].prep.box)
+        return replace(framed, prep=prep), (digit_logits[best:best + 1], sum_logits[best:best + 1])
 
     def predict(self, images: np.ndarray, rand: int | np.ndarray) -> Prediction:
         """A batch of MNIST-like images, uint8 (N, 28, 28) white on black, with one rand or one per image."""

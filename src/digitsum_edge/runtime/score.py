@@ -200,6 +200,13 @@ def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, heig
         if rect is not None and tuple(rect) != (0, 0, w, h):  # the whole picture needs no outline
             x, y, rw, rh = (round(v * scale) for v in rect)
             cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), colour, 1, cv2.LINE_AA)
+    for c in reading.candidates:  # a still's other digit-like marks (runtime/stills.py), with digit and score
+        if not c["chosen"]:
+            x, y, rw, rh = (round(v * scale) for v in c["box"])
+            cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), overlay.GREY, 1, cv2.LINE_AA)
+            said = c["reason"] if c["digit"] is None else f"{c['digit']} {100 * (c['confidence'] or 0):.0f}%"
+            cv2.putText(photo, f"{said} score {c['score']:.2f}", (x, max(y - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        overlay.GREY, 1, cv2.LINE_AA)
     seen = reading.mnist if reading.mnist is not None else np.zeros((28, 28), np.uint8)
     model = cv2.cvtColor(cv2.resize(seen, (height, height), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
     pictures = np.hstack([photo, np.full((height, 4, 3), 255, np.uint8), model])

@@ -127,7 +127,7 @@ def npm_ci(folder: Path) -> Path:
 
 def settings(info: onnx_contract.ModelInfo, model_name: str, model_sha256: str) -> dict:
     """digitsum.json: the model's contract from its metadata, the reading defaults, the preprocessing's settings."""
-    from digitsum_edge.runtime import defaults, preprocess
+    from digitsum_edge.runtime import defaults, preprocess, stills
 
     constants = {name: getattr(preprocess, name) for name in ("MNIST_SIZE", "BOX", "CENTRE", "STROKE", "FINE")}
     return {
@@ -138,7 +138,8 @@ def settings(info: onnx_contract.ModelInfo, model_name: str, model_sha256: str) 
                   "input_size": info.input_size, "num_digits": info.num_digits, "num_rand": info.num_rand,
                   "num_sums": info.num_sums, "precision": info.precision, "test_metrics": info.test_metrics},
         "reading": defaults.as_json(),
-        "preprocess": {"config": dataclasses.asdict(preprocess.PreprocessConfig()), "constants": constants},
+        "preprocess": {"config": dataclasses.asdict(preprocess.PreprocessConfig()), "constants": constants,
+                       "stills": stills.constants()},
     }
 
 

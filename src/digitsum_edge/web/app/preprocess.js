@@ -3,8 +3,9 @@
 // does what OpenCV does in plain JavaScript (OpenCV.js's API, so OpenCV.js itself would also do), so the browser's
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
-// Ported from runtime/preprocess.py sha256:311983b33f651679 and runtime/marks.py sha256:7660514c70b904ac (first 16 hex
-// digits; tests/test_web_parity.py fails when either file changes, until the change is ported and these updated).
+// Ported from runtime/preprocess.py sha256:db6c3e744d228462, runtime/marks.py sha256:7660514c70b904ac and (stills.js)
+// runtime/stills.py sha256:a27392b73ce1c3f6 (first 16 hex digits; tests/test_web.py fails when one of these files
+// changes, until the change is ported and these updated).
 "use strict";
 
 // Python's round(): halves to the even neighbour (Math.round sends them up).
@@ -96,15 +97,24 @@ class Preprocessor {
     this.cv = cv;
     this.cfg = settings.config;  // PreprocessConfig's fields
     this.k = settings.constants;  // MNIST_SIZE, BOX, CENTRE, STROKE, FINE
+    this.stills = settings.stills;  // runtime/stills.py's constants (stills.js)
   }
 
-  // rgba: {data, width, height} (an ImageData) -> {mnist: Uint8Array(784) | null, roi, box, reason}
+  // rgba: {data, width, height} (an ImageData) -> {mnist: Uint8Array(784) | null, roi, box, reason, candidates}; a
+  // still (roi 1) is searched for its digit's marks first (stills.js)
   prepare(rgba) {
+    if (this.cfg.roi >= 1.0 && this.cfg.search) return DigitsumStills.prepareStill(this, rgba);
+    return {...this.readRegion(rgba, null), candidates: []};
+  }
+
+  // steps 1-9 on one region: `given` ([x, y, w, h], read as the camera path reads its guide square), else the
+  // central square of roi < 1, else (roi 1) the whole picture framed on the digit (read_region's `region`)
+  readRegion(rgba, given) {
     const cv = this.cv, cfg = this.cfg, M = DigitsumMarks;
     const s = new Mats(cv);
     try {
-      const whole = cfg.roi >= 1.0;  // the whole picture, any shape: its border is its own
-      const roi = whole ? [0, 0, rgba.width, rgba.height] : roiBox(rgba.height, rgba.width, cfg.roi);
+      const whole = given === null && cfg.roi >= 1.0;  // the whole picture, any shape: its border is its own
+      const roi = whole ? [0, 0, rgba.width, rgba.height] : given || roiBox(rgba.height, rgba.width, cfg.roi);
       const [x0, y0, rw, rh] = roi;
       const n = cfg.work_size;
       // 1. Region, grey, shrink to n on the longer side
@@ -474,4 +484,4 @@ class Preprocessor {
   }
 }
 
-self.DigitsumPreprocess = {Preprocessor, roiBox, pyRound};
+self.DigitsumPreprocess = {Preprocessor, Mats, roiBox, pyRound, rectOf, noise, borderIsDark, borderMax};

@@ -37,7 +37,8 @@ class DigitReader {
     this.minConfidence = settings.reading.min_confidence;
     this.preprocessConfig = {...settings.preprocess.config, roi: settings.reading.roi, ink: settings.reading.ink};
     this.preprocessor = new DigitsumPreprocess.Preprocessor(cv, {config: this.preprocessConfig,
-                                                                 constants: settings.preprocess.constants});
+                                                                 constants: settings.preprocess.constants,
+                                                                 stills: settings.preprocess.stills});
   }
 
   setRoi(roi) {  // e.g. 1.0 for a still photo framed on the digit (predict's default)
@@ -81,18 +82,38 @@ class DigitReader {
     const prepared = this.prepare(imageData);
     const reading = {found: prepared.mnist !== null, digit: null, digit_confidence: null, rand, sum: null,
                      sum_confidence: null, box: prepared.box, roi: prepared.roi, reason: prepared.reason || null,
-                     uncertain: false, prepare_ms: prepared.prepare_ms, infer_ms: 0, mnist: prepared.mnist};
+                     uncertain: false, prepare_ms: prepared.prepare_ms, infer_ms: 0, mnist: prepared.mnist,
+                     candidates: []};
     if (reading.found) {
       const started = performance.now();
-      const logits = await this.infer(prepared.mnist, [rand]);
+      // a still with several digit-like marks (stills.js): all read in one batch, the model's confidence weighs in
+      const found = prepared.candidates.filter((c) => c.prep.mnist !== null);
+      const batch = found.length > 1 ? found.map((c) => c.prep.mnist) : [prepared.mnist];
+      const pixels = new Uint8Array(784 * batch.length);
+      batch.forEach((m, i) => pixels.set(m, 784 * i));
+      const logits = await this.infer(pixels, batch.map(() => rand));
       reading.infer_ms = performance.now() - started;
-      const digitProbs = softmax(logits.digit[0]), sumProbs = softmax(logits.sum[0]);
+      let row = 0;
+      found.forEach((c, i) => {
+        const probs = softmax(logits.digit[found.length > 1 ? i : 0]);
+        c.digit = argmax(probs);
+        c.confidence = probs[c.digit];
+      });
+      if (found.length > 1) {  // geometry score times digit confidence, the first of the highest
+        found.forEach((c) => { c.chosen = false; });
+        found.forEach((c, i) => { if (c.score * c.confidence > found[row].score * found[row].confidence) row = i; });
+        found[row].chosen = true;
+        reading.mnist = found[row].prep.mnist;
+        reading.box = found[row].prep.box;
+      }
+      const digitProbs = softmax(logits.digit[row]), sumProbs = softmax(logits.sum[row]);
       reading.digit = argmax(digitProbs);
       reading.digit_confidence = digitProbs[reading.digit];
       reading.sum = argmax(sumProbs);
       reading.sum_confidence = sumProbs[reading.sum];
       reading.uncertain = reading.digit_confidence < this.minConfidence;
     }
+    reading.candidates = (prepared.candidates || []).map(DigitsumStills.candidateDict);
     reading.ms = reading.prepare_ms + reading.infer_ms;
     return reading;
   }

@@ -1,0 +1,151 @@
+"""A still picture read whole (roi 1, runtime/stills.py): the one digit anywhere in it, at a tenth of its shorter
+side too, on shadowed and ruled paper, beside a smudge; no digit on a blank textured sheet. Pictures made here."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from digitsum_edge import mnist
+from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare
+
+STILL = PreprocessConfig(roi=1.0)
+
+
+@pytest.fixture(scope="module")
+def digits() -> mnist.Split:
+    return mnist.load("test")
+
+
+def paper(h: int = 480, w: int = 640, level: float = 215, seed: int = 0) -> np.ndarray:
+    """(h, w) float32 paper with a little grain."""
+    return np.random.default_rng(seed).normal(level, 2.5, (h, w)).astype(np.float32)
+
+
+def draw(sheet: np.ndarray, digit: np.ndarray, x: int, y: int, side: int, darkness: float = 0.8) -> tuple:
+    """Ink an MNIST image onto the sheet, its 20x20 box `side` pixels at (x, y); returns that box."""
+    n = round(side * 28 / 20)
+    coverage = cv2.resize(digit.astype(np.float32) / 255, (n, n), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    x0, y0 = x - (n - side) // 2, y - (n - side) // 2
+    sheet[y0:y0 + n, x0:x0 + n] *= 1 - darkness * coverage
+    return x, y, side, side
+
+
+def picture(sheet: np.ndarray) -> np.ndarray:
+    return np.clip(sheet, 0, 255).astype(np.uint8)[..., None].repeat(3, axis=2)
+
+
+def likeness(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+def assert_read(prep, digit: np.ndarray, box: tuple) -> None:
+    """The digit drawn at `box` was found there, whole, and looks like its MNIST image."""
+    assert prep.mnist is not None, prep.reason
+    bx, by, bw, bh = prep.box
+    x, y, side, _ = box
+    assert x - 0.25 * side <= bx and bx + bw <= x + 1.25 * side and y - 0.25 * side <= by and by + bh <= y + 1.25 * side
+    assert max(bw, bh) >= 0.6 * side  # the whole digit, not a piece
+    assert likeness(prep.mnist, digit) > 0.6
+
+
+@pytest.mark.parametrize("where", [(470, 340), (90, 60), (300, 210)])
+def test_a_digit_a_tenth_of_the_picture_is_found_anywhere(digits: mnist.Split, where: tuple) -> None:
+    """A 640x480 photo of a page with a digit 48 pixels high (a tenth of 480) in a corner or the middle: at 128
+    pixels it was 10 pixels high, "too small"."""
+    for i in range(3):
+        sheet = paper(seed=i)
+        box = draw(sheet, digits.images[i], *where, 48)
+        assert_read(prepare(picture(sheet), STILL), digits.images[i], box)
+
+
+def test_a_digit_on_a_sheet_in_a_shadow_gradient(digits: mnist.Split) -> None:
+    """Light falling from 235 to 80 across the sheet and a shadow's hard edge; the digit, an eighth of the picture high,
+    in the dim part."""
+    for i in range(3):
+        sheet = paper(seed=i) / 215 * np.linspace(235, 80, 640, dtype=np.float32)[None, :]
+        sheet[:, 520:] *= 0.55
+        box = draw(sheet, digits.images[10 + i], 400, 180, 64)
+        assert_read(prepare(picture(sheet), STILL), digits.images[10 + i], box)
+
+
+def test_a_digit_on_ruled_paper(digits: mnist.Split) -> None:
+    """Blue-grey rules every 22 pixels across a whole page, and a margin line: the digit (an eighth of the picture
+    high, about three rules), not the rules."""
+    for i in range(3):
+        sheet = paper(seed=i)
+        for y in range(15, 480, 22):
+            cv2.line(sheet, (0, y), (639, y + 6), 150, 2, cv2.LINE_AA)
+        cv2.line(sheet, (80, 0), (80, 479), 140, 2)
+        box = draw(sheet, digits.images[20 + i], 400 - 90 * i, 150 + 60 * i, 60)
+        assert_read(prepare(picture(sheet), STILL), digits.images[20 + i], box)
+
+
+def test_a_blank_textured_sheet_is_no_digit() -> None:
+    """Recycled paper: blotchy tint, fibres, a soft shadow over a corner; no digit on any of them."""
+    for i in range(8):
+        rng = np.random.default_rng(100 + i)
+        blotches = cv2.resize(rng.normal(0, 1, (6, 8)).astype(np.float32), (640, 480), interpolation=cv2.INTER_CUBIC)
+        sheet = paper(seed=i) + 12 * blotches
+        for _ in range(60):  # short grey fibres
+            x, y = rng.integers(0, 640), rng.integers(0, 480)
+            angle = rng.uniform(0, np.pi)
+            length = rng.uniform(4, 14)
+            cv2.line(sheet, (int(x), int(y)), (int(x + length * np.cos(angle)), int(y + length * np.sin(angle))),
+                     float(rng.uniform(150, 190)), 1, cv2.LINE_AA)
+        yy, xx = np.mgrid[0:480, 0:640]
+        corner = (xx + yy * rng.uniform(0.5, 2)) < rng.uniform(150, 400)
+        sheet *= np.where(corner, np.float32(rng.uniform(0.4, 0.6)), np.float32(1))
+        prep = prepare(picture(cv2.GaussianBlur(sheet, (0, 0), 1.0)), STILL)
+        assert prep.mnist is None, (i, prep.box, prep.candidates)
+
+
+def test_a_digit_beside_a_smudge_is_taken_and_the_smudge_is_a_candidate(digits: mnist.Split) -> None:
+    """A grey thumb smudge beside the digit: the reading takes the digit, and lists the smudge as a candidate."""
+    for i in range(3):
+        sheet = paper(seed=i)
+        smudge = np.zeros((480, 640), np.float32)
+        cv2.ellipse(smudge, (470, 250), (45, 30), 30, 0, 360, 1.0, cv2.FILLED)
+        sheet *= 1 - 0.3 * cv2.GaussianBlur(smudge, (0, 0), 6)
+        box = draw(sheet, digits.images[30 + i], 160, 190, 100)
+        prep = prepare(picture(sheet), STILL)
+        assert_read(prep, digits.images[30 + i], box)
+        assert len(prep.candidates) >= 2 and any(c.box[0] > 380 for c in prep.candidates)
+        chosen = [c for c in prep.candidates if c.chosen]
+        assert len(chosen) == 1 and chosen[0].box[0] < 300
+
+
+def test_the_report_picture_shows_the_other_candidates() -> None:
+    """The overlay draws each candidate not taken as a grey box, beside the taken digit's box."""
+    from digitsum_edge.runtime import overlay
+    from digitsum_edge.runtime.reader import Reading
+
+    frame = np.full((480, 640, 3), 255, np.uint8)
+    other = {"box": [400, 150, 60, 60], "region": [330, 80, 200, 200], "score": 0.2, "digit": 0,
+             "confidence": 0.4, "reason": None, "chosen": False}
+    taken = {**other, "box": [100, 150, 50, 80], "digit": 3, "chosen": True}
+    reading = Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3, digit_confidence=0.9,
+                      sum=6, sum_confidence=0.9, candidates=[other, taken])
+    drawn = overlay.draw(frame, reading)
+    assert (drawn[150:211, 400].mean(axis=1) < 215).sum() >= 50  # the grey box's left side, on white
+    assert reading.to_dict()["candidates"] == [other, taken]
+    plain = overlay.draw(frame, Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3,
+                                        digit_confidence=0.9, sum=6, sum_confidence=0.9))
+    assert (plain[150:211, 400] == 255).all()
+
+
+def test_the_misread_picture_outlines_the_other_candidates() -> None:
+    """`predict --report`'s misread picture outlines each candidate not taken."""
+    from digitsum_edge.runtime.reader import Reading
+    from digitsum_edge.runtime.score import misread_picture
+
+    frame = np.full((280, 280, 3), 255, np.uint8)
+    other = {"box": [200, 100, 40, 40], "region": [150, 50, 130, 130], "score": 0.2, "digit": 0,
+             "confidence": 0.4, "reason": None, "chosen": False}
+    reading = Reading(True, 3, roi=(0, 0, 280, 280), box=(40, 100, 40, 60), digit=3, digit_confidence=0.9,
+                      candidates=[other])
+    drawn = misread_picture(frame, reading, 7)[28:]  # below the caption strip
+    assert (drawn[105:136, 200].mean(axis=1) < 215).sum() >= 25
+    reading.candidates = []
+    assert (misread_picture(frame, reading, 7)[28:][105:136, 200] == 255).all()
