@@ -1,0 +1,245 @@
+/* ---- Kernels: TFLite's int8 arithmetic (int32 accumulation, per-channel fixed-point requantisation, zero points,
+ * clamping) in C99. On a core with the Arm DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33, M55) the
+ * convolutions multiply two int16 pairs per instruction through ACLE intrinsics (SMLAD, SXTB16); elsewhere the
+ * same sums run in plain C. Integer sums do not depend on their order, so both paths give the same bits.
+ * Assumes a little-endian target and arithmetic right shifts of negative integers (every Arm and x86 compiler). */
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "digitsum_model.c packs int8 and int16 pairs for a little-endian target"
+#endif
+#if defined(__GNUC__)
+#define DS_ALIGN4 __attribute__((aligned(4)))
+#define DS_INLINE static inline __attribute__((always_inline))
+#else
+#define DS_ALIGN4
+#define DS_INLINE static inline
+#endif
+#ifndef DIGITSUM_LAYER_HOOK
+#define DIGITSUM_LAYER_HOOK(name) ((void)0) /* firmware may define it to time each step (see docs/mcu.md) */
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+DS_INLINE uint32_t ds_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
+DS_INLINE uint32_t ds_sxtb16_ror8(uint32_t x) { return (uint32_t)__sxtb16((int32_t)((x >> 8) | (x << 24))); }
+DS_INLINE int32_t ds_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int32_t)a, (int32_t)b, acc); }
+#else
+/* bytes 0 and 2 (1 and 3 for _ror8) sign-extended into two int16 halves; smlad: acc + lo*lo + hi*hi */
+DS_INLINE uint32_t ds_sxtb16(uint32_t x) {
+    return (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFFu) | (uint32_t)(uint16_t)(int16_t)(int8_t)(x >> 16 & 0xFFu) << 16;
+}
+DS_INLINE uint32_t ds_sxtb16_ror8(uint32_t x) { return ds_sxtb16(x >> 8 | x << 24); }
+DS_INLINE int32_t ds_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    return acc + (int32_t)(int16_t)(a & 0xFFFFu) * (int16_t)(b & 0xFFFFu) + (int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16);
+}
+#endif
+
+DS_INLINE uint32_t ds_load32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+/* SaturatingRoundingDoublingHighMul: (a * b * 2) >> 32, to nearest; no 64-bit division */
+DS_INLINE int32_t ds_srdhm(int32_t a, int32_t b) {
+    int64_t t;
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    t = (int64_t)a * b;
+    t += t >= 0 ? (int64_t)(1 << 30) : (int64_t)(1 - (1 << 30));
+    return (int32_t)((t + (t < 0 ? (int64_t)0x7FFFFFFF : 0)) >> 31); /* divide by 2^31 rounding to zero */
+}
+
+/* RoundingDivideByPOT: x / 2^e to nearest, ties away from zero */
+DS_INLINE int32_t ds_rdbpot(int32_t x, int e) {
+    const int32_t mask = (int32_t)((1u << e) - 1u);
+    const int32_t remainder = x & mask, threshold = (mask >> 1) + (x < 0);
+    return (x >> e) + (remainder > threshold);
+}
+
+/* MultiplyByQuantizedMultiplier: x * m * 2^s / 2^31 (m a Q0.31 significand) */
+DS_INLINE int32_t ds_mbqm(int32_t x, int32_t m, int32_t s) {
+    return s > 0 ? ds_srdhm((int32_t)((uint32_t)x << s), m) : ds_rdbpot(ds_srdhm(x, m), -s);
+}
+
+DS_INLINE int8_t ds_clamp(int32_t v, int32_t lo, int32_t hi) { return (int8_t)(v < lo ? lo : v > hi ? hi : v); }
+
+typedef struct {
+    int16_t h, w, cin, oh, ow, cout, kh, kw, sh, sw, pad_top, pad_left, k, kp;
+    int32_t in_off, out_off, act_min, act_max;
+    const int8_t *weights; /* [cout][kp]: each group of 4 stored as w0 w2 w1 w3, for SXTB16 */
+    const int32_t *bias, *mult, *shift;
+} ds_conv_t;
+
+/* One output pixel's receptive field, (input + input offset) as int16, zero where the padding is */
+static void ds_im2col(const int8_t *in, const ds_conv_t *L, int pixel, int16_t *col) {
+    const int oy = pixel / L->ow, ox = pixel % L->ow;
+    int ky, kx, c, n = 0;
+    for (ky = 0; ky < L->kh; ky++) {
+        const int iy = oy * L->sh - L->pad_top + ky;
+        for (kx = 0; kx < L->kw; kx++) {
+            const int ix = ox * L->sw - L->pad_left + kx;
+            if (iy < 0 || iy >= L->h || ix < 0 || ix >= L->w) {
+                for (c = 0; c < L->cin; c++) col[n++] = 0;
+            } else {
+                const int8_t *p = in + (iy * L->w + ix) * L->cin;
+                for (c = 0; c < L->cin; c++) col[n++] = (int16_t)(p[c] + L->in_off);
+            }
+        }
+    }
+    while (n < L->kp) col[n++] = 0;
+}
+
+DS_INLINE int8_t ds_requant(int32_t acc, const ds_conv_t *L, int co) {
+    return ds_clamp(ds_mbqm(acc, L->mult[co], L->shift[co]) + L->out_off, L->act_min, L->act_max);
+}
+
+/* Convolution, NHWC int8: two output pixels by two output channels at a time (each weight and input pair
+ * loaded once for two multiply-accumulates); requantised once per output */
+static void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *col) {
+    const int npix = L->oh * L->ow, kp = L->kp, cout = L->cout;
+    int p, co, i;
+    for (p = 0; p < npix; p += 2) {
+        const int two = p + 1 < npix;
+        int16_t *ca = col, *cb = two ? col + kp : col;
+        int8_t *oa = out + p * cout, *ob = oa + cout;
+        ds_im2col(in, L, p, ca);
+        if (two) ds_im2col(in, L, p + 1, cb);
+        for (co = 0; co + 2 <= cout; co += 2) {
+            const int8_t *w0 = L->weights + co * kp, *w1 = w0 + kp;
+            int32_t a00 = L->bias[co], a01 = a00, a10 = L->bias[co + 1], a11 = a10;
+            for (i = 0; i < kp; i += 4) {
+                const uint32_t xa0 = ds_load32(ca + i), xa1 = ds_load32(ca + i + 2);
+                const uint32_t xb0 = ds_load32(cb + i), xb1 = ds_load32(cb + i + 2);
+                uint32_t u = ds_load32(w0 + i), lo = ds_sxtb16(u), hi = ds_sxtb16_ror8(u);
+                a00 = ds_smlad(lo, xa0, a00); a00 = ds_smlad(hi, xa1, a00);
+                a01 = ds_smlad(lo, xb0, a01); a01 = ds_smlad(hi, xb1, a01);
+                u = ds_load32(w1 + i); lo = ds_sxtb16(u); hi = ds_sxtb16_ror8(u);
+                a10 = ds_smlad(lo, xa0, a10); a10 = ds_smlad(hi, xa1, a10);
+                a11 = ds_smlad(lo, xb0, a11); a11 = ds_smlad(hi, xb1, a11);
+            }
+            oa[co] = ds_requant(a00, L, co);
+            oa[co + 1] = ds_requant(a10, L, co + 1);
+            if (two) { ob[co] = ds_requant(a01, L, co); ob[co + 1] = ds_requant(a11, L, co + 1); }
+        }
+        for (; co < cout; co++) { /* an odd last channel */
+            const int8_t *w0 = L->weights + co * kp;
+            int32_t a0 = L->bias[co], a1 = a0;
+            for (i = 0; i < kp; i += 4) {
+                const uint32_t u = ds_load32(w0 + i), lo = ds_sxtb16(u), hi = ds_sxtb16_ror8(u);
+                a0 = ds_smlad(hi, ds_load32(ca + i + 2), ds_smlad(lo, ds_load32(ca + i), a0));
+                a1 = ds_smlad(hi, ds_load32(cb + i + 2), ds_smlad(lo, ds_load32(cb + i), a1));
+            }
+            oa[co] = ds_requant(a0, L, co);
+            if (two) ob[co] = ds_requant(a1, L, co);
+        }
+    }
+}
+
+typedef struct { int16_t h, w, c, oh, ow, fh, fw, sh, sw, pad_top, pad_left; int32_t act_min, act_max; } ds_pool_t;
+
+static void ds_maxpool(const int8_t *in, int8_t *out, const ds_pool_t *L) {
+    int oy, ox, fy, fx, c;
+    for (oy = 0; oy < L->oh; oy++) {
+        for (ox = 0; ox < L->ow; ox++) {
+            int8_t *o = out + (oy * L->ow + ox) * L->c;
+            const int y0 = oy * L->sh - L->pad_top, x0 = ox * L->sw - L->pad_left;
+            for (c = 0; c < L->c; c++) o[c] = -128;
+            for (fy = y0 < 0 ? -y0 : 0; fy < L->fh && y0 + fy < L->h; fy++) {
+                for (fx = x0 < 0 ? -x0 : 0; fx < L->fw && x0 + fx < L->w; fx++) {
+                    const int8_t *p = in + ((y0 + fy) * L->w + x0 + fx) * L->c;
+                    for (c = 0; c < L->c; c++) if (p[c] > o[c]) o[c] = p[c];
+                }
+            }
+            for (c = 0; c < L->c; c++) o[c] = ds_clamp(o[c], L->act_min, L->act_max);
+        }
+    }
+}
+
+/* activation op per-channel constant: 0 MUL (x+off)*factor[c]; 1 ADD, 2 SUB: TFLite's int8 add with a left
+ * shift of 20, factor[c] the constant's rescaled side (worked out at export) */
+typedef struct {
+    int32_t n, c, op, in_off, out_off, act_min, act_max, m_in, s_in, m_out, s_out;
+    const int32_t *factor;
+} ds_chan_t;
+
+static void ds_channel(const int8_t *in, int8_t *out, const ds_chan_t *L) {
+    int p, c;
+    for (p = 0; p < L->n; p++, in += L->c, out += L->c) {
+        for (c = 0; c < L->c; c++) {
+            const int32_t x = in[c] + L->in_off;
+            int32_t v;
+            if (L->op == 0) {
+                v = ds_mbqm(x * L->factor[c], L->m_out, L->s_out);
+            } else {
+                const int32_t a = ds_mbqm(x * (1 << 20), L->m_in, L->s_in);
+                v = ds_mbqm(L->op == 1 ? a + L->factor[c] : a - L->factor[c], L->m_out, L->s_out);
+            }
+            out[c] = ds_clamp(v + L->out_off, L->act_min, L->act_max);
+        }
+    }
+}
+
+/* maximum over the pixels of each channel: (n, c) -> (c) */
+static void ds_global_max(const int8_t *in, int8_t *out, int n, int c) {
+    int p, k;
+    for (k = 0; k < c; k++) out[k] = -128;
+    for (p = 0; p < n; p++, in += c)
+        for (k = 0; k < c; k++) if (in[k] > out[k]) out[k] = in[k];
+}
+
+typedef struct {
+    int16_t n_in, n_out;
+    int32_t in_off, out_off, act_min, act_max;
+    const int8_t *weights; /* [n_out][n_in] */
+    const int32_t *bias, *mult, *shift;
+} ds_fc_t;
+
+static void ds_fc(const int8_t *in, int8_t *out, const ds_fc_t *L) {
+    int o, i;
+    for (o = 0; o < L->n_out; o++) {
+        const int8_t *w = L->weights + o * L->n_in;
+        int32_t acc = L->bias[o];
+        for (i = 0; i < L->n_in; i++) acc += (in[i] + L->in_off) * w[i];
+        out[o] = ds_clamp(ds_mbqm(acc, L->mult[o], L->shift[o]) + L->out_off, L->act_min, L->act_max);
+    }
+}
+
+DS_INLINE int32_t ds_shift_left_saturating(int32_t x, int e) {
+    const int32_t threshold = (int32_t)((1u << (31 - e)) - 1u);
+    return x > threshold ? INT32_MAX : x < -threshold ? INT32_MIN : (int32_t)((uint32_t)x << e);
+}
+
+/* 1 / (1 + a) for a in [0, 1), Q0.31: Newton-Raphson in Q2.29 from 48/17 - 32/17 * d (gemmlowp's method) */
+static int32_t ds_one_over_one_plus_x(int32_t a) {
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = 1515870810 /* 48/17 */ + ds_srdhm(half_denominator, -1010580540 /* -32/17 */);
+    int i;
+    for (i = 0; i < 3; i++) {
+        const int32_t one_minus = (1 << 29) - ds_srdhm(half_denominator, x);
+        x += ds_shift_left_saturating(ds_srdhm(x, one_minus), 2);
+    }
+    return ds_shift_left_saturating(x, 1);
+}
+
+/* int8 softmax to scale 1/256, zero point -128: exp of (x - max) from a table made at export (Q0.31), the sum
+ * in Q12.19, its reciprocal in fixed point, as TFLite's reference softmax */
+static void ds_softmax(const int8_t *in, int8_t *out, int n, const int32_t *exp_table) {
+    int32_t max = -128, sum = 0, scale, shifted;
+    int c, headroom = 0, exponent;
+    for (c = 0; c < n; c++) if (in[c] > max) max = in[c];
+    for (c = 0; c < n; c++) sum += ds_rdbpot(exp_table[max - in[c]], 12);
+    while (headroom < 32 && !((uint32_t)sum & (0x80000000u >> headroom))) headroom++;
+    shifted = (int32_t)(((uint32_t)sum << headroom) - 0x80000000u);
+    scale = ds_one_over_one_plus_x(shifted);
+    exponent = (12 - headroom) + 31 - 8;
+    for (c = 0; c < n; c++)
+        out[c] = ds_clamp(ds_rdbpot(ds_srdhm(scale, exp_table[max - in[c]]), exponent) - 128, -128, 127);
+}
+
+typedef struct { int16_t d, r; int32_t a_off, b_off, m, s, out_off, act_min, act_max; } ds_outer_t;
+
+/* (d) x (r) -> (d, r): every product requantised, TFLite's int8 MUL with broadcasting */
+static void ds_outer(const int8_t *a, const int8_t *b, int8_t *out, const ds_outer_t *L) {
+    int i, j;
+    for (i = 0; i < L->d; i++)
+        for (j = 0; j < L->r; j++)
+            *out++ = ds_clamp(ds_mbqm((a[i] + L->a_off) * (b[j] + L->b_off), L->m, L->s) + L->out_off,
+                              L->act_min, L->act_max);
+}
