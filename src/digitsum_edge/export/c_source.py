@@ -17,14 +17,15 @@ def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 16) -> str
     return f"static const {ctype} {name}[{len(flat)}] DS_ALIGN4 = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
 
-def _packed(weights: np.ndarray) -> tuple[np.ndarray, int]:
-    """[cout, k] int8 -> [cout, kp] with kp a multiple of 4 (zero weights added), each group of four stored as
-    w0 w2 w1 w3: SXTB16 of the word gives the pair (w0, w1), SXTB16 of it rotated by 8 the pair (w2, w3)."""
+def _packed(weights: np.ndarray, grouped: bool) -> tuple[np.ndarray, int]:
+    """[cout, k] int8 -> [cout, kp] with kp a multiple of 4 (zero weights added). SXTB16 of a word of four
+    weights gives the pair (w0, w2), rotated by 8 (w1, w3): a grouped im2col stores its inputs in that order;
+    otherwise the inputs stay in order and each four weights are stored w0 w2 w1 w3."""
     cout, k = weights.shape
     kp = -(-k // 4) * 4
     padded = np.zeros((cout, kp), np.int8)
     padded[:, :k] = weights
-    return padded.reshape(cout, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(cout, kp), kp
+    return padded if grouped else padded.reshape(cout, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(cout, kp), kp
 
 
 class _Emitter:
@@ -42,15 +43,16 @@ class _Emitter:
         p, name = s.p, f"ds_s{i}"
         src, dst = self.ref(s.src) if s.kind != "onehot" else "rand", self.ref(s.dst)
         if s.kind == "conv":
-            weights, kp = _packed(p["weights"])
+            grouped = p["cin"] % 4 == 0
+            weights, kp = _packed(p["weights"], grouped)
             self.col = max(self.col, kp)
             self.consts += [_array("int8_t", f"{name}_w", weights), _array("int32_t", f"{name}_b", p["bias"]),
                             _array("int32_t", f"{name}_m", p["mult"], 8), _array("int32_t", f"{name}_s", p["shift"])]
             fields = ", ".join(str(p[k]) for k in ("h", "w", "cin", "oh", "ow", "cout", "kh", "kw", "sh", "sw",
                                                    "pad_top", "pad_left"))
             self.consts.append(f"static const ds_conv_t {name} = {{{fields}, {p['weights'].shape[1]}, {kp}, "
-                               f"{p['in_off']}, {p['out_off']}, {p['act_min']}, {p['act_max']}, {name}_w, {name}_b, "
-                               f"{name}_m, {name}_s}};\n")
+                               f"{int(grouped)}, {p['in_off']}, {p['out_off']}, {p['act_min']}, {p['act_max']}, "
+                               f"{name}_w, {name}_b, {name}_m, {name}_s}};\n")
             self.calls.append(f"ds_conv({src}, {dst}, &{name}, ds_col.h);")
         elif s.kind == "maxpool":
             fields = ", ".join(str(p[k]) for k in ("h", "w", "c", "oh", "ow", "fh", "fw", "sh", "sw", "pad_top",
@@ -63,6 +65,9 @@ class _Emitter:
                                                    "s_in", "m_out", "s_out"))
             self.consts.append(f"static const ds_chan_t {name} = {{{fields}, {name}_f}};\n")
             self.calls.append(f"ds_channel({src}, {dst}, &{name});")
+        elif s.kind == "table":
+            self.consts.append(_array("int8_t", f"{name}_t", p["table"]))
+            self.calls.append(f"ds_channel_table({src}, {dst}, {p['n']}, {p['c']}, {name}_t);")
         elif s.kind == "globalmax":
             self.calls.append(f"ds_global_max({src}, {dst}, {p['n']}, {p['c']});")
         elif s.kind == "fc":
@@ -100,7 +105,7 @@ def _plan_storage(g: Graph) -> tuple[dict[int, str], list[int]]:
     for i, s in enumerate(g.steps):
         if s.dst in where:
             continue
-        if s.kind == "channel" and last_read.get(s.src) == i and s.src not in (g.image, g.digit, g.sum):
+        if s.kind in ("channel", "table") and last_read.get(s.src) == i and s.src not in (g.image, g.digit, g.sum):
             where[s.dst] = where[s.src]  # in place
             arenas[int(where[s.src].split("_")[-1])].append(s.dst)
             continue
@@ -118,6 +123,9 @@ def _plan_storage(g: Graph) -> tuple[dict[int, str], list[int]]:
 
 def render(graph: Graph, info: onnx_contract.ModelInfo, header_name: str, core_note: str) -> tuple[str, str]:
     """(NAME.c, NAME.h) for the graph; header_name is what NAME.c includes."""
+    from digitsum_edge.export.c_fold import fold_tables
+
+    graph.steps = fold_tables(graph.steps)
     e = _Emitter(graph)
     for i, step in enumerate(graph.steps):
         e.step(i, step)

@@ -21,8 +21,13 @@
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 DS_INLINE uint32_t ds_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
-DS_INLINE uint32_t ds_sxtb16_ror8(uint32_t x) { return (uint32_t)__sxtb16((int32_t)((x >> 8) | (x << 24))); }
+DS_INLINE uint32_t ds_sxtb16_ror8(uint32_t x) { /* SXTB16 with its rotation: one instruction */
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
 DS_INLINE int32_t ds_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int32_t)a, (int32_t)b, acc); }
+DS_INLINE uint32_t ds_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int32_t)a, (int32_t)b); }
 #else
 /* bytes 0 and 2 (1 and 3 for _ror8) sign-extended into two int16 halves; smlad: acc + lo*lo + hi*hi */
 DS_INLINE uint32_t ds_sxtb16(uint32_t x) {
@@ -32,20 +37,28 @@ DS_INLINE uint32_t ds_sxtb16_ror8(uint32_t x) { return ds_sxtb16(x >> 8 | x << 2
 DS_INLINE int32_t ds_smlad(uint32_t a, uint32_t b, int32_t acc) {
     return acc + (int32_t)(int16_t)(a & 0xFFFFu) * (int16_t)(b & 0xFFFFu) + (int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16);
 }
+DS_INLINE uint32_t ds_sadd16(uint32_t a, uint32_t b) { /* two int16 additions, each wrapping in its half */
+    return (((a & 0xFFFFu) + (b & 0xFFFFu)) & 0xFFFFu) | ((a >> 16) + (b >> 16)) << 16;
+}
 #endif
 
+/* unaligned-safe 32-bit loads and stores: one LDR/STR (GCC's builtin also under -ffreestanding, where memcpy is a call) */
+#if defined(__GNUC__)
+DS_INLINE uint32_t ds_load32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
+DS_INLINE void ds_store32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+#else
 DS_INLINE uint32_t ds_load32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+DS_INLINE void ds_store32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+#endif
 
-/* SaturatingRoundingDoublingHighMul: (a * b * 2) >> 32, to nearest; no 64-bit division */
+/* SaturatingRoundingDoublingHighMul: a * b / 2^31 to nearest. Its definition adds +-2^30 by the sign and
+ * truncates toward zero; that equals adding 2^30 and flooring (ties toward +infinity): no branch, no division */
 DS_INLINE int32_t ds_srdhm(int32_t a, int32_t b) {
-    int64_t t;
     if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    t = (int64_t)a * b;
-    t += t >= 0 ? (int64_t)(1 << 30) : (int64_t)(1 - (1 << 30));
-    return (int32_t)((t + (t < 0 ? (int64_t)0x7FFFFFFF : 0)) >> 31); /* divide by 2^31 rounding to zero */
+    return (int32_t)(((int64_t)a * b + (1 << 30)) >> 31);
 }
 
-/* RoundingDivideByPOT: x / 2^e to nearest, ties away from zero */
+/* RoundingDivideByPOT: x / 2^e to nearest, ties away from zero (e in 0..31) */
 DS_INLINE int32_t ds_rdbpot(int32_t x, int e) {
     const int32_t mask = (int32_t)((1u << e) - 1u);
     const int32_t remainder = x & mask, threshold = (mask >> 1) + (x < 0);
@@ -61,118 +74,167 @@ DS_INLINE int8_t ds_clamp(int32_t v, int32_t lo, int32_t hi) { return (int8_t)(v
 
 typedef struct {
     int16_t h, w, cin, oh, ow, cout, kh, kw, sh, sw, pad_top, pad_left, k, kp;
+    int16_t grouped; /* 1: cin % 4 == 0, im2col keeps each 4 inputs as (x0 x2)(x1 x3), weights stay in order;
+                        0: im2col in order, each 4 weights stored w0 w2 w1 w3 -- either way SXTB16 pairs them */
     int32_t in_off, out_off, act_min, act_max;
-    const int8_t *weights; /* [cout][kp]: each group of 4 stored as w0 w2 w1 w3, for SXTB16 */
+    const int8_t *weights; /* [cout][kp], kp = k rounded up to 4 with zero weights */
     const int32_t *bias, *mult, *shift;
 } ds_conv_t;
 
-/* One output pixel's receptive field, (input + input offset) as int16, zero where the padding is */
-static void ds_im2col(const int8_t *in, const ds_conv_t *L, int pixel, int16_t *col) {
-    const int oy = pixel / L->ow, ox = pixel % L->ow;
-    int ky, kx, c, n = 0;
-    for (ky = 0; ky < L->kh; ky++) {
-        const int iy = oy * L->sh - L->pad_top + ky;
-        for (kx = 0; kx < L->kw; kx++) {
-            const int ix = ox * L->sw - L->pad_left + kx;
-            if (iy < 0 || iy >= L->h || ix < 0 || ix >= L->w) {
-                for (c = 0; c < L->cin; c++) col[n++] = 0;
+/* One output pixel's receptive field as int16 (input + input offset), zero where the padding is */
+static void ds_im2col(const int8_t *in, const ds_conv_t *L, int oy, int ox, int16_t *col) {
+    const int h = L->h, w = L->w, cin = L->cin, kh = L->kh, kw = L->kw, off = L->in_off;
+    const int y0 = oy * L->sh - L->pad_top, x0 = ox * L->sw - L->pad_left;
+    int16_t *const start = col;
+    int ky, kx, c;
+    for (ky = 0; ky < kh; ky++) {
+        const int iy = y0 + ky;
+        for (kx = 0; kx < kw; kx++) {
+            const int ix = x0 + kx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+                for (c = 0; c < cin; c++) *col++ = 0;
+            } else if (L->grouped) { /* 4 inputs: one load, two SXTB16, two SADD16, two stores */
+                const int8_t *p = in + (iy * w + ix) * cin;
+                const uint32_t offsets = (uint32_t)(uint16_t)off * 0x10001u;
+                for (c = 0; c < cin; c += 4, col += 4) {
+                    const uint32_t x = ds_load32(p + c);
+                    const uint32_t even = ds_sadd16(ds_sxtb16(x), offsets), odd = ds_sadd16(ds_sxtb16_ror8(x), offsets);
+                    ds_store32(col, even);
+                    ds_store32(col + 2, odd);
+                }
             } else {
-                const int8_t *p = in + (iy * L->w + ix) * L->cin;
-                for (c = 0; c < L->cin; c++) col[n++] = (int16_t)(p[c] + L->in_off);
+                const int8_t *p = in + (iy * w + ix) * cin;
+                for (c = 0; c < cin; c++) *col++ = (int16_t)(p[c] + off);
             }
         }
     }
-    while (n < L->kp) col[n++] = 0;
+    while (col < start + L->kp) *col++ = 0;
 }
 
-DS_INLINE int8_t ds_requant(int32_t acc, const ds_conv_t *L, int co) {
-    return ds_clamp(ds_mbqm(acc, L->mult[co], L->shift[co]) + L->out_off, L->act_min, L->act_max);
+DS_INLINE int8_t ds_requant(int32_t acc, int32_t m, int32_t s, int32_t off, int32_t lo, int32_t hi) {
+    return ds_clamp(ds_mbqm(acc, m, s) + off, lo, hi);
 }
 
 /* Convolution, NHWC int8: two output pixels by two output channels at a time (each weight and input pair
- * loaded once for two multiply-accumulates); requantised once per output */
+ * loaded once for two multiply-accumulates), requantised once per output */
 static void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *col) {
-    const int npix = L->oh * L->ow, kp = L->kp, cout = L->cout;
+    const int npix = L->oh * L->ow, ow = L->ow, kp = L->kp, cout = L->cout;
+    const int32_t off = L->out_off, lo = L->act_min, hi = L->act_max;
+    const int32_t *bias = L->bias, *mult = L->mult, *shift = L->shift;
     int p, co, i;
     for (p = 0; p < npix; p += 2) {
         const int two = p + 1 < npix;
-        int16_t *ca = col, *cb = two ? col + kp : col;
+        const int16_t *ca = col, *cb = two ? col + kp : col;
         int8_t *oa = out + p * cout, *ob = oa + cout;
-        ds_im2col(in, L, p, ca);
-        if (two) ds_im2col(in, L, p + 1, cb);
+        ds_im2col(in, L, p / ow, p % ow, col);
+        if (two) ds_im2col(in, L, (p + 1) / ow, (p + 1) % ow, col + kp);
         for (co = 0; co + 2 <= cout; co += 2) {
             const int8_t *w0 = L->weights + co * kp, *w1 = w0 + kp;
-            int32_t a00 = L->bias[co], a01 = a00, a10 = L->bias[co + 1], a11 = a10;
-            for (i = 0; i < kp; i += 4) {
-                const uint32_t xa0 = ds_load32(ca + i), xa1 = ds_load32(ca + i + 2);
-                const uint32_t xb0 = ds_load32(cb + i), xb1 = ds_load32(cb + i + 2);
-                uint32_t u = ds_load32(w0 + i), lo = ds_sxtb16(u), hi = ds_sxtb16_ror8(u);
-                a00 = ds_smlad(lo, xa0, a00); a00 = ds_smlad(hi, xa1, a00);
-                a01 = ds_smlad(lo, xb0, a01); a01 = ds_smlad(hi, xb1, a01);
-                u = ds_load32(w1 + i); lo = ds_sxtb16(u); hi = ds_sxtb16_ror8(u);
-                a10 = ds_smlad(lo, xa0, a10); a10 = ds_smlad(hi, xa1, a10);
-                a11 = ds_smlad(lo, xb0, a11); a11 = ds_smlad(hi, xb1, a11);
+            const int16_t *xa = ca, *xb = cb;
+            int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
+            for (i = kp >> 2; i > 0; i--) {
+                const uint32_t u0 = ds_load32(w0), u1 = ds_load32(w1);
+                const uint32_t lo0 = ds_sxtb16(u0), hi0 = ds_sxtb16_ror8(u0);
+                const uint32_t lo1 = ds_sxtb16(u1), hi1 = ds_sxtb16_ror8(u1);
+                uint32_t x = ds_load32(xa);
+                a00 = ds_smlad(lo0, x, a00); a10 = ds_smlad(lo1, x, a10);
+                x = ds_load32(xa + 2);
+                a00 = ds_smlad(hi0, x, a00); a10 = ds_smlad(hi1, x, a10);
+                x = ds_load32(xb);
+                a01 = ds_smlad(lo0, x, a01); a11 = ds_smlad(lo1, x, a11);
+                x = ds_load32(xb + 2);
+                a01 = ds_smlad(hi0, x, a01); a11 = ds_smlad(hi1, x, a11);
+                w0 += 4; w1 += 4; xa += 4; xb += 4;
             }
-            oa[co] = ds_requant(a00, L, co);
-            oa[co + 1] = ds_requant(a10, L, co + 1);
-            if (two) { ob[co] = ds_requant(a01, L, co); ob[co + 1] = ds_requant(a11, L, co + 1); }
+            oa[co] = ds_requant(a00, mult[co], shift[co], off, lo, hi);
+            oa[co + 1] = ds_requant(a10, mult[co + 1], shift[co + 1], off, lo, hi);
+            if (two) {
+                ob[co] = ds_requant(a01, mult[co], shift[co], off, lo, hi);
+                ob[co + 1] = ds_requant(a11, mult[co + 1], shift[co + 1], off, lo, hi);
+            }
         }
         for (; co < cout; co++) { /* an odd last channel */
             const int8_t *w0 = L->weights + co * kp;
-            int32_t a0 = L->bias[co], a1 = a0;
+            int32_t a0 = bias[co], a1 = a0;
             for (i = 0; i < kp; i += 4) {
-                const uint32_t u = ds_load32(w0 + i), lo = ds_sxtb16(u), hi = ds_sxtb16_ror8(u);
-                a0 = ds_smlad(hi, ds_load32(ca + i + 2), ds_smlad(lo, ds_load32(ca + i), a0));
-                a1 = ds_smlad(hi, ds_load32(cb + i + 2), ds_smlad(lo, ds_load32(cb + i), a1));
+                const uint32_t u = ds_load32(w0 + i), l = ds_sxtb16(u), h = ds_sxtb16_ror8(u);
+                a0 = ds_smlad(h, ds_load32(ca + i + 2), ds_smlad(l, ds_load32(ca + i), a0));
+                a1 = ds_smlad(h, ds_load32(cb + i + 2), ds_smlad(l, ds_load32(cb + i), a1));
             }
-            oa[co] = ds_requant(a0, L, co);
-            if (two) ob[co] = ds_requant(a1, L, co);
+            oa[co] = ds_requant(a0, mult[co], shift[co], off, lo, hi);
+            if (two) ob[co] = ds_requant(a1, mult[co], shift[co], off, lo, hi);
         }
     }
 }
 
 typedef struct { int16_t h, w, c, oh, ow, fh, fw, sh, sw, pad_top, pad_left; int32_t act_min, act_max; } ds_pool_t;
 
+DS_INLINE int8_t ds_max8(int8_t a, int8_t b) { return a > b ? a : b; }
+
 static void ds_maxpool(const int8_t *in, int8_t *out, const ds_pool_t *L) {
-    int oy, ox, fy, fx, c;
-    for (oy = 0; oy < L->oh; oy++) {
-        for (ox = 0; ox < L->ow; ox++) {
-            int8_t *o = out + (oy * L->ow + ox) * L->c;
+    const int h = L->h, w = L->w, c = L->c, oh = L->oh, ow = L->ow;
+    const int32_t lo = L->act_min, hi = L->act_max;
+    int oy, ox, fy, fx, k;
+    if (L->fh == 2 && L->fw == 2 && L->sh == 2 && L->sw == 2 && L->pad_top == 0 && L->pad_left == 0) {
+        for (oy = 0; oy < oh; oy++) { /* the common 2x2 window, stride 2, no padding */
+            for (ox = 0; ox < ow; ox++) {
+                const int8_t *p = in + (2 * oy * w + 2 * ox) * c, *q = p + w * c;
+                for (k = 0; k < c; k++)
+                    *out++ = ds_clamp(ds_max8(ds_max8(p[k], p[k + c]), ds_max8(q[k], q[k + c])), lo, hi);
+            }
+        }
+        return;
+    }
+    for (oy = 0; oy < oh; oy++) {
+        for (ox = 0; ox < ow; ox++) {
+            int8_t *o = out + (oy * ow + ox) * c;
             const int y0 = oy * L->sh - L->pad_top, x0 = ox * L->sw - L->pad_left;
-            for (c = 0; c < L->c; c++) o[c] = -128;
-            for (fy = y0 < 0 ? -y0 : 0; fy < L->fh && y0 + fy < L->h; fy++) {
-                for (fx = x0 < 0 ? -x0 : 0; fx < L->fw && x0 + fx < L->w; fx++) {
-                    const int8_t *p = in + ((y0 + fy) * L->w + x0 + fx) * L->c;
-                    for (c = 0; c < L->c; c++) if (p[c] > o[c]) o[c] = p[c];
+            for (k = 0; k < c; k++) o[k] = -128;
+            for (fy = y0 < 0 ? -y0 : 0; fy < L->fh && y0 + fy < h; fy++) {
+                for (fx = x0 < 0 ? -x0 : 0; fx < L->fw && x0 + fx < w; fx++) {
+                    const int8_t *p = in + ((y0 + fy) * w + x0 + fx) * c;
+                    for (k = 0; k < c; k++) o[k] = ds_max8(o[k], p[k]);
                 }
             }
-            for (c = 0; c < L->c; c++) o[c] = ds_clamp(o[c], L->act_min, L->act_max);
+            for (k = 0; k < c; k++) o[k] = ds_clamp(o[k], lo, hi);
         }
     }
 }
 
 /* activation op per-channel constant: 0 MUL (x+off)*factor[c]; 1 ADD, 2 SUB: TFLite's int8 add with a left
- * shift of 20, factor[c] the constant's rescaled side (worked out at export) */
+ * shift of 20, factor[c] the constant's rescaled side (worked out at export). Channel by channel, so that each
+ * channel's constants stay in registers */
 typedef struct {
     int32_t n, c, op, in_off, out_off, act_min, act_max, m_in, s_in, m_out, s_out;
     const int32_t *factor;
 } ds_chan_t;
 
 static void ds_channel(const int8_t *in, int8_t *out, const ds_chan_t *L) {
-    int p, c;
-    for (p = 0; p < L->n; p++, in += L->c, out += L->c) {
-        for (c = 0; c < L->c; c++) {
-            const int32_t x = in[c] + L->in_off;
-            int32_t v;
-            if (L->op == 0) {
-                v = ds_mbqm(x * L->factor[c], L->m_out, L->s_out);
-            } else {
-                const int32_t a = ds_mbqm(x * (1 << 20), L->m_in, L->s_in);
-                v = ds_mbqm(L->op == 1 ? a + L->factor[c] : a - L->factor[c], L->m_out, L->s_out);
+    const int n = L->n, c = L->c, op = L->op;
+    const int32_t in_off = L->in_off, out_off = L->out_off, lo = L->act_min, hi = L->act_max;
+    const int32_t m_in = L->m_in, s_in = L->s_in, m_out = L->m_out, s_out = L->s_out;
+    int p, k;
+    for (k = 0; k < c; k++) {
+        const int32_t f = L->factor[k];
+        const int8_t *x = in + k;
+        int8_t *y = out + k;
+        if (op == 0) {
+            for (p = 0; p < n; p++, x += c, y += c) *y = ds_clamp(ds_mbqm((*x + in_off) * f, m_out, s_out) + out_off, lo, hi);
+        } else {
+            const int32_t sign = op == 1 ? 1 : -1, g = sign * f;
+            for (p = 0; p < n; p++, x += c, y += c) {
+                const int32_t a = ds_mbqm((*x + in_off) * (1 << 20), m_in, s_in);
+                *y = ds_clamp(ds_mbqm(a + g, m_out, s_out) + out_off, lo, hi);
             }
-            out[c] = ds_clamp(v + L->out_off, L->act_min, L->act_max);
         }
     }
+}
+
+/* a chain of per-channel steps folded at export into one table per channel: y = table[c][x + 128] */
+static void ds_channel_table(const int8_t *in, int8_t *out, int n, int c, const int8_t *table) {
+    int p, k;
+    for (p = 0; p < n; p++, in += c, out += c)
+        for (k = 0; k < c; k++) out[k] = table[k * 256 + in[k] + 128];
 }
 
 /* maximum over the pixels of each channel: (n, c) -> (c) */
