@@ -216,12 +216,20 @@ def _conv(r: _Reader, kind: str, src: list[int], dst: int, opt: Any, layer: str)
         raise r.error(f"unsupported {kind}: weights with a zero point")
     bias = r.const(src[2]) if len(src) > 2 and src[2] >= 0 else None
     mult, shift = _multipliers(in_scale, w_scales, out_scale, cout)
+    _check_bound(r, kind, weights.size // cout, bias, shift)
     low, high = _activation_range(opt.fusedActivationFunction, out_scale, out_zero)
     return Step("conv", src[0], dst, dict(
         h=h, w=w, cin=cin, oh=oh, ow=ow, cout=cout, kh=kh, kw=kw, sh=opt.strideH, sw=opt.strideW, pad_top=pad_top,
         pad_left=pad_left, weights=weights.reshape(cout, -1).astype(np.int8),
         bias=np.zeros(cout, np.int32) if bias is None else bias.astype(np.int32), mult=mult, shift=shift,
         in_off=-in_zero, out_off=out_zero, act_min=low, act_max=high), layer=layer)
+
+
+def _check_bound(r: _Reader, kind: str, k: int, bias: np.ndarray | None, shift: np.ndarray) -> None:
+    """The C code's fast requantisation needs |accumulator| * 2^left_shift < 2^30: true of any sensible model."""
+    bound = (0 if bias is None else int(np.abs(bias.astype(np.int64)).max())) + k * 255 * 128
+    if bound << max(int(shift.max()), 0) >= 1 << 30:
+        raise r.error(f"unsupported {kind}: accumulators up to {bound:,} could overflow the C code's int32 rounding")
 
 
 def _maxpool(r: _Reader, src: int, dst: int, opt: Any, layer: str) -> Step:

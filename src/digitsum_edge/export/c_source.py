@@ -28,6 +28,15 @@ def _packed(weights: np.ndarray, grouped: bool) -> tuple[np.ndarray, int]:
     return padded if grouped else padded.reshape(cout, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(cout, kp), kp
 
 
+def _requant(name: str, mult: np.ndarray, shift: np.ndarray) -> str:
+    """Per-channel ds_rq_t: multiplier, rounding term, left and right shift (ds_rq_make, worked out here)."""
+    rows = []
+    for m, s in zip(mult.tolist(), shift.tolist(), strict=True):
+        left, right = max(s, 0), max(-s, 0)
+        rows.append(f"{{{m}, {(1 << (right - 1)) if right else 0}, {left}, {right}}}")
+    return f"static const ds_rq_t {name}[{len(rows)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+
+
 class _Emitter:
     def __init__(self, graph: Graph):
         self.g = graph
@@ -47,12 +56,12 @@ class _Emitter:
             weights, kp = _packed(p["weights"], grouped)
             self.col = max(self.col, kp)
             self.consts += [_array("int8_t", f"{name}_w", weights), _array("int32_t", f"{name}_b", p["bias"]),
-                            _array("int32_t", f"{name}_m", p["mult"], 8), _array("int32_t", f"{name}_s", p["shift"])]
+                            _requant(f"{name}_q", p["mult"], p["shift"])]
             fields = ", ".join(str(p[k]) for k in ("h", "w", "cin", "oh", "ow", "cout", "kh", "kw", "sh", "sw",
                                                    "pad_top", "pad_left"))
             self.consts.append(f"static const ds_conv_t {name} = {{{fields}, {p['weights'].shape[1]}, {kp}, "
                                f"{int(grouped)}, {p['in_off']}, {p['out_off']}, {p['act_min']}, {p['act_max']}, "
-                               f"{name}_w, {name}_b, {name}_m, {name}_s}};\n")
+                               f"{name}_w, {name}_b, {name}_q}};\n")
             self.calls.append(f"ds_conv({src}, {dst}, &{name}, ds_col.h);")
         elif s.kind == "maxpool":
             fields = ", ".join(str(p[k]) for k in ("h", "w", "c", "oh", "ow", "fh", "fw", "sh", "sw", "pad_top",

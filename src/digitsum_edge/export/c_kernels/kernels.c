@@ -70,6 +70,25 @@ DS_INLINE int32_t ds_mbqm(int32_t x, int32_t m, int32_t s) {
     return s > 0 ? ds_srdhm((int32_t)((uint32_t)x << s), m) : ds_rdbpot(ds_srdhm(x, m), -s);
 }
 
+/* ds_mbqm for a non-negative multiplier and an input small enough that nothing here overflows (export checks the
+ * accumulators' bound): the shift split into left, right and the rounding term ahead of time. For x = a * 2^-e,
+ * e >= 1, (x + 2^(e-1) - (x < 0)) >> e rounds half away from zero as RoundingDivideByPOT does */
+typedef struct { int32_t m, round; int16_t left, right; } ds_rq_t;
+
+DS_INLINE ds_rq_t ds_rq_make(int32_t m, int32_t s) {
+    ds_rq_t q;
+    q.m = m;
+    q.left = (int16_t)(s > 0 ? s : 0);
+    q.right = (int16_t)(s > 0 ? 0 : -s);
+    q.round = q.right ? 1 << (q.right - 1) : 0;
+    return q;
+}
+
+DS_INLINE int32_t ds_rq(int32_t x, ds_rq_t q) {
+    const int32_t y = (int32_t)(((int64_t)(int32_t)((uint32_t)x << q.left) * q.m + (1 << 30)) >> 31);
+    return (y + q.round - ((y < 0) & (q.right > 0))) >> q.right;
+}
+
 DS_INLINE int8_t ds_clamp(int32_t v, int32_t lo, int32_t hi) { return (int8_t)(v < lo ? lo : v > hi ? hi : v); }
 
 typedef struct {
@@ -78,7 +97,8 @@ typedef struct {
                         0: im2col in order, each 4 weights stored w0 w2 w1 w3 -- either way SXTB16 pairs them */
     int32_t in_off, out_off, act_min, act_max;
     const int8_t *weights; /* [cout][kp], kp = k rounded up to 4 with zero weights */
-    const int32_t *bias, *mult, *shift;
+    const int32_t *bias;
+    const ds_rq_t *rq; /* per output channel */
 } ds_conv_t;
 
 /* One output pixel's receptive field as int16 (input + input offset), zero where the padding is */
@@ -111,8 +131,8 @@ static void ds_im2col(const int8_t *in, const ds_conv_t *L, int oy, int ox, int1
     while (col < start + L->kp) *col++ = 0;
 }
 
-DS_INLINE int8_t ds_requant(int32_t acc, int32_t m, int32_t s, int32_t off, int32_t lo, int32_t hi) {
-    return ds_clamp(ds_mbqm(acc, m, s) + off, lo, hi);
+DS_INLINE int8_t ds_requant(int32_t acc, ds_rq_t q, int32_t off, int32_t lo, int32_t hi) {
+    return ds_clamp(ds_rq(acc, q) + off, lo, hi);
 }
 
 /* Convolution, NHWC int8: two output pixels by two output channels at a time (each weight and input pair
@@ -120,7 +140,8 @@ DS_INLINE int8_t ds_requant(int32_t acc, int32_t m, int32_t s, int32_t off, int3
 static void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *col) {
     const int npix = L->oh * L->ow, ow = L->ow, kp = L->kp, cout = L->cout;
     const int32_t off = L->out_off, lo = L->act_min, hi = L->act_max;
-    const int32_t *bias = L->bias, *mult = L->mult, *shift = L->shift;
+    const int32_t *bias = L->bias;
+    const ds_rq_t *rq = L->rq;
     int p, co, i;
     for (p = 0; p < npix; p += 2) {
         const int two = p + 1 < npix;
@@ -146,11 +167,11 @@ static void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *
                 a01 = ds_smlad(hi0, x, a01); a11 = ds_smlad(hi1, x, a11);
                 w0 += 4; w1 += 4; xa += 4; xb += 4;
             }
-            oa[co] = ds_requant(a00, mult[co], shift[co], off, lo, hi);
-            oa[co + 1] = ds_requant(a10, mult[co + 1], shift[co + 1], off, lo, hi);
+            oa[co] = ds_requant(a00, rq[co], off, lo, hi);
+            oa[co + 1] = ds_requant(a10, rq[co + 1], off, lo, hi);
             if (two) {
-                ob[co] = ds_requant(a01, mult[co], shift[co], off, lo, hi);
-                ob[co + 1] = ds_requant(a11, mult[co + 1], shift[co + 1], off, lo, hi);
+                ob[co] = ds_requant(a01, rq[co], off, lo, hi);
+                ob[co + 1] = ds_requant(a11, rq[co + 1], off, lo, hi);
             }
         }
         for (; co < cout; co++) { /* an odd last channel */
@@ -161,8 +182,8 @@ static void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *
                 a0 = ds_smlad(h, ds_load32(ca + i + 2), ds_smlad(l, ds_load32(ca + i), a0));
                 a1 = ds_smlad(h, ds_load32(cb + i + 2), ds_smlad(l, ds_load32(cb + i), a1));
             }
-            oa[co] = ds_requant(a0, mult[co], shift[co], off, lo, hi);
-            if (two) ob[co] = ds_requant(a1, mult[co], shift[co], off, lo, hi);
+            oa[co] = ds_requant(a0, rq[co], off, lo, hi);
+            if (two) ob[co] = ds_requant(a1, rq[co], off, lo, hi);
         }
     }
 }
@@ -212,19 +233,19 @@ typedef struct {
 static void ds_channel(const int8_t *in, int8_t *out, const ds_chan_t *L) {
     const int n = L->n, c = L->c, op = L->op;
     const int32_t in_off = L->in_off, out_off = L->out_off, lo = L->act_min, hi = L->act_max;
-    const int32_t m_in = L->m_in, s_in = L->s_in, m_out = L->m_out, s_out = L->s_out;
+    const ds_rq_t q_in = ds_rq_make(L->m_in, L->s_in), q_out = ds_rq_make(L->m_out, L->s_out);
     int p, k;
     for (k = 0; k < c; k++) {
         const int32_t f = L->factor[k];
         const int8_t *x = in + k;
         int8_t *y = out + k;
         if (op == 0) {
-            for (p = 0; p < n; p++, x += c, y += c) *y = ds_clamp(ds_mbqm((*x + in_off) * f, m_out, s_out) + out_off, lo, hi);
+            for (p = 0; p < n; p++, x += c, y += c) *y = ds_clamp(ds_rq((*x + in_off) * f, q_out) + out_off, lo, hi);
         } else {
             const int32_t sign = op == 1 ? 1 : -1, g = sign * f;
             for (p = 0; p < n; p++, x += c, y += c) {
-                const int32_t a = ds_mbqm((*x + in_off) * (1 << 20), m_in, s_in);
-                *y = ds_clamp(ds_mbqm(a + g, m_out, s_out) + out_off, lo, hi);
+                const int32_t a = ds_rq((*x + in_off) * (1 << 20), q_in);
+                *y = ds_clamp(ds_rq(a + g, q_out) + out_off, lo, hi);
             }
         }
     }
