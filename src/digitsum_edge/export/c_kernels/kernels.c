@@ -10,9 +10,11 @@
 #if defined(__GNUC__)
 #define DS_ALIGN4 __attribute__((aligned(4)))
 #define DS_INLINE static inline __attribute__((always_inline))
+#define DS_KERNEL static __attribute__((unused)) /* a model may not need every kernel */
 #else
 #define DS_ALIGN4
 #define DS_INLINE static inline
+#define DS_KERNEL static
 #endif
 #ifndef DIGITSUM_LAYER_HOOK
 #define DIGITSUM_LAYER_HOOK(name) ((void)0) /* firmware may define it to time each step (see docs/mcu.md) */
@@ -102,7 +104,7 @@ typedef struct {
 } ds_conv_t;
 
 /* One output pixel's receptive field as int16 (input + input offset), zero where the padding is */
-static void ds_im2col(const int8_t *in, const ds_conv_t *L, int oy, int ox, int16_t *col) {
+DS_KERNEL void ds_im2col(const int8_t *in, const ds_conv_t *L, int oy, int ox, int16_t *col) {
     const int h = L->h, w = L->w, cin = L->cin, kh = L->kh, kw = L->kw, off = L->in_off;
     const int y0 = oy * L->sh - L->pad_top, x0 = ox * L->sw - L->pad_left;
     int16_t *const start = col;
@@ -137,7 +139,7 @@ DS_INLINE int8_t ds_requant(int32_t acc, ds_rq_t q, int32_t off, int32_t lo, int
 
 /* Convolution, NHWC int8: two output pixels by two output channels at a time (each weight and input pair
  * loaded once for two multiply-accumulates), requantised once per output */
-static void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *col) {
+DS_KERNEL void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_t *col) {
     const int npix = L->oh * L->ow, ow = L->ow, kp = L->kp, cout = L->cout;
     const int32_t off = L->out_off, lo = L->act_min, hi = L->act_max;
     const int32_t *bias = L->bias;
@@ -192,7 +194,7 @@ typedef struct { int16_t h, w, c, oh, ow, fh, fw, sh, sw, pad_top, pad_left; int
 
 DS_INLINE int8_t ds_max8(int8_t a, int8_t b) { return a > b ? a : b; }
 
-static void ds_maxpool(const int8_t *in, int8_t *out, const ds_pool_t *L) {
+DS_KERNEL void ds_maxpool(const int8_t *in, int8_t *out, const ds_pool_t *L) {
     const int h = L->h, w = L->w, c = L->c, oh = L->oh, ow = L->ow;
     const int32_t lo = L->act_min, hi = L->act_max;
     int oy, ox, fy, fx, k;
@@ -230,7 +232,7 @@ typedef struct {
     const int32_t *factor;
 } ds_chan_t;
 
-static void ds_channel(const int8_t *in, int8_t *out, const ds_chan_t *L) {
+DS_KERNEL void ds_channel(const int8_t *in, int8_t *out, const ds_chan_t *L) {
     const int n = L->n, c = L->c, op = L->op;
     const int32_t in_off = L->in_off, out_off = L->out_off, lo = L->act_min, hi = L->act_max;
     const ds_rq_t q_in = ds_rq_make(L->m_in, L->s_in), q_out = ds_rq_make(L->m_out, L->s_out);
@@ -252,14 +254,14 @@ static void ds_channel(const int8_t *in, int8_t *out, const ds_chan_t *L) {
 }
 
 /* a chain of per-channel steps folded at export into one table per channel: y = table[c][x + 128] */
-static void ds_channel_table(const int8_t *in, int8_t *out, int n, int c, const int8_t *table) {
+DS_KERNEL void ds_channel_table(const int8_t *in, int8_t *out, int n, int c, const int8_t *table) {
     int p, k;
     for (p = 0; p < n; p++, in += c, out += c)
         for (k = 0; k < c; k++) out[k] = table[k * 256 + in[k] + 128];
 }
 
 /* maximum over the pixels of each channel: (n, c) -> (c) */
-static void ds_global_max(const int8_t *in, int8_t *out, int n, int c) {
+DS_KERNEL void ds_global_max(const int8_t *in, int8_t *out, int n, int c) {
     int p, k;
     for (k = 0; k < c; k++) out[k] = -128;
     for (p = 0; p < n; p++, in += c)
@@ -273,7 +275,7 @@ typedef struct {
     const int32_t *bias, *mult, *shift;
 } ds_fc_t;
 
-static void ds_fc(const int8_t *in, int8_t *out, const ds_fc_t *L) {
+DS_KERNEL void ds_fc(const int8_t *in, int8_t *out, const ds_fc_t *L) {
     int o, i;
     for (o = 0; o < L->n_out; o++) {
         const int8_t *w = L->weights + o * L->n_in;
@@ -289,7 +291,7 @@ DS_INLINE int32_t ds_shift_left_saturating(int32_t x, int e) {
 }
 
 /* 1 / (1 + a) for a in [0, 1), Q0.31: Newton-Raphson in Q2.29 from 48/17 - 32/17 * d (gemmlowp's method) */
-static int32_t ds_one_over_one_plus_x(int32_t a) {
+DS_KERNEL int32_t ds_one_over_one_plus_x(int32_t a) {
     const int64_t sum = (int64_t)a + INT32_MAX;
     const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
     int32_t x = 1515870810 /* 48/17 */ + ds_srdhm(half_denominator, -1010580540 /* -32/17 */);
@@ -303,7 +305,7 @@ static int32_t ds_one_over_one_plus_x(int32_t a) {
 
 /* int8 softmax to scale 1/256, zero point -128: exp of (x - max) from a table made at export (Q0.31), the sum
  * in Q12.19, its reciprocal in fixed point, as TFLite's reference softmax */
-static void ds_softmax(const int8_t *in, int8_t *out, int n, const int32_t *exp_table) {
+DS_KERNEL void ds_softmax(const int8_t *in, int8_t *out, int n, const int32_t *exp_table) {
     int32_t max = -128, sum = 0, scale, shifted;
     int c, headroom = 0, exponent;
     for (c = 0; c < n; c++) if (in[c] > max) max = in[c];
@@ -319,7 +321,7 @@ static void ds_softmax(const int8_t *in, int8_t *out, int n, const int32_t *exp_
 typedef struct { int16_t d, r; int32_t a_off, b_off, m, s, out_off, act_min, act_max; } ds_outer_t;
 
 /* (d) x (r) -> (d, r): every product requantised, TFLite's int8 MUL with broadcasting */
-static void ds_outer(const int8_t *a, const int8_t *b, int8_t *out, const ds_outer_t *L) {
+DS_KERNEL void ds_outer(const int8_t *a, const int8_t *b, int8_t *out, const ds_outer_t *L) {
     int i, j;
     for (i = 0; i < L->d; i++)
         for (j = 0; j < L->r; j++)
