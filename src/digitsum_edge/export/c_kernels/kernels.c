@@ -103,51 +103,46 @@ typedef struct {
     const ds_rq_t *rq; /* per output channel */
 } ds_conv_t;
 
-/* n inputs (n % 4 == 0) widened 4 at a time: one load, two SXTB16, two SADD16, two stores -> (x0 x2)(x1 x3) */
-DS_INLINE int16_t *ds_widen_grouped(const int8_t *p, int n, uint32_t offsets, int16_t *col) {
-    int c;
-    for (c = 0; c < n; c += 4, col += 4) {
-        const uint32_t x = ds_load32(p + c);
-        ds_store32(col, ds_sadd16(ds_sxtb16(x), offsets));
-        ds_store32(col + 2, ds_sadd16(ds_sxtb16_ror8(x), offsets));
-    }
-    return col;
-}
+/* The im2col buffer holds two output pixels' receptive fields interleaved by groups of four, A0-3 B0-3 A4-7
+ * B4-7 ..., so that the inner loop walks one pointer. DS_AT: value n of a pixel's row at base (col or col + 4) */
+#define DS_AT(base, n) ((base) + (((n) >> 2) << 3) + ((n) & 3))
 
-DS_INLINE int16_t *ds_widen(const int8_t *p, int n, int32_t off, int16_t *col) {
+/* n inputs (n % 4 == 0, starting at a group) widened 4 at a time: one load, two SXTB16, two SADD16, two stores,
+ * as (x0 x2)(x1 x3) */
+DS_INLINE void ds_widen_grouped(const int8_t *p, int n, uint32_t offsets, int16_t *group) {
     int c;
-    for (c = 0; c < n; c++) *col++ = (int16_t)(p[c] + off);
-    return col;
+    for (c = 0; c < n; c += 4, group += 8) {
+        const uint32_t x = ds_load32(p + c);
+        ds_store32(group, ds_sadd16(ds_sxtb16(x), offsets));
+        ds_store32(group + 2, ds_sadd16(ds_sxtb16_ror8(x), offsets));
+    }
 }
 
 /* One output pixel's receptive field as int16 (input + input offset), zero where the padding is. Inside the
  * image a row of the window is kw * cin consecutive inputs (NHWC) */
-DS_KERNEL void ds_im2col(const int8_t *in, const ds_conv_t *L, int oy, int ox, int16_t *col) {
+DS_KERNEL void ds_im2col(const int8_t *in, const ds_conv_t *L, int oy, int ox, int16_t *base) {
     const int h = L->h, w = L->w, cin = L->cin, kh = L->kh, kw = L->kw, off = L->in_off, row = kw * cin;
-    const int y0 = oy * L->sh - L->pad_top, x0 = ox * L->sw - L->pad_left;
+    const int y0 = oy * L->sh - L->pad_top, x0 = ox * L->sw - L->pad_left, grouped = L->grouped;
     const uint32_t offsets = (uint32_t)(uint16_t)off * 0x10001u;
-    int16_t *const end = col + L->kp;
-    int ky, kx, c;
-    if (y0 >= 0 && x0 >= 0 && y0 + kh <= h && x0 + kw <= w) {
-        for (ky = 0; ky < kh; ky++) {
-            const int8_t *p = in + ((y0 + ky) * w + x0) * cin;
-            col = L->grouped ? ds_widen_grouped(p, row, offsets, col) : ds_widen(p, row, off, col);
-        }
-    } else {
-        for (ky = 0; ky < kh; ky++) {
-            const int iy = y0 + ky;
-            for (kx = 0; kx < kw; kx++) {
-                const int ix = x0 + kx;
-                if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-                    for (c = 0; c < cin; c++) *col++ = 0;
-                } else {
-                    const int8_t *p = in + (iy * w + ix) * cin;
-                    col = L->grouped ? ds_widen_grouped(p, cin, offsets, col) : ds_widen(p, cin, off, col);
-                }
+    const int inside = y0 >= 0 && x0 >= 0 && y0 + kh <= h && x0 + kw <= w;
+    int ky, kx, c, n = 0;
+    for (ky = 0; ky < kh; ky++) {
+        const int iy = y0 + ky;
+        for (kx = 0; kx < kw; kx++) {
+            const int ix = x0 + kx, count = inside ? row : cin; /* inside: the whole row in one go */
+            if (!inside && (iy < 0 || iy >= h || ix < 0 || ix >= w)) {
+                for (c = 0; c < cin; c++, n++) *DS_AT(base, n) = 0;
+            } else if (grouped) {
+                ds_widen_grouped(in + (iy * w + ix) * cin, count, offsets, DS_AT(base, n));
+                n += count;
+            } else {
+                const int8_t *p = in + (iy * w + ix) * cin;
+                for (c = 0; c < count; c++, n++) *DS_AT(base, n) = (int16_t)(p[c] + off);
             }
+            if (inside) break;
         }
     }
-    while (col < end) *col++ = 0;
+    for (; n < L->kp; n++) *DS_AT(base, n) = 0;
 }
 
 DS_INLINE int8_t ds_requant(int32_t acc, ds_rq_t q, int32_t off, int32_t lo, int32_t hi) {
@@ -163,28 +158,27 @@ DS_KERNEL void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_
     const ds_rq_t *rq = L->rq;
     int p, co, i;
     for (p = 0; p < npix; p += 2) {
-        const int two = p + 1 < npix;
-        const int16_t *ca = col, *cb = two ? col + kp : col;
+        const int two = p + 1 < npix, q = two ? p + 1 : p; /* an odd last pixel fills both halves */
         int8_t *oa = out + p * cout, *ob = oa + cout;
         ds_im2col(in, L, p / ow, p % ow, col);
-        if (two) ds_im2col(in, L, (p + 1) / ow, (p + 1) % ow, col + kp);
+        ds_im2col(in, L, q / ow, q % ow, col + 4);
         for (co = 0; co + 2 <= cout; co += 2) {
             const int8_t *w0 = L->weights + co * kp, *w1 = w0 + kp;
-            const int16_t *xa = ca, *xb = cb;
+            const int16_t *x = col;
             int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
-            for (i = kp >> 2; i > 0; i--) {
+            for (i = kp >> 2; i > 0; i--, x += 8) {
                 const uint32_t u0 = ds_load32(w0), u1 = ds_load32(w1);
                 const uint32_t lo0 = ds_sxtb16(u0), hi0 = ds_sxtb16_ror8(u0);
                 const uint32_t lo1 = ds_sxtb16(u1), hi1 = ds_sxtb16_ror8(u1);
-                uint32_t x = ds_load32(xa);
-                a00 = ds_smlad(lo0, x, a00); a10 = ds_smlad(lo1, x, a10);
-                x = ds_load32(xa + 2);
-                a00 = ds_smlad(hi0, x, a00); a10 = ds_smlad(hi1, x, a10);
-                x = ds_load32(xb);
-                a01 = ds_smlad(lo0, x, a01); a11 = ds_smlad(lo1, x, a11);
-                x = ds_load32(xb + 2);
-                a01 = ds_smlad(hi0, x, a01); a11 = ds_smlad(hi1, x, a11);
-                w0 += 4; w1 += 4; xa += 4; xb += 4;
+                uint32_t v = ds_load32(x);
+                a00 = ds_smlad(lo0, v, a00); a10 = ds_smlad(lo1, v, a10);
+                v = ds_load32(x + 2);
+                a00 = ds_smlad(hi0, v, a00); a10 = ds_smlad(hi1, v, a10);
+                v = ds_load32(x + 4);
+                a01 = ds_smlad(lo0, v, a01); a11 = ds_smlad(lo1, v, a11);
+                v = ds_load32(x + 6);
+                a01 = ds_smlad(hi0, v, a01); a11 = ds_smlad(hi1, v, a11);
+                w0 += 4; w1 += 4;
             }
             oa[co] = ds_requant(a00, rq[co], off, lo, hi);
             oa[co + 1] = ds_requant(a10, rq[co + 1], off, lo, hi);
@@ -195,11 +189,12 @@ DS_KERNEL void ds_conv(const int8_t *in, int8_t *out, const ds_conv_t *L, int16_
         }
         for (; co < cout; co++) { /* an odd last channel */
             const int8_t *w0 = L->weights + co * kp;
+            const int16_t *x = col;
             int32_t a0 = bias[co], a1 = a0;
-            for (i = 0; i < kp; i += 4) {
-                const uint32_t u = ds_load32(w0 + i), l = ds_sxtb16(u), h = ds_sxtb16_ror8(u);
-                a0 = ds_smlad(h, ds_load32(ca + i + 2), ds_smlad(l, ds_load32(ca + i), a0));
-                a1 = ds_smlad(h, ds_load32(cb + i + 2), ds_smlad(l, ds_load32(cb + i), a1));
+            for (i = kp >> 2; i > 0; i--, x += 8, w0 += 4) {
+                const uint32_t u = ds_load32(w0), l = ds_sxtb16(u), h = ds_sxtb16_ror8(u);
+                a0 = ds_smlad(h, ds_load32(x + 2), ds_smlad(l, ds_load32(x), a0));
+                a1 = ds_smlad(h, ds_load32(x + 6), ds_smlad(l, ds_load32(x + 4), a1));
             }
             oa[co] = ds_requant(a0, rq[co], off, lo, hi);
             if (two) ob[co] = ds_requant(a1, rq[co], off, lo, hi);
