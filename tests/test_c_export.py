@@ -69,9 +69,9 @@ def test_a_wrong_constant_is_caught(tiny_litert: Path, tmp_path: Path) -> None:
     data = tflite.read_bytes()
     graph = read_graph(data, str(tflite))
     graph.steps[-1].p["out_off"] += 1
-    source, header = render(graph, read_contract(data, str(tflite)), "digitsum_model.h", "test")
-    (tmp_path / "digitsum_model.c").write_text(source)
-    (tmp_path / "digitsum_model.h").write_text(header)
+    written = render(graph, read_contract(data, str(tflite)), "digitsum_model.h", "test")
+    (tmp_path / "digitsum_model.c").write_text(written.source)
+    (tmp_path / "digitsum_model.h").write_text(written.header)
     images = mnist.load("test").images[:20]
     ours = HostModel(tmp_path / "digitsum_model.c", tmp_path).logits(images, 10, 10, 19)
     theirs = tflite_micro_logits(tflite, images)

@@ -97,7 +97,8 @@ def run(cfg: ExportConfig) -> CExport:
     data = tflite.read_bytes()
     graph = read_graph(data, str(tflite))
     info = read_contract(data, str(tflite))
-    c_text, h_text = render(graph, info, header.name, core_note(cfg.core))
+    written = render(graph, info, header.name, core_note(cfg.core))
+    c_text, h_text = written.source, written.header
     test = mnist.load("test", cfg.data_dir)
     images, labels = test.images[:cfg.verify_images], test.labels[:cfg.verify_images]
     with tempfile.TemporaryDirectory(prefix="digitsum-c-") as work:  # built and checked here before publishing
@@ -114,8 +115,8 @@ def run(cfg: ExportConfig) -> CExport:
     for final, text in ((header, h_text), (source, c_text)):  # verified above: each written whole or not at all
         with atomic_path(final) as tmp:
             tmp.write_text(text)
-    ram = int(h_text.split("DIGITSUM_STATIC_RAM_BYTES ")[1].split()[0])
-    result = CExport(source, header, tflite, cfg.core, len(graph.steps), ram, len(images) * info.num_rand, 0,
+    result = CExport(source, header, tflite, cfg.core, written.steps, written.static_ram_bytes,
+                     len(images) * info.num_rand, 0,
                      ours.accuracy(labels), theirs.accuracy(labels), round(time.perf_counter() - started, 2),
                      graph.operators)
     log.info(f"wrote {source} and {header.name}: equal to TFLite Micro on {result.pairs:,} pairs")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
 
 import numpy as np
@@ -130,8 +131,16 @@ def _plan_storage(g: Graph) -> tuple[dict[int, str], list[int]]:
     return where, [max(g.sizes[t] for t in held) for held in arenas]
 
 
-def render(graph: Graph, info: onnx_contract.ModelInfo, header_name: str, core_note: str) -> tuple[str, str]:
-    """(NAME.c, NAME.h) for the graph; header_name is what NAME.c includes."""
+@dataclass
+class CFiles:
+    source: str  # NAME.c
+    header: str  # NAME.h
+    static_ram_bytes: int  # the static buffers: activations and im2col rows
+    steps: int  # calls in digitsum_run
+
+
+def render(graph: Graph, info: onnx_contract.ModelInfo, header_name: str, core_note: str) -> CFiles:
+    """NAME.c and NAME.h for the graph; header_name is what NAME.c includes."""
     from digitsum_edge.export.c_fold import fold_tables
 
     graph.steps = fold_tables(graph.steps)
@@ -155,7 +164,7 @@ def render(graph: Graph, info: onnx_contract.ModelInfo, header_name: str, core_n
               "void digitsum_quantize_image(const uint8_t pixels[DIGITSUM_IMAGE_BYTES], "
               "int8_t image[DIGITSUM_IMAGE_BYTES]) {\n    int i;\n"
               "    for (i = 0; i < DIGITSUM_IMAGE_BYTES; i++) image[i] = ds_pixel_to_int8[pixels[i]];\n}\n")
-    return source, _header(graph, info, header_name, core_note, ram)
+    return CFiles(source, _header(graph, info, header_name, core_note, ram), ram, len(graph.steps))
 
 
 def _pixel_table(info: onnx_contract.ModelInfo, quant: tuple[float, int]) -> str:
