@@ -86,7 +86,8 @@ web: install
 # qemu-system-arm): export --format c, checked against TFLite Micro on all 100,000 test pairs, then built for
 # Cortex-M4, M7 and M55 and run on the 10,000 test images under QEMU; table on stdout, figures in JSON.
 mcu: install $(RUNS)/model.int8.tflite
-	$(BIN)/python benchmarks/mcu.py --tflite $(RUNS)/model.int8.tflite --json $(RUNS)/mcu.json
+	$(BIN)/python benchmarks/mcu.py --tflite $(RUNS)/model.int8.tflite --checkpoint $(RUNS)/model.pt \
+		--json $(RUNS)/mcu.json
 
 $(RUNS)/model.int8.tflite:
 	$(CLI) export $(RUNS)/model.pt --format litert-int8 --force
