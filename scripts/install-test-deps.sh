@@ -3,6 +3,8 @@
 #   xvfb      the live window test runs a real window on a virtual X display (screenshot with Pillow)
 #   chromium  the serve page test opens the webcam page in headless Chromium with a fake camera (the web app
 #             tests too)
+#   gcc-arm-none-eabi, qemu-system-arm  the MCU tests build the exported C model for Cortex-M cores and run it
+#             under QEMU (tests/test_mcu.py)
 # Installed with apt-get when running as root; anywhere else it prints one `skip:` line per missing package
 # and exits 0, and the test that needs it is skipped. It never fails the test command.
 set -u
@@ -19,7 +21,8 @@ elif [ ! "$web/node_modules/.package-lock.json" -nt "$web/package-lock.json" ]; 
 fi
 
 # package, the command it provides, the test that needs it
-wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test")
+wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test"
+        "gcc-arm-none-eabi arm-none-eabi-gcc the MCU tests" "qemu-system-arm qemu-system-arm the MCU tests")
 missing=()
 for entry in "${wanted[@]}"; do
     read -r package command _ <<<"$entry"

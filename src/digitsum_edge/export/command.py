@@ -10,11 +10,12 @@ _D = ExportConfig(checkpoint="")
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path(dir_okay=False))  # with --format c: the int8 .tflite
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="The fp32 file [default: beside CHECKPOINT, .onnx or .tflite suffix].")
 @click.option("--format", type=click.Choice(list(FORMATS)), default=_D.format, show_default=True,
-              help="onnx, or litert: a .tflite file for LiteRT (phones); litert-int8 is litert --int8.")
+              help="onnx, or litert: a .tflite file for LiteRT (phones); litert-int8 is litert --int8; c: C99 "
+                   "source for a microcontroller from the int8 .tflite given in place of CHECKPOINT.")
 @click.option("--opset", type=click.IntRange(min=13, max=23), default=_D.opset, show_default=True)
 @click.option("--static-batch", type=click.IntRange(min=1), default=None,
               help="Fix the batch axis to N instead of a dynamic 'batch' axis.")
@@ -36,10 +37,18 @@ _D = ExportConfig(checkpoint="")
 @click.option("--triton", type=click.Path(file_okay=False), default=None,
               help="Also write a Triton model repository into this folder (digitsum/config.pbtxt, 1/model.onnx).")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
+@click.option("--core", default=_D.core, show_default=True,
+              help="--format c: cortex-m4, cortex-m7 or cortex-m55 (named in the files; the code is the same).")
 def export(**options: object) -> None:
     """Export CHECKPOINT to ONNX (or LiteRT), and verify it against PyTorch before writing it."""
     from digitsum_edge.extras import require
 
+    if options["format"] == "c":  # from the int8 .tflite: no torch, no conversion
+        require("litert-export", "export --format c")
+        from digitsum_edge.export.c_export import run as run_c
+
+        click.echo(run_c(ExportConfig(**options)).summary())  # type: ignore[arg-type]
+        return
     require("train", "export")
     if str(options["format"]).startswith("litert"):
         require("litert-export", "export --format litert")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from digitsum_edge import onnx_contract
 
 # --format: the file each writes by default (beside the checkpoint); litert-int8 is litert with --int8
-FORMATS = {"onnx": ".onnx", "litert": ".tflite", "litert-int8": ".tflite"}
+FORMATS = {"onnx": ".onnx", "litert": ".tflite", "litert-int8": ".tflite", "c": ".c"}  # c: from the int8 .tflite
 
 
 @dataclass
@@ -31,3 +31,4 @@ class ExportConfig:
     json: str | None = None  # also write the summary (files, verification figures) as JSON here
     triton: str | None = None  # also write a Triton model repository here (DIR/digitsum/config.pbtxt, 1/model.onnx)
     force: bool = False  # replace existing output files
+    core: str = "cortex-m4"  # --format c: the microcontroller named in the generated files (export/mcu.py)

@@ -98,6 +98,8 @@ class Prepared:
 
 def output_paths(cfg: ExportConfig) -> dict[str, Path]:
     """fp32 file (default: beside the checkpoint, with the format's suffix), and OUT.int8.* / OUT.fp16.onnx."""
+    if cfg.format == "c":
+        raise DigitsumError("--format c converts the int8 .tflite: export.c_export.run does it")
     if cfg.format not in FORMATS:
         raise DigitsumError(f"unknown format {cfg.format!r} (choose from {', '.join(FORMATS)})")
     fp32 = Path(cfg.out) if cfg.out else exported_path(cfg.checkpoint, FORMATS[cfg.format])
