@@ -21,7 +21,7 @@ from browser_helpers import CHROMIUM, ISOLATED, Chromium, npm_files_or_skip, pic
 from digitsum_edge.runtime import defaults
 from serve_helpers import ServeProcess, get, request
 
-TOKEN = "classroom-token-0123456789"  # what `serve --token` (or DIGITSUM_EDGE_TOKEN) is given
+TOKEN = "classroom-token-0123456789"  # what DIGITSUM_EDGE_TOKEN is given
 SERVE_ROI = 0.7  # serve's --roi here, not the default: the page must take it from the server
 
 if CHROMIUM is None:
@@ -64,8 +64,8 @@ def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("serve_page")
     cert, key = self_signed(folder)
     process = ServeProcess(tiny_onnx, folder / "serve.log", "--ssl-certfile", cert, "--ssl-keyfile", key,
-                           "--provider", "cpu", "--token", TOKEN, "--web", folder / "web", "--roi", SERVE_ROI,
-                           "--ink", "dark")
+                           "--provider", "cpu", "--web", folder / "web", "--roi", SERVE_ROI,
+                           "--ink", "dark", env={"DIGITSUM_EDGE_TOKEN": TOKEN})
     process.web = folder / "web"  # type: ignore[attr-defined]
     yield process
     assert process.stop() == 0
