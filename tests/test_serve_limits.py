@@ -134,6 +134,8 @@ def test_haproxy_configuration_is_private_and_times_requests_out() -> None:
     twin = adjusted.split("backend http-app-page\n", 1)[1]
     assert twin.startswith("    timeout queue 10000ms\n    timeout server 10000ms\n")
     assert "server SERVE_REPLICA_a-b 127.0.0.1:30000 check observe layer4 maxconn 4\n" in twin
+    tls = adjust(CONFIG, 8404, 9101, 10, 48, 100, {}, tls_pem=Path("/x/tls.pem"))
+    assert "frontend http_frontend\n    bind *:8000 ssl crt /x/tls.pem alpn http/1.1 ssl-min-ver TLSv1.2\n" in tls
     page = error_page(503)
     assert page.startswith("HTTP/1.1 503 ") and "Retry-After: 1\r\n" in page
     assert json.loads(page.split("\r\n\r\n", 1)[1])["error"].endswith("retry after 1 s")

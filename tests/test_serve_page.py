@@ -59,7 +59,7 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     """Over HTTPS and with a token (what a service reachable by other machines needs), so through Ray Serve's
-    Python proxy this time; test_serve.py runs the default HAProxy ingress. The app is built into --web."""
+    HAProxy ending the TLS (test_serve.py runs it over plain HTTP). The app is built into --web."""
     npm_files_or_skip()
     folder = tmp_path_factory.mktemp("serve_page")
     cert, key = self_signed(folder)

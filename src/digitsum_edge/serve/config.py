@@ -55,7 +55,7 @@ class ServeConfig:
     token_file: str | None = None
     no_token: bool = False
     # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
-    # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
+    # machines and phones needs these. HAProxy ends the TLS (TLS 1.2 and later); with --no-haproxy, Ray's proxy.
     ssl_certfile: str | None = None  # PEM certificate (chain)
     ssl_keyfile: str | None = None  # PEM private key
     # The page at / is the web app (`digitsum-edge web`) for this model, kept in this folder: reused when it holds
@@ -65,8 +65,8 @@ class ServeConfig:
 
 
 def uses_haproxy(cfg: ServeConfig) -> bool:
-    """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here, and plain HTTP."""
-    return cfg.haproxy and cfg.address == LOCAL and not cfg.ssl_certfile
+    """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here (HTTPS too: HAProxy ends the TLS)."""
+    return cfg.haproxy and cfg.address == LOCAL
 
 
 def check_config(cfg: ServeConfig, listen: bool = True) -> None:

@@ -14,6 +14,8 @@ What it changes (Ray 2.60 writes none of it as an option):
 - the page's files (every path but the API's) go through a backend of their own: the same replicas, at most
   --page-maxconn downloads in each at once, others wait up to --page-queue-ms, each with `timeout server`, so a
   flood of page downloads, or clients that read nothing, never takes the API's --replica-maxconn places;
+- with --tls-pem, the service's port speaks HTTPS only (TLS 1.2 and later, HTTP/1.1): HAProxy ends the TLS,
+  so an HTTPS service has the same bounds as a plain one;
 - 408 and 503 answer with one line of JSON, {"error": "..."}, like the service itself.
 """
 
@@ -66,8 +68,11 @@ def page_backends(config: str, page_maxconn: int, page_queue_ms: int, page_timeo
 
 
 def adjust(config: str, stats_port: int, metrics_port: int, read_timeout_s: float, replica_maxconn: int,
-           queue_timeout_ms: int, errors: dict[int, Path], page_maxconn: int = 4) -> str:
+           queue_timeout_ms: int, errors: dict[int, Path], page_maxconn: int = 4, tls_pem: Path | None = None) -> str:
     """The configuration with the changes above; an unknown layout is left as it was."""
+    if tls_pem is not None:
+        config = re.sub(r"(?m)^(frontend http_frontend\n\s+bind \S+)\s*$",
+                        rf"\g<1> ssl crt {tls_pem} alpn http/1.1 ssl-min-ver TLSv1.2", config, count=1)
     config = re.sub(r"(stats socket \S+ mode )666", r"\g<1>600", config)
     for port in (stats_port, metrics_port):
         config = re.sub(rf"(?m)^(\s*bind )(\*|0\.0\.0\.0|)?:{port}\s*$", rf"\g<1>127.0.0.1:{port}", config)
@@ -90,6 +95,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--replica-maxconn", type=int, required=True)
     parser.add_argument("--queue-timeout-ms", type=int, required=True)
     parser.add_argument("--page-maxconn", type=int, required=True)
+    parser.add_argument("--tls-pem", type=Path, default=None)
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
@@ -99,7 +105,8 @@ def main(argv: list[str]) -> None:
         for status, page in errors.items():
             page.write_text(error_page(status))
         text = adjust(path.read_text(), options.stats_port, options.metrics_port, options.read_timeout_s,
-                      options.replica_maxconn, options.queue_timeout_ms, errors, options.page_maxconn)
+                      options.replica_maxconn, options.queue_timeout_ms, errors, options.page_maxconn,
+                      options.tls_pem)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(text)
         os.replace(temporary, path)

@@ -87,8 +87,22 @@ def _private_haproxy(cfg: ServeConfig, run: LocalRun) -> None:
         "--metrics-port", os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"],
         "--read-timeout-s", str(cfg.read_timeout_s),
         "--replica-maxconn", str(cfg.max_queued), "--queue-timeout-ms", str(QUEUE_TIMEOUT_MS),
-        "--page-maxconn", str(PAGE_SLOTS)])
+        "--page-maxconn", str(PAGE_SLOTS), *(["--tls-pem", str(_tls_pem(cfg, run))] if cfg.ssl_certfile else [])])
     os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(shim)
+
+
+def _tls_pem(cfg: ServeConfig, run: LocalRun) -> Path:
+    """The certificate chain and its key in one file (what HAProxy's `crt` reads), 0600 in the private folder."""
+    assert cfg.ssl_certfile and cfg.ssl_keyfile
+    path = run.folder / "tls.pem"
+    try:
+        chain, key = Path(cfg.ssl_certfile).read_text(), Path(cfg.ssl_keyfile).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DigitsumError(f"cannot read the certificate or its key: {e}") from None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(chain.rstrip("\n") + "\n" + key)
+    return path
 
 
 def _free_port() -> int:
@@ -150,8 +164,6 @@ def start(cfg: ServeConfig) -> str:
         raise
     _quiet_ray()  # ray.init configured its loggers again
     _private_ray_token()
-    if cfg.ssl_certfile and cfg.haproxy and cfg.address == LOCAL:
-        log.warning("HTTPS is served by Ray's Python proxy: Ray Serve's HAProxy mode has no TLS here")
     if cfg.replicas > (os.cpu_count() or 1) and cfg.address == LOCAL:
         log.warning(f"{cfg.replicas} replicas on {os.cpu_count()} cores: they share the cores")
     try:
@@ -183,7 +195,7 @@ def _start_serve(cfg: ServeConfig) -> tuple[str, int]:
     from ray import serve
 
     http = {"host": cfg.host, "port": cfg.port}
-    if cfg.ssl_certfile:
+    if cfg.ssl_certfile and not uses_haproxy(cfg):  # HAProxy ends the TLS itself (the shim's bind line)
         http |= {"ssl_certfile": cfg.ssl_certfile, "ssl_keyfile": cfg.ssl_keyfile}
     serve_logger = logging.getLogger("ray.serve")
     serve_logger.setLevel(logging.ERROR)  # its warning that a running Serve keeps its port: ours is clearer
