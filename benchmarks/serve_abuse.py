@@ -5,9 +5,10 @@ Cases: stopping by `kill -TERM -- -PGID` (and a restart on the same port); 200 s
 idle connections held open beside a quiet /v1/read client; 16 costly images (40 MP 16-bit RGBA PNGs, refused,
 and 24 MP 8-bit PNGs, decoded) beside it; 128 concurrent maximum-size requests of each route, with the
 replica's memory; 300 clients at once on /v1/read; what listens where; malformed v2 requests; and 100 clients of the
-page (half reading nothing, half downloading again and again) beside an authenticated /v1/read client, over HAProxy
-and over HTTPS through Ray's proxy, with every process's memory (`--cases page`: only these). Everything goes
-to 127.0.0.1, every loop is bounded in count and time, and the service is stopped by its pid.
+page (half reading nothing, half downloading again and again) beside an authenticated /v1/read client: over
+HAProxy, over HTTPS through HAProxy, and over HTTPS through Ray's proxy (--no-haproxy), with every process's
+memory (`--cases page`: only these). Everything goes to 127.0.0.1, every loop is bounded in count and time, and
+the service is stopped by its pid.
 The machine is shared: other processes' CPU share is recorded beside the figures.
 
     .venv/bin/python benchmarks/serve_abuse.py --model runs/model.onnx --json docs/serve_abuse.json
@@ -441,10 +442,15 @@ def _rss_all(service: Service) -> dict[int, float]:
     return found
 
 
-def case_page(model: str, https: bool, clients: int, seconds: float, folder: Path) -> dict:
+PAGE_MODES = {"HAProxy": (False, True), "HTTPS, HAProxy": (True, True),  # mode -> (https, haproxy)
+              "HTTPS, Ray's proxy (--no-haproxy)": (True, False)}
+
+
+def case_page(model: str, mode: str, clients: int, seconds: float, folder: Path) -> dict:
     """The page beside the API: a quiet authenticated /v1/read client alone, then beside `clients` page clients
     (half slow, half flooding); every process's memory before, at its peak, and after."""
-    options = ["--web", str(folder / "web")]
+    https, haproxy = PAGE_MODES[mode]
+    options = ["--web", str(folder / "web"), *([] if haproxy else ["--no-haproxy"])]
     if https:  # a self-signed certificate for 127.0.0.1, as a site without a CA makes one
         cert, key = folder / "cert.pem", folder / "key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -485,7 +491,7 @@ def case_page(model: str, https: bool, clients: int, seconds: float, folder: Pat
                    "after_mb": round(after[pid], 1)} for pid in after if pid in peaks]
         grew = max((m["peak_mb"] - m["idle_mb"] for m in memory), default=0.0)
         kept = max((m["after_mb"] - m["idle_mb"] for m in memory), default=0.0)
-        return {"mode": "HTTPS, Ray's proxy" if https else "HAProxy", "clients": clients, "quiet": quiet,
+        return {"mode": mode, "clients": clients, "quiet": quiet,
                 "beside": beside, "slow": slow, "flood": flood, "memory": memory,
                 "largest_growth_mb": round(grew, 1), "largest_kept_mb": round(kept, 1)}
     finally:
@@ -615,10 +621,10 @@ def main() -> None:
     import tempfile
 
     result["page"] = []
-    for https in (False, True):
-        _say(f"{args.page_clients} page clients ({'HTTPS' if https else 'HAProxy'})")
+    for mode in PAGE_MODES:
+        _say(f"{args.page_clients} page clients ({mode})")
         with tempfile.TemporaryDirectory(prefix="serve-abuse-") as folder:
-            result["page"].append(case_page(args.model, https, args.page_clients, args.seconds, Path(folder)))
+            result["page"].append(case_page(args.model, mode, args.page_clients, args.seconds, Path(folder)))
     # the whole run, the service and Ray's processes included (they are not this process's children)
     result["machine"]["cpu_share_not_this_process"] = others_cpu_share(before, cpu_snapshot())
     result["machine"]["background_cpu_share_after"] = _background()  # other people's work alone

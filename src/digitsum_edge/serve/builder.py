@@ -96,8 +96,8 @@ def app(args: dict[str, Any]) -> Application:
 def config_file(cfg: ServeConfig) -> dict[str, Any]:
     """The Serve config file (`serve run FILE`, `serve deploy FILE`, a RayService's serveConfigV2) for `cfg`."""
     defaults = ServeConfig()
-    args = {name: value for name, value in asdict(cfg).items()
-            if name in APP_ARGS and value != getattr(defaults, name)}
+    args = {name: value for name, value in asdict(cfg).items()  # the port is http_options' alone
+            if name in APP_ARGS and name != "port" and value != getattr(defaults, name)}
     args["model"] = str(Path(cfg.model).resolve())  # the builder runs elsewhere: absolute paths
     for name in ("token_file", "web", "ssl_certfile", "ssl_keyfile"):
         if args.get(name):
