@@ -203,8 +203,8 @@ def stale(folder: Path, model_sha256: str) -> str | None:
 
 
 def built_files(folder: Path) -> dict[str, bytes]:
-    """The files the build wrote, as its file list names them (name -> bytes), each checked: a regular file, no
-    symlink on its way, no dotfile, its SHA-256 as written. Files added later are not in it."""
+    """The files the build wrote, as its file list names them, and the list itself (name -> bytes), each checked: a
+    regular file, no symlink on its way, no dotfile, its SHA-256 as written. Files added later are not in it."""
     try:
         listed = json.loads((folder / FILE_LIST).read_text())["files"]
         names = {str(name): str(entry["sha256"]) for name, entry in listed.items()}
@@ -226,6 +226,9 @@ def built_files(folder: Path) -> dict[str, bytes]:
         if data is None or hashlib.sha256(data).hexdigest() != sha256:
             raise DigitsumError(f"{name} was {'changed' if data is not None else 'removed'} since it was built")
         files[name] = data
+    if (folder / FILE_LIST).is_symlink():
+        raise DigitsumError(f"{FILE_LIST} is a symbolic link since it was built")
+    files[FILE_LIST] = (folder / FILE_LIST).read_bytes()  # the service worker caches it too
     return files
 
 
