@@ -214,9 +214,9 @@ def _page_load(port: int, count: int, seconds: float, answer: multiprocessing.Qu
 
 def test_page_clients_never_take_the_apis_place(server: ServeProcess, frame: bytes) -> None:
     """40 clients on the page's largest file (20 reading nothing, 20 downloading it again and again, from another
-    process) beside a /v1/read client: every read answered (no 503) and in time, the slow page clients dropped by
-    the server, the replica's memory bounded and back within 50 MB. (Before: 20 such clients made HAProxy answer
-    503 to 145 of 146 reads, and the replica inflated the 14 MB wasm per request.)"""
+    process) beside a /v1/read client: every read answered (no 503) and in time, the page clients answered within
+    the page's own budget (200, or 503 to retry), the replica's memory bounded and back within 50 MB. (Before: 20
+    such clients made HAProxy answer 503 to 145 of 146 reads; the replica inflated the 14 MB wasm per request.)"""
     from browser_helpers import web_app_buildable
 
     if not web_app_buildable():
@@ -242,7 +242,8 @@ def test_page_clients_never_take_the_apis_place(server: ServeProcess, frame: byt
         if load.is_alive():
             load.kill()
     assert sum(n for k, n in got.items() if k in ("slow: 200", "slow: 503")) == 20, got  # each one answered
-    assert got.get("flood: 200", 0) >= 20 and not any(k.startswith("flood: 5") for k in got), got
+    # the page's own budget: downloads beyond it are told to retry (503), never anything else
+    assert got.get("flood: 200", 0) >= 10 and set(got) <= {"flood: 200", "flood: 503", "slow: 200", "slow: 503"}, got
     assert max(beside) < max(5 * quiet[-1], 1.0), (quiet, beside)
     deadline = time.monotonic() + 10
     while _rss_mb(pid) > idle + 50 and time.monotonic() < deadline:

@@ -193,3 +193,12 @@ def test_with_a_token_v1_and_v2_want_it_and_health_and_the_page_stay_open(server
         "serving"]["token"] is True  # said, never shown
     for path in ("/healthz", "/", "/app.js", "/vendor/ort-wasm-simd-threaded.wasm"):
         assert get(f"{server.url}{path}")[0] == 200, path
+    from serve_helpers import session_processes
+
+    # the token is in no process that Ray or HAProxy runs (the command itself was started with it), nor on a
+    # command line; the replicas read a 0600 file in the run's private folder
+    for pid in session_processes(server.process.pid):
+        if pid != server.process.pid:
+            assert TOKEN.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
+        assert TOKEN.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes(), pid
+    assert "auth on: /v1 and /v2 want the bearer token (from DIGITSUM_EDGE_TOKEN)" in server.log.read_text()
