@@ -6,7 +6,7 @@ RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
 .PHONY: install demo train export bench live test test-quick test-slow lint docs results bench-train bench-seeds bench-serve web \
-	bench-real default-model mcu clean
+	bench-real default-model mcu serve-abuse serve-page-abuse cluster clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ bench-serve: install
 # `digitsum-edge serve` against hostile clients: slow uploads, costly images, floods, signals (about 4 minutes).
 serve-abuse: install
 	$(BIN)/python benchmarks/serve_abuse.py --model $(RUNS)/model.onnx --json $(RUNS)/serve_abuse.json
+
+# The page's clients beside the API (slow and flooding), over HAProxy, HTTPS through HAProxy and Ray's proxy.
+serve-page-abuse: install
+	$(BIN)/python benchmarks/serve_abuse.py --cases page --model $(RUNS)/model.onnx --json $(RUNS)/serve_page_abuse.json
 
 # `serve --address auto` on a two-node Ray cluster on this machine, a node lost under load (about 5 minutes).
 cluster: install

@@ -4,11 +4,15 @@ row per case (what was done, what happened, the goal) and writes the figures as 
 Cases: stopping by `kill -TERM -- -PGID` (and a restart on the same port); 200 slow uploads (1 byte/s) and 200
 idle connections held open beside a quiet /v1/read client; 16 costly images (40 MP 16-bit RGBA PNGs, refused,
 and 24 MP 8-bit PNGs, decoded) beside it; 128 concurrent maximum-size requests of each route, with the
-replica's memory; 300 clients at once on /v1/read; what listens where; malformed v2 requests. Everything goes
-to 127.0.0.1, every loop is bounded in count and time, and the service is stopped by its pid.
+replica's memory; 300 clients at once on /v1/read; what listens where; malformed v2 requests; and 100 clients of the
+page (half reading nothing, half downloading again and again) beside an authenticated /v1/read client: over
+HAProxy, over HTTPS through HAProxy, and over HTTPS through Ray's proxy (--no-haproxy), with every process's
+memory (`--cases page`: only these). Everything goes to 127.0.0.1, every loop is bounded in count and time, and
+the service is stopped by its pid.
 The machine is shared: other processes' CPU share is recorded beside the figures.
 
     .venv/bin/python benchmarks/serve_abuse.py --model runs/model.onnx --json docs/serve_abuse.json
+    .venv/bin/python benchmarks/serve_abuse.py --cases page --model runs/model.onnx --json docs/serve_page_abuse.json
 """
 
 from __future__ import annotations
@@ -52,14 +56,15 @@ CLI = Path(sys.executable).with_name("digitsum-edge")
 class Service:
     """`digitsum-edge serve` in its own session on 127.0.0.1."""
 
-    def __init__(self, model: str, port: int | None = None, *options: str) -> None:
+    def __init__(self, model: str, port: int | None = None, *options: str, env: dict | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if '--ssl-certfile' in options else 'http'}://127.0.0.1:{self.port}"
         self.log = Path(f"/tmp/serve_abuse_{self.port}.log")
         with open(self.log, "w") as out:
             self.process = subprocess.Popen([str(CLI), "serve", "--model", model, "--port", str(self.port),
                                              *options], stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -113,12 +118,15 @@ def _port_free(port: int) -> bool:
 
 def _status(url: str, body: bytes | None = None, timeout: float = 30) -> tuple[int, float, dict]:
     """(status, seconds, headers) of one request; 0 when it failed to answer."""
+    import ssl
     import urllib.error
     import urllib.request
 
     started = time.monotonic()
+    unverified = ssl._create_unverified_context()  # the run's own self-signed certificate
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout,
+                                    context=unverified) as response:
             response.read()
             return response.status, time.monotonic() - started, dict(response.headers)
     except urllib.error.HTTPError as e:
@@ -155,18 +163,19 @@ class MemoryWatch:
 
 # ---- clients ----------------------------------------------------------------------------------------------------
 
-async def quiet_reads(url: str, jpegs: list[bytes], seconds: float) -> dict:
-    """One client reading one frame after the other for `seconds`: its latencies."""
+async def quiet_reads(url: str, jpegs: list[bytes], seconds: float, token: str | None = None) -> dict:
+    """One client reading one frame after the other for `seconds` (with the bearer token): its latencies."""
     import aiohttp
 
     latencies, statuses = [], {}
     until = time.monotonic() + seconds
-    async with aiohttp.ClientSession() as session:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
         i = 0
         while time.monotonic() < until:
             started = time.perf_counter()
             try:
-                async with session.post(f"{url}/v1/read?rand={i % 10}", data=jpegs[i % len(jpegs)],
+                async with session.post(f"{url}/v1/read?rand={i % 10}", data=jpegs[i % len(jpegs)], headers=headers,
                                         timeout=aiohttp.ClientTimeout(total=30)) as response:
                     await response.read()
                     status = response.status
@@ -367,6 +376,128 @@ def case_overload(service: Service, jpegs: list[bytes], clients: int, seconds: f
     return {**result, "beside": beside}
 
 
+PAGE_FILE = "/vendor/ort-wasm-simd-threaded.wasm"  # the page's largest file (14 MB, 3.7 MB gzipped)
+PAGE_TOKEN = "page-abuse-token-0123456789"
+
+
+async def page_clients(host: str, port: int, https: bool, count: int, seconds: float, slow: bool) -> dict:
+    """`count` clients on the page's largest file for `seconds`: slow ones ask for it (half gzipped, half plain)
+    and read nothing; flooding ones download it whole, again and again. What they got."""
+    import ssl
+
+    context = ssl._create_unverified_context() if https else None
+    outcomes: dict[str, int] = {}
+    until = time.monotonic() + seconds
+
+    def count_(what: str) -> None:
+        outcomes[what] = outcomes.get(what, 0) + 1
+
+    async def one(i: int) -> None:
+        while time.monotonic() < until:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), 10)
+            except (OSError, asyncio.TimeoutError):
+                count_("refused")
+                await asyncio.sleep(0.5)
+                continue
+            gzipped = "Accept-Encoding: gzip\r\n" if i % 2 else ""
+            writer.write(f"GET {PAGE_FILE} HTTP/1.1\r\nHost: x\r\n{gzipped}Connection: close\r\n\r\n".encode())
+            try:
+                status = (await asyncio.wait_for(reader.readline(), 15)).split(b" ")[1].decode()
+                if slow:  # read nothing more; hold the connection until the server drops it or the case ends
+                    while time.monotonic() < until and not reader.at_eof():
+                        await asyncio.sleep(1)
+                        if reader.at_eof():
+                            break
+                    count_(f"{status} held" if not reader.at_eof() else f"{status} dropped by the server")
+                    return
+                while await asyncio.wait_for(reader.read(2**16), 15):
+                    pass
+                count_(status)
+            except (OSError, asyncio.TimeoutError, IndexError):
+                count_("reset" if not slow else "dropped by the server")
+                if slow:
+                    return
+            finally:
+                writer.close()
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return outcomes
+
+
+def _page_load(host: str, port: int, https: bool, count: int, seconds: float, answer: multiprocessing.Queue) -> None:
+    """In a process of its own: half the clients slow, half flooding."""
+    async def both() -> tuple:
+        return await asyncio.gather(page_clients(host, port, https, count // 2, seconds, True),
+                                    page_clients(host, port, https, count - count // 2, seconds, False))
+
+    answer.put(asyncio.run(both()))
+
+
+def _rss_all(service: Service) -> dict[int, float]:
+    found = {}
+    for pid in service.processes():
+        with contextlib.suppress(OSError):
+            found[pid] = rss_mb(pid)
+    return found
+
+
+PAGE_MODES = {"HAProxy": (False, True), "HTTPS, HAProxy": (True, True),  # mode -> (https, haproxy)
+              "HTTPS, Ray's proxy (--no-haproxy)": (True, False)}
+
+
+def case_page(model: str, mode: str, clients: int, seconds: float, folder: Path) -> dict:
+    """The page beside the API: a quiet authenticated /v1/read client alone, then beside `clients` page clients
+    (half slow, half flooding); every process's memory before, at its peak, and after."""
+    https, haproxy = PAGE_MODES[mode]
+    options = ["--web", str(folder / "web"), *([] if haproxy else ["--no-haproxy"])]
+    if https:  # a self-signed certificate for 127.0.0.1, as a site without a CA makes one
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        options += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    service = Service(model, None, *options, env={"DIGITSUM_EDGE_TOKEN": PAGE_TOKEN})
+    try:
+        jpegs = camera_jpegs(32, seed=1)
+        asyncio.run(quiet_reads(service.url, jpegs, 2, PAGE_TOKEN))  # warm-up
+        quiet = asyncio.run(quiet_reads(service.url, jpegs, seconds, PAGE_TOKEN))
+        idle = _rss_all(service)
+        peaks = dict(idle)
+        answer: multiprocessing.Queue = multiprocessing.Queue()
+        load = multiprocessing.Process(target=_page_load, args=("127.0.0.1", service.port, https, clients,
+                                                                seconds + 4, answer))
+        load.start()
+        running = True
+
+        def watch() -> None:
+            while running:
+                for pid, mb in _rss_all(service).items():
+                    peaks[pid] = max(peaks.get(pid, 0.0), mb)
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        time.sleep(2)
+        beside = asyncio.run(quiet_reads(service.url, jpegs, seconds, PAGE_TOKEN))
+        slow, flood = answer.get(timeout=seconds + 120)
+        load.join(10)
+        running = False
+        watcher.join()
+        time.sleep(5)
+        after = _rss_all(service)
+        names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in after}
+        memory = [{"process": names[pid], "idle_mb": round(idle.get(pid, 0), 1), "peak_mb": round(peaks[pid], 1),
+                   "after_mb": round(after[pid], 1)} for pid in after if pid in peaks]
+        grew = max((m["peak_mb"] - m["idle_mb"] for m in memory), default=0.0)
+        kept = max((m["after_mb"] - m["idle_mb"] for m in memory), default=0.0)
+        return {"mode": mode, "clients": clients, "quiet": quiet,
+                "beside": beside, "slow": slow, "flood": flood, "memory": memory,
+                "largest_growth_mb": round(grew, 1), "largest_kept_mb": round(kept, 1)}
+    finally:
+        service.stop()
+
+
 def case_listening(service: Service) -> dict:
     """Every TCP port the service's processes listen on, with its address; HAProxy's admin socket's mode."""
     listening = [{"process": name, "address": address, "port": port}
@@ -452,6 +583,19 @@ def table(r: dict) -> str:
     bad = r["malformed"]
     rows.append(f"| malformed v2 / rand | statuses {sorted({v['status'] for v in bad.values()})} for {len(bad)} "
                 f"cases | every one a 400 |")
+    return "\n".join(rows + page_table(r).splitlines()[2:])
+
+
+def page_table(r: dict) -> str:
+    """The page's rows: its clients beside the API, in each mode."""
+    rows = ["| case | what happened | goal |", "| --- | --- | --- |"]
+    for p in r.get("page", []):
+        b, q = p["beside"], p["quiet"]
+        rows.append(f"| {p['clients']} page clients on {PAGE_FILE} ({p['mode']}): half read nothing, half "
+                    f"download it again and again | authenticated /v1/read p99 {q['p99_ms']} ms alone, "
+                    f"{b['p99_ms']} ms beside them, statuses {b['statuses']}; slow: {p['slow']}; flooding: "
+                    f"{p['flood']}; memory: largest growth {p['largest_growth_mb']} MB (one process), largest "
+                    f"kept after {p['largest_kept_mb']} MB | p99 within 2x of alone, no 503; back within 50 MB |")
     return "\n".join(rows)
 
 
@@ -460,6 +604,9 @@ def main() -> None:
     parser.add_argument("--model", default="runs/model.onnx")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed case")
     parser.add_argument("--overload-clients", type=int, default=300)
+    parser.add_argument("--page-clients", type=int, default=100)
+    parser.add_argument("--cases", choices=("all", "page"), default="all",
+                        help="page: only the page's clients beside the API, in both modes")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     background = _background()  # other processes' load just before the run: the machine is shared
@@ -469,6 +616,24 @@ def main() -> None:
                                 "ray": module_version("ray"), "background_cpu_share_before": background,
                                 "onnxruntime": module_version("onnxruntime")},
                     "config": vars(args)}
+    if args.cases == "all":
+        _all_cases(args, jpegs, result)
+    import tempfile
+
+    result["page"] = []
+    for mode in PAGE_MODES:
+        _say(f"{args.page_clients} page clients ({mode})")
+        with tempfile.TemporaryDirectory(prefix="serve-abuse-") as folder:
+            result["page"].append(case_page(args.model, mode, args.page_clients, args.seconds, Path(folder)))
+    # the whole run, the service and Ray's processes included (they are not this process's children)
+    result["machine"]["cpu_share_not_this_process"] = others_cpu_share(before, cpu_snapshot())
+    result["machine"]["background_cpu_share_after"] = _background()  # other people's work alone
+    print(table(result) if args.cases == "all" else page_table(result))
+    if args.json:
+        write_json(args.json, result)
+
+
+def _all_cases(args: argparse.Namespace, jpegs: list[bytes], result: dict) -> None:
     _say("stop: kill -TERM -- -PGID, then a restart on the port")
     result["stop"] = case_stop(args.model)
     service = Service(args.model)
@@ -488,12 +653,6 @@ def main() -> None:
         result["overload"] = case_overload(service, jpegs, args.overload_clients, args.seconds)
     finally:
         result["final_stop"] = service.stop()
-    # the whole run, the service and Ray's processes included (they are not this process's children)
-    result["machine"]["cpu_share_not_this_process"] = others_cpu_share(before, cpu_snapshot())
-    result["machine"]["background_cpu_share_after"] = _background()  # other people's work alone
-    print(table(result))
-    if args.json:
-        write_json(args.json, result)
 
 
 def urllib_get(url: str) -> bytes:

@@ -43,7 +43,7 @@ class ServeProcess:
     `digitsum-edge serve --model MODEL --port PORT` (a unit file's ExecStart)."""
 
     def __init__(self, model: Path, log: Path, *options: object, port: int | None = None,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"{'https' if '--ssl-certfile' in options else 'http'}://127.0.0.1:{self.port}"
         self.log = log
@@ -51,7 +51,7 @@ class ServeProcess:
         with open(log, "w") as err:
             self.process = subprocess.Popen([*command, *map(str, options)], stdout=err, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                            preexec_fn=_ctrl_c_works)
+                                            preexec_fn=_ctrl_c_works, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -67,7 +67,9 @@ def test_cli_refuses_bad_input_before_starting_ray(tiny_onnx: Path, tmp_path: Pa
              (("--model", tiny_onnx, "--replicas", 0), "--replicas"),
              (("--model", tiny_onnx, "--roi", 2), "--roi"),
              (("--model", tiny_onnx, "--ssl-certfile", tiny_onnx), "HTTPS needs both --ssl-certfile and --ssl-keyfile"),
-             (("--model", tiny_onnx, "--token", "short"), "--token must be at least 16 printable characters"),
+             (("--model", tiny_onnx, "--token", "a-token-on-the-command-line"), "--token is not taken on the command"),
+             (("--model", tiny_onnx, "--host", "0.0.0.0"), "--host 0.0.0.0 is reachable from other machines"),
+             (("--model", tiny_onnx, "--token-file", tmp_path / "none.txt"), "--token-file"),
              (("--model", tiny_onnx, "--ssl-certfile", tmp_path / "no.pem", "--ssl-keyfile", tiny_onnx),
               "no.pem does not exist")]
     with socket.socket() as busy:
@@ -76,6 +78,16 @@ def test_cli_refuses_bad_input_before_starting_ray(tiny_onnx: Path, tmp_path: Pa
         cases.append((("--model", tiny_onnx, "--port", busy.getsockname()[1]), "cannot listen on 127.0.0.1:"))
         for args, fragment in cases:
             one_line_error(invoke("serve", *args), fragment)
+        for value, fragment in (("", "DIGITSUM_EDGE_TOKEN is set but empty"), ("short", "at least 16 printable")):
+            one_line_error(invoke_env({"DIGITSUM_EDGE_TOKEN": value}, "serve", "--model", tiny_onnx), fragment)
+
+
+def invoke_env(env: dict[str, str], *args: object):
+    from click.testing import CliRunner
+
+    from digitsum_edge.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
 
 
 def test_serve_defaults_are_lives_and_help_loads_nothing_heavy() -> None:
@@ -296,6 +308,29 @@ def test_the_page_is_served(server: ServeProcess) -> None:
     assert b"getUserMedia" in script and b"v1/read?rand=" in script
 
 
+def test_the_page_answers_head_and_304_with_its_headers_and_never_echoes_the_host(server: ServeProcess) -> None:
+    from browser_helpers import web_app_buildable
+
+    if not web_app_buildable():
+        pytest.skip("no npm here: the service runs without the page")
+    status, body, headers = request(f"{server.url}/app.js", None, {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["content-encoding"] == "gzip"
+    assert headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in \
+        headers["content-security-policy"] and headers["referrer-policy"] == "no-referrer"
+    assert "strict-transport-security" not in headers  # plain HTTP here (test_serve_page.py: HTTPS)
+    etag = headers["etag"]
+    assert request(f"{server.url}/app.js", None, {"Accept-Encoding": "gzip", "If-None-Match": etag})[0] == 304
+    status, body, headers = request(f"{server.url}/app.js", None, {"If-None-Match": etag})
+    assert status == 200 and body.startswith(b"//")  # another representation: the plain file
+    status, body, head = request(f"{server.url}/app.js", method="HEAD")
+    assert status == 200 and body == b"" and head["content-length"] == headers["content-length"]
+    for path in ("/app.js/", "/docs", "/openapi.json", "/files.json/", "/.env", "/-/nothing"):
+        status, body, headers = request(f"{server.url}{path}", None, {"Host": "evil.example"})
+        assert status == 404 and "evil.example" not in json.dumps(headers), (path, status, headers)
+    status, _, headers = get(f"{server.url}/v1/model")
+    assert headers["x-content-type-options"] == "nosniff"  # the API's answers carry them too
+
+
 def test_haproxy_listens_on_localhost_only_and_its_socket_is_private(server: ServeProcess) -> None:
     """HAProxy's stats page and Prometheus exporter on 127.0.0.1 (Ray binds them to every interface); its admin
     socket 0600 in the service's 0700 folder; the service's port answers."""
@@ -305,6 +340,9 @@ def test_haproxy_listens_on_localhost_only_and_its_socket_is_private(server: Ser
              if name == "haproxy"]
     assert ("127.0.0.1", server.port) in ports and len(ports) >= 3, ports  # the service, stats, metrics
     assert all(address == "127.0.0.1" for address, _ in ports), ports
+    config = next(p for p in Path("/tmp").glob("dse-*/*/haproxy.cfg") if f"127.0.0.1:{server.port}" in p.read_text())
+    assert "acl digitsum_api path_beg /v1/ /v2/" in config.read_text()  # the page has a backend of its own
+    assert "-page if is_" in config.read_text() and "timeout server 60s" in config.read_text()
     sockets = [s for s in Path("/tmp").glob("dse-*/*/admin.sock")
                if f"127.0.0.1:{server.port}" in (s.parent / "haproxy.cfg").read_text()]
     assert len(sockets) == 1 and sockets[0].stat().st_mode & 0o777 == 0o600

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,3 +170,83 @@ def test_costly_images_wait_in_their_own_lane(server: ServeProcess, frame: bytes
         assert quiet.result() == 200
         assert {f.result() for f in costly} <= {200, 503} and any(f.result() == 200 for f in costly)
     assert done["quiet"] < max(done[f"big{i}"] for i in range(4))  # not behind every costly decode
+
+
+PAGE_FILE = "/vendor/ort-wasm-simd-threaded.wasm"  # the page's largest file: 14 MB, 3.7 MB gzipped
+
+
+async def _page_clients(port: int, count: int, seconds: float) -> dict[str, int]:
+    """`count` clients of PAGE_FILE for `seconds`: half ask for it and read nothing, half download it again and
+    again (every other one gzipped); what each got."""
+    got: dict[str, int] = {}
+    until = time.monotonic() + seconds
+
+    async def one(i: int) -> None:
+        slow = i % 2 == 0
+        while time.monotonic() < until:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            gzipped = "Accept-Encoding: gzip\r\n" if i % 4 < 2 else ""
+            writer.write(f"GET {PAGE_FILE} HTTP/1.1\r\nHost: t\r\n{gzipped}Connection: close\r\n\r\n".encode())
+            try:
+                status = (await asyncio.wait_for(reader.readline(), 15)).split(b" ")[1].decode()
+                if slow:  # nothing more is read (what the server had sent may wait in buffers)
+                    await asyncio.sleep(max(0.0, until - time.monotonic()))
+                    what = f"slow: {status}"
+                else:
+                    while await asyncio.wait_for(reader.read(2**16), 15):
+                        pass
+                    what = f"flood: {status}"
+            except (OSError, asyncio.TimeoutError, IndexError) as e:
+                what = f"{'slow' if slow else 'flood'}: {type(e).__name__}"
+            finally:
+                writer.close()
+            got[what] = got.get(what, 0) + 1
+            if slow:
+                return
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return got
+
+
+def _page_load(port: int, count: int, seconds: float, answer: multiprocessing.Queue) -> None:
+    answer.put(asyncio.run(_page_clients(port, count, seconds)))
+
+
+def test_page_clients_never_take_the_apis_place(server: ServeProcess, frame: bytes) -> None:
+    """40 clients on the page's largest file (20 reading nothing, 20 downloading it again and again, from another
+    process) beside a /v1/read client: every read answered (no 503) and in time, the page clients answered within
+    the page's own budget (200, or 503 to retry), the replica's memory bounded and back within 50 MB. (Before: 20
+    such clients made HAProxy answer 503 to 145 of 146 reads; the replica inflated the 14 MB wasm per request.)"""
+    from browser_helpers import web_app_buildable
+
+    if not web_app_buildable():
+        pytest.skip("no npm here: the service runs without the page")
+    url = f"{server.url}/v1/read?rand=2"
+    quiet = sorted(_timed(url, frame) for _ in range(10))
+    pid = _replica(server)
+    idle, peak = _rss_mb(pid), 0.0
+    answer: multiprocessing.Queue = multiprocessing.Queue()
+    seconds = 4 * READ_TIMEOUT_S
+    load = multiprocessing.Process(target=_page_load, args=(server.port, 40, seconds, answer))
+    load.start()
+    try:
+        time.sleep(1)
+        beside = []
+        for _ in range(20):
+            beside.append(_timed(url, frame))  # asserts 200
+            peak = max(peak, _rss_mb(pid))
+            time.sleep(0.1)
+        got = answer.get(timeout=seconds + 60)
+    finally:
+        load.join(30)
+        if load.is_alive():
+            load.kill()
+    assert sum(n for k, n in got.items() if k in ("slow: 200", "slow: 503")) == 20, got  # each one answered
+    # the page's own budget: downloads beyond it are told to retry (503), never anything else
+    assert got.get("flood: 200", 0) >= 10 and set(got) <= {"flood: 200", "flood: 503", "slow: 200", "slow: 503"}, got
+    assert max(beside) < max(5 * quiet[-1], 1.0), (quiet, beside)
+    deadline = time.monotonic() + 10
+    while _rss_mb(pid) > idle + 50 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert peak < idle + 150, (idle, peak)
+    assert _rss_mb(pid) < idle + 50, (idle, _rss_mb(pid))

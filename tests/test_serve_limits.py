@@ -107,6 +107,9 @@ frontend prometheus
     bind :9101
 frontend http_frontend
     bind *:8000
+    acl is_http-app path_beg /
+    use_backend http-app if is_http-app
+    default_backend default_backend
 listen stats
   bind *:8404
 """
@@ -123,6 +126,16 @@ def test_haproxy_configuration_is_private_and_times_requests_out() -> None:
     assert "errorfile 503 /x/500.http" not in adjusted  # Ray's: every 503 a bare 500
     assert "server SERVE_REPLICA_a-b 127.0.0.1:30000 check observe layer4 maxconn 48\n" in adjusted
     assert "server SERVE_PROXY_ACTOR-fallback-x 127.0.0.1:3 check backup\n" in adjusted
+    # the page's paths: a backend of their own on the same replicas, with its own places and timeouts
+    assert ("frontend http_frontend\n    bind *:8000\n    acl digitsum_api path_beg /v1/ /v2/\n"
+            "    acl digitsum_api path /v2 /healthz /docs /openapi.json\n") in adjusted
+    assert ("    use_backend http-app-page if is_http-app !digitsum_api\n    use_backend http-app if is_http-app\n"
+            in adjusted)
+    twin = adjusted.split("backend http-app-page\n", 1)[1]
+    assert twin.startswith("    timeout queue 10000ms\n    timeout server 10000ms\n")
+    assert "server SERVE_REPLICA_a-b 127.0.0.1:30000 check observe layer4 maxconn 4\n" in twin
+    tls = adjust(CONFIG, 8404, 9101, 10, 48, 100, {}, tls_pem=Path("/x/tls.pem"))
+    assert "frontend http_frontend\n    bind *:8000 ssl crt /x/tls.pem alpn http/1.1 ssl-min-ver TLSv1.2\n" in tls
     page = error_page(503)
     assert page.startswith("HTTP/1.1 503 ") and "Retry-After: 1\r\n" in page
     assert json.loads(page.split("\r\n\r\n", 1)[1])["error"].endswith("retry after 1 s")
@@ -153,18 +166,18 @@ def test_a_failed_start_leaves_no_private_folder(tiny_onnx: Path, monkeypatch: p
     """Ray refusing to start (here: made to) removes the folder made for HAProxy, and nothing else runs."""
     pytest.importorskip("ray.serve", reason="the serve extra is not installed")
     from digitsum_edge.errors import DigitsumError
-    from digitsum_edge.serve import app
+    from digitsum_edge.serve import service
     from digitsum_edge.serve.config import ServeConfig
 
     def refuse(cfg: ServeConfig) -> None:
         raise DigitsumError("cannot start Ray: refused here")
 
     monkeypatch.setattr(os, "environ", dict(os.environ))  # what start() marks and sets stays in this test
-    monkeypatch.setattr(app, "_init_ray", refuse)
+    monkeypatch.setattr(service, "_init_ray", refuse)
     before = set(Path("/tmp").glob("dse-*"))
     with pytest.raises(DigitsumError, match="refused here"):
-        app.start(ServeConfig(model=str(tiny_onnx), port=free_port()))
-    assert set(Path("/tmp").glob("dse-*")) == before and app._local is None
+        service.start(ServeConfig(model=str(tiny_onnx), port=free_port()))
+    assert set(Path("/tmp").glob("dse-*")) == before and service._local is None
 
 
 

@@ -21,7 +21,7 @@ from browser_helpers import CHROMIUM, ISOLATED, Chromium, npm_files_or_skip, pic
 from digitsum_edge.runtime import defaults
 from serve_helpers import ServeProcess, get, request
 
-TOKEN = "classroom-token-0123456789"  # what `serve --token` (or DIGITSUM_EDGE_TOKEN) is given
+TOKEN = "classroom-token-0123456789"  # what DIGITSUM_EDGE_TOKEN is given
 SERVE_ROI = 0.7  # serve's --roi here, not the default: the page must take it from the server
 
 if CHROMIUM is None:
@@ -59,13 +59,13 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     """Over HTTPS and with a token (what a service reachable by other machines needs), so through Ray Serve's
-    Python proxy this time; test_serve.py runs the default HAProxy ingress. The app is built into --web."""
+    HAProxy ending the TLS (test_serve.py runs it over plain HTTP). The app is built into --web."""
     npm_files_or_skip()
     folder = tmp_path_factory.mktemp("serve_page")
     cert, key = self_signed(folder)
     process = ServeProcess(tiny_onnx, folder / "serve.log", "--ssl-certfile", cert, "--ssl-keyfile", key,
-                           "--provider", "cpu", "--token", TOKEN, "--web", folder / "web", "--roi", SERVE_ROI,
-                           "--ink", "dark")
+                           "--provider", "cpu", "--web", folder / "web", "--roi", SERVE_ROI,
+                           "--ink", "dark", env={"DIGITSUM_EDGE_TOKEN": TOKEN})
     process.web = folder / "web"  # type: ignore[attr-defined]
     yield process
     assert process.stop() == 0
@@ -193,3 +193,12 @@ def test_with_a_token_v1_and_v2_want_it_and_health_and_the_page_stay_open(server
         "serving"]["token"] is True  # said, never shown
     for path in ("/healthz", "/", "/app.js", "/vendor/ort-wasm-simd-threaded.wasm"):
         assert get(f"{server.url}{path}")[0] == 200, path
+    from serve_helpers import session_processes
+
+    # the token is in no process that Ray or HAProxy runs (the command itself was started with it), nor on a
+    # command line; the replicas read a 0600 file in the run's private folder
+    for pid in session_processes(server.process.pid):
+        if pid != server.process.pid:
+            assert TOKEN.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
+        assert TOKEN.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes(), pid
+    assert "auth on: /v1 and /v2 want the bearer token (from DIGITSUM_EDGE_TOKEN)" in server.log.read_text()

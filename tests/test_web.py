@@ -112,43 +112,49 @@ def test_serve_keeps_the_app_of_its_model_and_builds_it_again_for_another(tiny_o
 def test_serve_without_npm_files_serves_no_page_and_says_why_in_one_line(
         tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from digitsum_edge.serve import page
+    from digitsum_edge.serve.served import ServedPage
 
     def no_npm(given: str | None = None) -> Path:
         raise build.DigitsumError("web needs npm to fetch onnxruntime-web once (install Node.js and npm)")
 
     monkeypatch.setattr(build, "node_modules", no_npm)
     with caplog.at_level("WARNING"):
-        served = page.load_page(str(tiny_onnx), str(tmp_path / "web"))
+        served = ServedPage(page.load_page(str(tiny_onnx), str(tmp_path / "web")), https=False, send_timeout_s=1)
     lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert lines == ["the page at / is unavailable (web needs npm to fetch onnxruntime-web once (install Node.js "
                      "and npm)); the API is served without it"], lines
-    answer = served.answer("/", "gzip")
+    answer = served.answer("GET", "/", "gzip", None)
     assert answer is not None and answer.status == 503
     assert json.loads(answer.body) == {"error": "the page is unavailable: web needs npm to fetch onnxruntime-web once "
                                                 "(install Node.js and npm)"}
-    assert served.answer("/app.js", "gzip") is None and not (tmp_path / "web").exists()
+    assert served.answer("GET", "/app.js", "gzip", None) is None and not (tmp_path / "web").exists()
 
 
 def test_serve_answers_the_apps_files_gzipped_when_the_client_takes_it(app: Path) -> None:
     import gzip
+    import hashlib
 
     from digitsum_edge.serve import page
+    from digitsum_edge.serve.served import ServedPage, takes_gzip
 
-    served = page.Page({"index.html": gzip.compress((app / "index.html").read_bytes()),
-                        "vendor/ort-wasm-simd-threaded.wasm": gzip.compress(b"\0asm" * 100)})
+    files = {"index.html": (app / "index.html").read_bytes(), "vendor/ort-wasm-simd-threaded.wasm": b"\0asm" * 100}
+    served = ServedPage(page.Page({n: gzip.compress(d) for n, d in files.items()},
+                                  {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}),
+                        https=False, send_timeout_s=1)
     for accept, packed in (("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.8", True), ("*", True),
                            (None, False), ("identity", False), ("gzip;q=0", False), ("br", False)):
-        assert page.takes_gzip(accept) is packed, accept
-        answer = served.answer("/", accept)
+        assert takes_gzip(accept) is packed, accept
+        answer = served.answer("GET", "/", accept, None)
         assert answer is not None and answer.status == 200
         body = gzip.decompress(answer.body) if packed else answer.body
         assert body == (app / "index.html").read_bytes()
         assert (answer.headers.get("Content-Encoding") == "gzip") is packed
         assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
         assert answer.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
-    wasm = served.answer("/vendor/ort-wasm-simd-threaded.wasm", None)
+    wasm = served.answer("GET", "/vendor/ort-wasm-simd-threaded.wasm", None, None)
     assert wasm is not None and wasm.headers["Content-Type"] == "application/wasm" and wasm.body == b"\0asm" * 100
-    assert served.answer("/sw.js", "gzip") is None and served.answer("/../etc/passwd", "gzip") is None
+    assert served.answer("GET", "/sw.js", "gzip", None) is None
+    assert served.answer("GET", "/../etc/passwd", "gzip", None) is None
 
 
 @pytest.mark.browser

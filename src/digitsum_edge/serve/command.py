@@ -1,4 +1,4 @@
-"""`digitsum-edge serve`: options (named like ServeConfig's fields) -> serve.app.run; Ray loads only then."""
+"""`digitsum-edge serve`: options (named like ServeConfig's fields) -> serve.service.run; Ray loads only then."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from digitsum_edge.runtime.backend import PROVIDERS
 from digitsum_edge.serve.config import LOCAL, ServeConfig
 
 _D = ServeConfig()
+
+
+def _no_token_on_command_line(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--token is refused: a command line is seen by `ps` and kept by Ray as its job's entrypoint."""
+    if value is not None:
+        raise click.UsageError("--token is not taken on the command line (ps shows it, and Ray keeps it as the job's "
+                               "entrypoint): set DIGITSUM_EDGE_TOKEN or use --token-file FILE")
 
 
 @click.command()
@@ -48,9 +55,13 @@ _D = ServeConfig()
 @click.option("--max-queued", type=click.IntRange(min=1), default=_D.max_queued, show_default=True,
               help="Per replica: requests at once (HAProxy lets this many through and holds others up to 100 ms), "
                    "beyond: HTTP 503 + Retry-After.")
-@click.option("--token", envvar="DIGITSUM_EDGE_TOKEN", default=None, show_envvar=True,
-              help="Every /v1 and /v2 route wants `Authorization: Bearer TOKEN` (401 otherwise); /healthz and the "
-                   "page stay open (open it as URL/#token=TOKEN). Prefer the environment variable: ps shows options.")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="Every /v1 and /v2 route wants `Authorization: Bearer TOKEN` (401 otherwise), TOKEN being this "
+                   "file's one line (mode 0600); or set DIGITSUM_EDGE_TOKEN. /healthz and the page stay open (open it "
+                   "as URL/#token=TOKEN).")
+@click.option("--no-token", is_flag=True, default=False,
+              help="Serve /v1 and /v2 without a token on a --host that other machines reach (said at start).")
+@click.option("--token", hidden=True, default=None, expose_value=False, callback=_no_token_on_command_line)
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False), default=None,
               help="Serve HTTPS with this PEM certificate (browsers on other machines give the page the camera "
                    "only over HTTPS).")
@@ -58,19 +69,30 @@ _D = ServeConfig()
 @click.option("--web", type=click.Path(file_okay=False), default=None,
               help="Keep the page (the web app for --model) in this folder: reused when built for this model file, "
                    "built again otherwise [default: a folder in ~/.cache/digitsum-edge].")
-def serve(**options: object) -> None:
+@click.option("--api-docs", is_flag=True, default=False,
+              help="Also serve /docs (Swagger UI, which loads its script from a CDN) and /openapi.json.")
+@click.option("--print-config", is_flag=True, default=False,
+              help="Check these options, print the Ray Serve config file for them (import_path "
+                   "digitsum_edge.serve:app; for `serve run FILE`, `serve deploy FILE`, a RayService) and exit.")
+def serve(print_config: bool, **options: object) -> None:
     """Serve the model over HTTP on Ray Serve: the web app, /v1/read, and the KServe v2 protocol.
 
     \b
     POST /v1/read?rand=7       PNG/JPEG bytes -> digit, sum, confidences, box (as `live`)
     POST /v1/predict?rand=3    N x 28 x 28 uint8 pixels -> digits and sums
     POST /v2/models/digitsum/infer   Open Inference Protocol (Triton / KServe clients)
-    GET  /                     the web app (reads on the phone, or here);  GET /healthz, /v1/model, /docs
+    GET  /                     the web app (reads on the phone, or here);  GET /healthz, /v1/model
     Ctrl-C stops the service and shuts Ray down.
     """
     from digitsum_edge.extras import require
 
     require("serve", "serve")
-    from digitsum_edge.serve.app import run
+    cfg = ServeConfig(**options)  # type: ignore[arg-type]  # click checked the types
+    if print_config:
+        from digitsum_edge.serve.builder import print_config as write
 
-    run(ServeConfig(**options))  # type: ignore[arg-type]  # click checked the types
+        click.echo(write(cfg), nl=False)
+        return
+    from digitsum_edge.serve.service import run
+
+    run(cfg)

@@ -49,25 +49,29 @@ class ServeConfig:
     max_images: int = 4096
     max_inflight_mb: float = 64.0
     max_queued: int = 16  # also HAProxy's maxconn per replica: more waits at most 100 ms there, then 503
-    # With a token, every /v1 and /v2 route wants `Authorization: Bearer TOKEN` (401 otherwise); /healthz, the
-    # page and the API docs stay open. Better given as DIGITSUM_EDGE_TOKEN than on the command line (ps shows it).
-    token: str | None = None
+    # With a token, every /v1 and /v2 route wants `Authorization: Bearer TOKEN` (401 otherwise); /healthz and the
+    # page stay open. The token comes from DIGITSUM_EDGE_TOKEN or this file (mode 0600), never from a command line
+    # (serve/auth.py); a --host other machines reach needs one, or no_token said outright.
+    token_file: str | None = None
+    no_token: bool = False
     # HTTPS: browsers give a page the camera only over https:// (or from localhost), so the page on other
-    # machines and phones needs these. Served by Ray's Python proxy (its HAProxy mode has no TLS).
+    # machines and phones needs these. HAProxy ends the TLS (TLS 1.2 and later); with --no-haproxy, Ray's proxy.
     ssl_certfile: str | None = None  # PEM certificate (chain)
     ssl_keyfile: str | None = None  # PEM private key
     # The page at / is the web app (`digitsum-edge web`) for this model, kept in this folder: reused when it holds
     # the app for this very model file, built again otherwise. None: a folder in ~/.cache/digitsum-edge.
     web: str | None = None
+    api_docs: bool = False  # /docs (Swagger UI, from a CDN) and /openapi.json: off unless asked for
 
 
 def uses_haproxy(cfg: ServeConfig) -> bool:
-    """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here, and plain HTTP."""
-    return cfg.haproxy and cfg.address == LOCAL and not cfg.ssl_certfile
+    """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here (HTTPS too: HAProxy ends the TLS)."""
+    return cfg.haproxy and cfg.address == LOCAL
 
 
-def check_config(cfg: ServeConfig) -> None:
-    """Reject bad options before Ray starts (the model itself is opened next, also before Ray)."""
+def check_config(cfg: ServeConfig, listen: bool = True) -> None:
+    """Reject bad options before Ray starts (the model itself is opened next, also before Ray); `listen`: the
+    port must be free here (not for an application deployed onto a running Serve, whose proxy holds it)."""
     defaults.check_reading(cfg.roi, cfg.ink, defaults.MIN_CONFIDENCE)
     if cfg.provider not in PROVIDERS:
         raise DigitsumError(f"unknown provider {cfg.provider!r} (choose from {', '.join(PROVIDERS)})")
@@ -89,15 +93,12 @@ def check_config(cfg: ServeConfig) -> None:
         raise DigitsumError(f"--min-upload-kbps must be in (0, 1e6], got {cfg.min_upload_kbps:g}")
     if cfg.address != LOCAL and not _CLUSTER.match(cfg.address):
         raise DigitsumError(f"--address must be local, auto, ray://HOST[:PORT] or HOST:PORT, got {cfg.address!r}")
-    if cfg.token is not None and (len(cfg.token) < 16 or not cfg.token.isprintable() or " " in cfg.token):
-        raise DigitsumError("--token must be at least 16 printable characters without spaces "
-                            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
     if bool(cfg.ssl_certfile) != bool(cfg.ssl_keyfile):
         raise DigitsumError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
     for path in (cfg.ssl_certfile, cfg.ssl_keyfile):
         if path and not Path(path).is_file():
             raise DigitsumError(f"{path} does not exist" if not Path(path).exists() else f"{path} is not a file")
-    if cfg.address == LOCAL:
+    if listen and cfg.address == LOCAL:
         check_port_free(cfg.host, cfg.port)
 
 

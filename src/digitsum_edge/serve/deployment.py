@@ -15,16 +15,18 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 from starlette.exceptions import HTTPException
 
@@ -34,6 +36,7 @@ from digitsum_edge.onnx_contract import MODEL_NAME, MODEL_VERSION
 from digitsum_edge.runtime.reader import Prediction, PreparedFrame, load
 from digitsum_edge.serve import images as image_bodies
 from digitsum_edge.serve import protocol
+from digitsum_edge.serve.auth import TokenSource
 from digitsum_edge.serve.config import ServeConfig, max_body_bytes, max_inflight_bytes
 from digitsum_edge.serve.limits import (
     RETRY_AFTER_S,
@@ -47,9 +50,12 @@ from digitsum_edge.serve.limits import (
 )
 from digitsum_edge.serve.page import Page
 from digitsum_edge.serve.protocol import BadRequest
+from digitsum_edge.serve.served import PageAnswer, ServedPage
 
+# /docs and /openapi.json are routes below that answer only with `serve --api-docs` (404 otherwise)
 api = FastAPI(title="digitsum-edge", summary="A handwritten digit, and the digit plus rand",
-              docs_url="/docs", redoc_url=None)
+              docs_url=None, redoc_url=None, openapi_url=None)
+api.router.redirect_slashes = False  # /app.js/ is a 404, not a redirect to a URL built from the Host header
 _V2_MODEL = f"/v2/models/{MODEL_NAME}"
 LARGE_IMAGE = 8 * 2**20  # decoded bytes above which an image waits in its own lane, not before small ones
 LARGE_WAITING = 2  # large images waiting for that lane at once per replica (503 + Retry-After beyond)
@@ -77,12 +83,16 @@ async def _too_slow(request: Request, e: TooSlow) -> JSONResponse:
 
 @api.middleware("http")
 async def _token(request: Request, call_next) -> Response:  # call_next: Starlette's next handler
-    """`serve --token`: /v1 and /v2 want the bearer token (401 with one JSON line); /healthz and the page do not."""
+    """With a token, /v1 and /v2 want it (401 with one JSON line); /healthz and the page do not. Every answer
+    carries the security headers (served.py)."""
+    security = getattr(request.app.state, "security", {})
     try:
         check_token(request.headers.get("authorization"), getattr(request.app.state, "token", None), request.url.path)
     except Unauthorized as e:
-        return JSONResponse({"error": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return await call_next(request)
+        return JSONResponse({"error": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer", **security})
+    response = await call_next(request)
+    response.headers.update(security)
+    return response
 
 
 @api.exception_handler(HTTPException)
@@ -115,12 +125,25 @@ def _rows(items: list[tuple[np.ndarray, np.ndarray]]) -> int:
     return sum(len(rand) for _, rand in items)
 
 
+# Defined before the deployment: Ray Serve pickles the class with the module globals it has at that point
+class _PageResponse(Response):
+    """A page file sent by ServedPage.send: in chunks, within the page's slot and send timeout."""
+
+    def __init__(self, page: ServedPage, answer: PageAnswer) -> None:  # no super().__init__: nothing to render
+        self.page, self.answer, self.status_code = page, answer, answer.status
+        self.background = None
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        await self.page.send(self.answer, send)
+
+
 @serve.deployment(name=MODEL_NAME)
 @serve.ingress(api)
 class DigitsumService:
     """One replica: the model, a thread pool for decoding and preprocessing, and the batched model call."""
 
-    def __init__(self, cfg: ServeConfig, model_bytes: bytes, model_name: str, page: Page) -> None:
+    def __init__(self, cfg: ServeConfig, model_bytes: bytes, model_name: str, page: Page,
+                 token: TokenSource) -> None:
         import cv2
 
         cv2.setNumThreads(1)  # parallelism comes from the pool and from replicas, not from inside OpenCV
@@ -131,7 +154,7 @@ class DigitsumService:
             # thread spinning beside the decoding threads costs more than it gives; replicas add cores.
             self.reader = load(path, cfg.provider, 1, cfg.roi, cfg.ink)
         self.cfg, self.info, self.backend = cfg, self.reader.info, self.reader.backend
-        api.state.token = cfg.token  # read by the _token middleware (one service per replica process)
+        api.state.token = token.load()  # read by the _token middleware (one service per replica process)
         self.model_file = {"name": model_name, "bytes": len(model_bytes),
                            "sha256": hashlib.sha256(model_bytes).hexdigest()}
         self.max_body = max_body_bytes(cfg)
@@ -145,7 +168,8 @@ class DigitsumService:
         # /v1/read: a large JPEG is decoded reduced while the region read keeps 4x the reader's working size
         self.keep = int(4 * self.reader.preprocess.work_size / cfg.roi)
         self.rng = np.random.default_rng()
-        self.page = page  # the web app's files, gzipped
+        self.page = ServedPage(page, bool(cfg.ssl_certfile), cfg.read_timeout_s)  # the web app, from memory
+        api.state.security = self.page.security
         self.model_calls = self.images = 0  # how well requests were batched, in /v1/model
         # @serve.batch's documented setters; its type hints show only the wrapped method
         self.infer.set_max_batch_size(cfg.max_batch)  # type: ignore[attr-defined]
@@ -264,7 +288,7 @@ class DigitsumService:
                             "roi": self.cfg.roi, "ink": self.cfg.ink, "max_body_bytes": self.max_body,
                             "max_images": self.cfg.max_images, "max_queued": self.cfg.max_queued,
                             "max_inflight_bytes": self.held_bytes.limit, "read_timeout_s": self.cfg.read_timeout_s,
-                            "token": self.cfg.token is not None},
+                            "token": api.state.token is not None},
                 "replica": {"id": serve.get_replica_context().replica_id.unique_id,
                             "node_id": ray.get_runtime_context().get_node_id(),
                             "model_calls": self.model_calls, "images": self.images,
@@ -317,14 +341,34 @@ class DigitsumService:
 
     # ---- The web app (last: its one-segment route must not take /v2 or /healthz) --------------------------
 
-    @api.get("/")
-    @api.get("/{name}")
-    @api.get("/vendor/{name}")
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi(self) -> JSONResponse:
+        """The OpenAPI schema, with `serve --api-docs` only."""
+        self._check_docs()
+        return JSONResponse(api.openapi())
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(self) -> HTMLResponse:
+        """Swagger UI (its script and style come from a CDN), with `serve --api-docs` only."""
+        self._check_docs()
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="digitsum-edge API")
+
+    def _check_docs(self) -> None:
+        if not self.cfg.api_docs:
+            raise HTTPException(404, "Not Found")
+
+    # ---- The web app (last: its one-segment route must not take /v2 or /healthz) --------------------------
+
+    @api.api_route("/", methods=["GET", "HEAD"])
+    @api.api_route("/{name}", methods=["GET", "HEAD"])
+    @api.api_route("/vendor/{name}", methods=["GET", "HEAD"])
     async def page_file(self, request: Request) -> Response:
-        """The web app: index.html at /, its files beside it (404 for others)."""
-        # in the pool: a client that takes no gzip gets the file inflated (14 MB of wasm: tens of ms)
-        answer = await asyncio.get_running_loop().run_in_executor(
-            self.pool, self.page.answer, request.url.path, request.headers.get("accept-encoding"))
+        """The web app: index.html at /, the files its build wrote beside it (404 for others), from memory."""
+        answer = self.page.answer(request.method, request.url.path, request.headers.get("accept-encoding"),
+                                  request.headers.get("if-none-match"))
         if answer is None:
             raise HTTPException(404, "Not Found")
-        return Response(answer.body, status_code=answer.status, headers=answer.headers)
+        if not answer.body:  # HEAD, 304
+            return Response(status_code=answer.status, headers=answer.headers)
+        await self.page.slot()  # the page's own budget: 503 + Retry-After when it stays full
+        return _PageResponse(self.page, answer)

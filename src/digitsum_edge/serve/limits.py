@@ -35,7 +35,7 @@ def check_token(authorization: str | None, token: str | None, path: str) -> None
         return
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized(f"{path} needs the header Authorization: Bearer <token> (serve --token)"
+        raise Unauthorized(f"{path} needs the header Authorization: Bearer <token> (the service's token)"
                            if not authorization else "the bearer token is not this service's")
 
 

@@ -1,15 +1,19 @@
 """The page `serve` offers at /: the web app of `digitsum-edge web` (reading on the device, or on this service), built
 for the served model before Ray starts, or reused when its folder holds the app for that very model file.
 
-Its files travel to the replicas as gzipped bytes (a replica's node may not share this disk) and are answered with
-their content types and the cross-origin isolation headers. Without npm's files the service runs without a page.
+Only the files the build wrote are served (its files.json: names and SHA-256s), never a dotfile, a symlink or a
+file added later. They travel to the replicas gzipped once here (a replica's node may not share this disk); each
+replica keeps both forms in memory (served.py), so no request compresses or inflates anything. Without npm's files
+the service runs without a page.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
-import json
+import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,52 +25,25 @@ INDEX = "index.html"
 
 
 @dataclass(frozen=True)
-class PageAnswer:
-    """One page route's answer: status, headers, body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
 class Page:
-    """The app's files, gzipped (path under / -> bytes), or why there is no page."""
+    """The app's files, gzipped (path under / -> bytes), their SHA-256s, the CSP that index.html passes, or why
+    there is no page."""
 
     files: dict[str, bytes] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    csp: str = ""
     unavailable: str | None = None
 
-    def answer(self, path: str, accept_encoding: str | None) -> PageAnswer | None:
-        """The file at `path` ("" is index.html), gzipped when the client takes gzip; None: no such file."""
-        from digitsum_edge.web.build import ISOLATION, content_type
 
-        name = path.lstrip("/") or INDEX
-        if self.unavailable is not None and name == INDEX:
-            error = json.dumps({"error": f"the page is unavailable: {self.unavailable}"})
-            return PageAnswer(503, {"Content-Type": "application/json"}, error.encode())
-        if name not in self.files:
-            return None
-        headers = {"Content-Type": content_type(name), "Cache-Control": "no-cache", "Vary": "Accept-Encoding",
-                   **ISOLATION}
-        if takes_gzip(accept_encoding):
-            return PageAnswer(200, {**headers, "Content-Encoding": "gzip"}, self.files[name])
-        return PageAnswer(200, headers, gzip.decompress(self.files[name]))  # curl without --compressed
-
-
-def takes_gzip(accept_encoding: str | None) -> bool:
-    """Whether an Accept-Encoding header takes gzip (and not with q=0)."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "*"):
-            continue
-        weight = params.strip().lower()
-        if not weight.startswith("q="):
-            return True
-        try:
-            return float(weight[2:]) > 0
-        except ValueError:
-            return False
-    return False
+def content_security_policy(index_html: str) -> str:
+    """What the page may load: its own files only; the inline <style> of index.html by its hash; WebAssembly
+    compiled (onnxruntime-web), workers and the camera's stream; never framed, no plugin, no form."""
+    styles = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
+                      for s in re.findall(r"<style>(.*?)</style>", index_html, re.DOTALL))
+    return ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+            f"style-src 'self'{' ' + styles if styles else ''}; img-src 'self' data: blob:; "
+            "media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self' blob:; "
+            "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def folder_for(web: str | None) -> Path:
@@ -78,16 +55,17 @@ def folder_for(web: str | None) -> Path:
 
 def load_page(model: str, web: str | None) -> Page:
     """The app for `model`, reused or built in its folder, gzipped; without it, one line and a Page that says why."""
-    from digitsum_edge.web.build import WebConfig, ensure
+    from digitsum_edge.web.build import WebConfig, built_files, ensure
 
     folder = folder_for(web)
     try:
         built = ensure(WebConfig(out=str(folder), model=model))
-        files = {str(p.relative_to(folder)): gzip.compress(p.read_bytes(), 6)
-                 for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = built_files(folder)
     except (DigitsumError, OSError) as e:
         reason = first_line(e)
         log.warning(f"the page at / is unavailable ({reason}); the API is served without it")
         return Page(unavailable=reason)
     log.info(f"page: the web app {'built' if built else 'as built before'} in {folder} for {Path(model).name}")
-    return Page(files)
+    return Page({name: gzip.compress(data, 6) for name, data in files.items()},
+                {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+                content_security_policy(files[INDEX].decode()) if INDEX in files else "")

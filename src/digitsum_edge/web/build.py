@@ -40,6 +40,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digits
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
                  ".wasm": "application/wasm", ".webmanifest": "application/manifest+json",
                  ".json": "application/json", ".svg": "image/svg+xml", ".onnx": "application/octet-stream"}
+FILE_LIST = "files.json"  # written last: every other file of the folder with its SHA-256; nothing else is served
 # Cross-origin isolation: onnxruntime-web may use its fast paths, and performance.now() is fine-grained
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
@@ -193,7 +194,43 @@ def stale(folder: Path, model_sha256: str) -> str | None:
         return f"its digitsum.json is unreadable ({e})"
     needed = ("index.html", "sw.js", *(f"vendor/{name}" for name in VENDOR))
     missing = [name for name in needed if not (folder / name).is_file()]
-    return f"it lacks {missing[0]}" if missing else None
+    if missing:
+        return f"it lacks {missing[0]}"
+    try:
+        built_files(folder)
+    except DigitsumError as e:
+        return str(e)
+    return None
+
+
+def built_files(folder: Path) -> dict[str, bytes]:
+    """The files the build wrote, as its file list names them, and the list itself (name -> bytes), each checked: a
+    regular file, no symlink on its way, no dotfile, its SHA-256 as written. Files added later are not in it."""
+    try:
+        listed = json.loads((folder / FILE_LIST).read_text())["files"]
+        names = {str(name): str(entry["sha256"]) for name, entry in listed.items()}
+    except FileNotFoundError:
+        raise DigitsumError(f"it has no {FILE_LIST} (built by an older version)") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DigitsumError(f"its {FILE_LIST} is unreadable ({e})") from None
+    files = {}
+    for name, sha256 in names.items():
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or any(p in ("..", ".") or p.startswith(".") for p in parts):
+            raise DigitsumError(f"its {FILE_LIST} names {name!r}, not a file of the app")
+        path = folder
+        for part in parts:
+            path = path / part
+            if path.is_symlink():
+                raise DigitsumError(f"{name} is a symbolic link since it was built")
+        data = path.read_bytes() if path.is_file() else None
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            raise DigitsumError(f"{name} was {'changed' if data is not None else 'removed'} since it was built")
+        files[name] = data
+    if (folder / FILE_LIST).is_symlink():
+        raise DigitsumError(f"{FILE_LIST} is a symbolic link since it was built")
+    files[FILE_LIST] = (folder / FILE_LIST).read_bytes()  # the service worker caches it too
+    return files
 
 
 def ensure(cfg: WebConfig) -> bool:
@@ -230,7 +267,11 @@ def _assemble(folder: Path, cfg: WebConfig, info: onnx_contract.ModelInfo, modul
         digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
     # The service worker caches every file under a name that changes with any of them (a new model, a new page).
     worker = (APP / "sw.js").read_text().replace("__VERSION__", digest.hexdigest()[:16])
-    (folder / "sw.js").write_text(worker.replace("__FILES__", json.dumps(["./", *names])))
+    (folder / "sw.js").write_text(worker.replace("__FILES__", json.dumps(["./", *sorted([*names, FILE_LIST])])))
+    written = sorted(p for p in folder.rglob("*") if p.is_file())
+    listed = {str(p.relative_to(folder)): {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                                           "bytes": p.stat().st_size} for p in written}
+    (folder / FILE_LIST).write_text(json.dumps({"files": listed}, indent=1) + "\n")
     build = WebBuild(folder)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         data = path.read_bytes()

@@ -78,6 +78,14 @@ function percentile(values, q) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
 }
 
+function span(id, text, className = "") {  // text only: what a server sends is never parsed as HTML
+  const element = document.createElement("span");
+  if (id) element.id = id;
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
 function show(r, where) {
   reading = r;
   frames += 1;
@@ -85,14 +93,14 @@ function show(r, where) {
                                  uncertain: String(Boolean(r.uncertain)), frames: String(frames), where});
   result.className = r.uncertain ? "uncertain" : "";
   if (r.found) {
-    result.innerHTML = `<span id="digit">${r.digit}${r.uncertain ? "?" : ""}</span> <span class="op">+</span> ` +
-      `<span id="rand-shown">${r.rand}</span> <span class="op">=</span> <span id="sum">${r.sum}</span>`;
+    result.replaceChildren(span("digit", `${r.digit}${r.uncertain ? "?" : ""}`), " ", span(null, "+", "op"), " ",
+                           span("rand-shown", String(r.rand)), " ", span(null, "=", "op"), " ", span("sum", String(r.sum)));
     const sure = r.uncertain ? " (uncertain)" : "";
     const place = where === "device" ? "on this device" : `on the server (${r.provider})`;
     detail.textContent = `digit ${(100 * r.digit_confidence).toFixed(1)} %${sure}, sum ` +
       `${(100 * r.sum_confidence).toFixed(1)} % | ${r.ms.toFixed(1)} ms ${place}`;
   } else {
-    result.innerHTML = "&nbsp;";
+    result.textContent = "\u00a0";
     detail.textContent = `no digit (${r.reason}) | rand ${r.rand}`;
   }
   draw();

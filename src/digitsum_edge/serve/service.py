@@ -19,19 +19,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError, first_line
+from digitsum_edge.serve import auth
+from digitsum_edge.serve.builder import APP_NAME, DRAIN_TIMEOUT_S, application
 from digitsum_edge.serve.config import LOCAL, ServeConfig, check_config, uses_haproxy
 from digitsum_edge.serve.page import Page, load_page
 from digitsum_edge.serve.processes import LocalRun, haproxy_binary, write_haproxy_shim
+from digitsum_edge.serve.served import PAGE_SLOTS
 
-APP_NAME = "digitsum-edge"  # the Ray Serve application
 QUIET = {"log_level": "WARNING", "enable_access_log": False}  # Ray's own log files: no line per request
 HAPROXY_CLIENT_TIMEOUT_S = 30  # a client silent this long mid-request is dropped (Ray's default: an hour)
+HAPROXY_SERVER_TIMEOUT_S = 60  # a replica silent this long mid-answer is given up (Ray's default: never)
 QUEUE_TIMEOUT_MS = 100  # HAProxy: a request finds a replica with room within this, or gets 503 + Retry-After
-DRAIN_TIMEOUT_S = 10  # replicas finish what they hold within this at stop
 STOP_GRACE_S = 0.5  # after a signal, how long Ray's own processes get to show whether it reached them too
 log = logging.getLogger(__name__)
 _local: LocalRun | None = None  # the local service this process runs: its mark and private folder
 _page = Page()  # the page the service offers at / (or why none)
+_token: str | None = None  # the service's bearer token (None: --no-token on a loopback host, or said outright)
 
 
 def read_model(cfg: ServeConfig) -> bytes:
@@ -61,6 +64,8 @@ def _environment(cfg: ServeConfig, run: LocalRun | None) -> None:
                      "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"):
             os.environ.setdefault(name, str(_free_port()))
         os.environ["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"] = str(HAPROXY_CLIENT_TIMEOUT_S)
+        # a replica silent this long mid-answer is given up (none by default); the page's backend has its own
+        os.environ["RAY_SERVE_HAPROXY_TIMEOUT_SERVER_S"] = str(HAPROXY_SERVER_TIMEOUT_S)
         if run is not None:
             _private_haproxy(cfg, run)
 
@@ -81,8 +86,23 @@ def _private_haproxy(cfg: ServeConfig, run: LocalRun) -> None:
         "--stats-port", os.environ["RAY_SERVE_HAPROXY_STATS_PORT"],
         "--metrics-port", os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"],
         "--read-timeout-s", str(cfg.read_timeout_s),
-        "--replica-maxconn", str(cfg.max_queued), "--queue-timeout-ms", str(QUEUE_TIMEOUT_MS)])
+        "--replica-maxconn", str(cfg.max_queued), "--queue-timeout-ms", str(QUEUE_TIMEOUT_MS),
+        "--page-maxconn", str(PAGE_SLOTS), *(["--tls-pem", str(_tls_pem(cfg, run))] if cfg.ssl_certfile else [])])
     os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(shim)
+
+
+def _tls_pem(cfg: ServeConfig, run: LocalRun) -> Path:
+    """The certificate chain and its key in one file (what HAProxy's `crt` reads), 0600 in the private folder."""
+    assert cfg.ssl_certfile and cfg.ssl_keyfile
+    path = run.folder / "tls.pem"
+    try:
+        chain, key = Path(cfg.ssl_certfile).read_text(), Path(cfg.ssl_keyfile).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DigitsumError(f"cannot read the certificate or its key: {e}") from None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(chain.rstrip("\n") + "\n" + key)
+    return path
 
 
 def _free_port() -> int:
@@ -124,8 +144,10 @@ def _init_ray(cfg: ServeConfig) -> None:
 
 def start(cfg: ServeConfig) -> str:
     """Start Ray and the service; return its URL once every replica is ready. On failure nothing is left."""
-    global _local, _page
+    global _local, _page, _token
     check_config(cfg)
+    _token = auth.resolve_token(cfg.token_file, cfg.no_token, cfg.host)
+    os.environ.pop(auth.ENV, None)  # Ray's processes and HAProxy inherit this environment: not the token
     model_bytes = read_model(cfg)
     _page = load_page(cfg.model, cfg.web)  # before Ray: a page that cannot be built is one line, and no page
     _local = LocalRun() if cfg.address == LOCAL else None
@@ -134,8 +156,6 @@ def start(cfg: ServeConfig) -> str:
         _quiet_ray()
         from ray import serve
 
-        from digitsum_edge.serve.deployment import DigitsumService
-
         _init_ray(cfg)
     except BaseException:  # Ray did not start: what was made for it (the private folder) goes too
         if _local is not None:
@@ -143,23 +163,13 @@ def start(cfg: ServeConfig) -> str:
             _local = None
         raise
     _quiet_ray()  # ray.init configured its loggers again
-    if cfg.ssl_certfile and cfg.haproxy and cfg.address == LOCAL:
-        log.warning("HTTPS is served by Ray's Python proxy: Ray Serve's HAProxy mode has no TLS here")
+    _private_ray_token()
     if cfg.replicas > (os.cpu_count() or 1) and cfg.address == LOCAL:
         log.warning(f"{cfg.replicas} replicas on {os.cpu_count()} cores: they share the cores")
     try:
         host, port = _start_serve(cfg)
-        app = DigitsumService.options(  # type: ignore[attr-defined]  # @serve.deployment made it a Deployment
-            num_replicas=cfg.replicas,
-            # Connections a replica holds, mostly waiting for their bodies: a slow upload must not take the
-            # place of a quick request. The work itself is bounded inside (--max-queued, --max-inflight-mb).
-            max_ongoing_requests=1024,
-            max_queued_requests=256,
-            backpressure_config={"status_code": 503, "retry_after_s": 1},
-            ray_actor_options={"num_cpus": 1},
-            graceful_shutdown_wait_loop_s=0.5,  # Ctrl-C: finish what is in flight, then stop within seconds
-            graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S,
-        ).bind(cfg, model_bytes, Path(cfg.model).name, _page)
+        app = application(cfg, model_bytes, _page,
+                          auth.TokenSource.for_replicas(_token, cfg.token_file, _local.folder if _local else None))
         serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET)
     except BaseException as e:  # Ctrl-C while starting too: nothing is left running
         with _uninterrupted():
@@ -170,12 +180,22 @@ def start(cfg: ServeConfig) -> str:
     return f"{'https' if cfg.ssl_certfile else 'http'}://{host}:{port}"
 
 
+def _private_ray_token() -> None:
+    """Ray's own cluster token (~/.ray/auth_token, written by a new local instance) readable by its owner only."""
+    path = Path.home() / ".ray" / "auth_token"
+    try:
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:  # none, or not ours
+        pass
+
+
 def _start_serve(cfg: ServeConfig) -> tuple[str, int]:
     """Start Serve's HTTP ingress (a cluster where Serve runs already keeps its own); where it listens."""
     from ray import serve
 
     http = {"host": cfg.host, "port": cfg.port}
-    if cfg.ssl_certfile:
+    if cfg.ssl_certfile and not uses_haproxy(cfg):  # HAProxy ends the TLS itself (the shim's bind line)
         http |= {"ssl_certfile": cfg.ssl_certfile, "ssl_keyfile": cfg.ssl_keyfile}
     serve_logger = logging.getLogger("ray.serve")
     serve_logger.setLevel(logging.ERROR)  # its warning that a running Serve keeps its port: ours is clearer
@@ -284,7 +304,8 @@ def run(cfg: ServeConfig) -> None:
         log.info(f"serving {cfg.model} at {url} on {where} ({ingress} ingress): {cfg.replicas} replica(s), "
                  f"batches of up to {cfg.max_batch} images within {cfg.batch_wait_ms:g} ms | "
                  f"{'no page' if _page.unavailable else f'page {url}/'} | "
-                 f"API {url}/docs | Ctrl-C stops")
+                 f"{auth.describe(_token, cfg.token_file)}{f' | API docs {url}/docs' if cfg.api_docs else ''} | "
+                 f"Ctrl-C stops")
         try:
             while True:
                 time.sleep(3600)
