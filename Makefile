@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
-.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve web bench-real clean
+.PHONY: install demo train export bench live test test-quick test-slow lint bench-train bench-seeds bench-serve web bench-real arm64 clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,14 @@ web: install
 	@command -v npm >/dev/null 2>&1 || { echo "error: make web needs npm (apt-get install npm)"; exit 1; }
 	cd src/digitsum_edge/web && npm ci --ignore-scripts --no-audit --no-fund
 	$(CLI) web $(RUNS)/web --model $(RUNS)/model.onnx --force
+
+# The runtime on ARM64 (Raspberry Pi OS bookworm, Python 3.11) under QEMU emulation, Pi 4 and Pi 5 cores, against
+# x86 on the same inputs (docs/arm64.md): needs mmdebstrap and qemu-user-static; the userland and aarch64 wheels are
+# cached in ~/.cache/digitsum-edge/arm64. All 100,000 pairs per model file take hours emulated (ARM64_PAIRS=1000).
+ARM64_PAIRS ?= 100000
+arm64: install
+	$(BIN)/python benchmarks/arm64.py --model $(RUNS)/model.onnx --litert $(RUNS)/model.tflite \
+		--pairs $(ARM64_PAIRS) --json $(RUNS)/arm64.json
 
 clean:
 	rm -rf $(RUNS) .pytest_cache .ruff_cache
