@@ -8,8 +8,9 @@ cortex-a76: Raspberry Pi 5) runs, beside the same on this machine:
   camera condition, and `live --no-window` on a generated video: their JSON lines must match x86's (times aside);
 - the Python API (benchmarks/arm64_probe.py): each model file's logits on the first --pairs (test image, rand)
   pairs (ONNX Runtime fp32 and int8, LiteRT .tflite files with ai-edge-litert's aarch64 wheel): same argmax,
-  largest |difference|; and the reader frame by frame: the decoded frame, the shrunk grey image, the 28x28
-  image, the digit and the box.
+  largest |difference|; and the reader frame by frame (photos, synth frames, every frame of the video, each
+  decoded on its own machine): the decoded frame, the shrunk grey image, the 28x28 image, the digit and the
+  box.
 Then the install size on ARM64. A table, and the JSON (--json). Emulated time is not a board's: no speed here.
 
     .venv/bin/python benchmarks/arm64.py --model /work/models/seed0/model.onnx \
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "real-photos"
 PROBE = Path(__file__).resolve().parent / "arm64_probe.py"
 RAND = 3
+VIDEO_FRAMES = 18  # the generated video: 6 scenes, 3 frames each
 
 
 def host_cli(args: list[object], timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -90,19 +92,25 @@ def compare_probe(x86: dict, arm: dict, models: list[str], labels: list[str]) ->
             row[f"{head}_accuracy"] = {"x86": float((a.argmax(1) == want).mean()),
                                        "arm64": float((b.argmax(1) == want).mean())}
         out["models"].append(row)
-    found = x86["found"] & arm["found"]
-    diff = np.abs(x86["mnist"].astype(np.int16) - arm["mnist"].astype(np.int16)).reshape(len(found), -1).max(1)
-    out["frames"] = {
+    out["frames"] = compare_frames(x86, arm, slice(None))
+    return out
+
+
+def compare_frames(x86: dict, arm: dict, part: slice) -> dict:
+    """The reader on the frames `part`, stage by stage: how many differ."""
+    x, a = ({k: d[k][part] for k in ("found", "mnist", "digits", "boxes", "decoded", "shrunk")} for d in (x86, arm))
+    found = x["found"] & a["found"]
+    diff = np.abs(x["mnist"].astype(np.int16) - a["mnist"].astype(np.int16)).reshape(len(found), -1).max(1)
+    return {
         "frames": len(found),
-        "decoded_differs": int((x86["decoded"] != arm["decoded"]).sum()),
-        "shrunk_differs": int((x86["shrunk"] != arm["shrunk"]).sum()),
-        "found_differs": int((x86["found"] != arm["found"]).sum()),
+        "decoded_differs": int((x["decoded"] != a["decoded"]).sum()),
+        "shrunk_differs": int((x["shrunk"] != a["shrunk"]).sum()),
+        "found_differs": int((x["found"] != a["found"]).sum()),
         "mnist_differs": int(((diff > 0) & found).sum()),
         "mnist_max_abs_diff": int(diff[found].max()) if found.any() else 0,
-        "digit_differs": int((x86["digits"] != arm["digits"]).sum()),
-        "box_differs": int((x86["boxes"] != arm["boxes"]).any(1).sum()),
+        "digit_differs": int((x["digits"] != a["digits"]).sum()),
+        "box_differs": int((x["boxes"] != a["boxes"]).any(1).sum()),
     }
-    return out
 
 
 def probe_native(request: Path, out: Path) -> dict:
@@ -119,7 +127,7 @@ def inputs(work: Path, photos: Path | None, per_condition: int, seed: int) -> tu
     count = per_condition * len(CONDITIONS)
     digits, labels = pick_digits(count, seed)
     write_images(work / "conditions", digits, labels, seed, conditions=tuple(CONDITIONS))
-    digits, labels = pick_digits(6, seed + 1, blank=0.2)
+    digits, labels = pick_digits(VIDEO_FRAMES // 3, seed + 1, blank=0.2)
     write_video(work / "clip.mp4", digits, labels, seed + 1, hold=3)
     return photo_files, work / "conditions", work / "clip.mp4"
 
@@ -152,7 +160,8 @@ def main() -> None:
         userland.install(wheel, work / "project")
         photo_files, conditions, video = inputs(work, photos, args.per_condition, args.seed)
         frames = ([[str(f), 1.0] for f in photo_files] + [[str(f), r] for r in (1.0, defaults.ROI)
-                                                           for f in sorted(conditions.glob("*.png"))])
+                                                           for f in sorted(conditions.glob("*.png"))]
+                  + [[str(video), defaults.ROI]])  # every frame of the video, as live reads it
         request = work / "request.json"
         request.write_text(json.dumps({"models": [str(m) for m in models], "pairs": args.pairs, "frames": frames,
                                        "reader_model": str(args.model), "rand": RAND}))
@@ -173,7 +182,8 @@ def main() -> None:
             x86_lines[name] = json_lines(done.stdout)
         report = {"userland": facts, "x86": json.loads(str(x86["info"])), "pairs": args.pairs,
                   "frames": {"photos": len(photo_files), "conditions": len(list(conditions.glob("*.png"))),
-                             "per_condition": args.per_condition, "seed": args.seed, "rois": [1.0, defaults.ROI]},
+                             "per_condition": args.per_condition, "seed": args.seed, "rois": [1.0, defaults.ROI],
+                             "video_frames": VIDEO_FRAMES},
                   "cpus": {}}
         for cpu in args.cpus.split(","):
             board = emulation.CPUS[cpu][0]
@@ -185,6 +195,7 @@ def main() -> None:
             row = {"board": board, "arm64": json.loads(str(arm["info"])), **compare_probe(x86, arm,
                                                                                            [str(m) for m in models],
                                                                                            labels)}
+            row["video_frames"] = compare_frames(x86, arm, slice(-VIDEO_FRAMES, None))  # the last ones
             row["commands"] = {}
             for name, cmd in commands.items():
                 done = userland.cli(cmd, cpu)
@@ -208,6 +219,9 @@ def print_cpu(cpu: str, row: dict) -> None:
     print(f"reader, {f['frames']} frames: decoded differ {f['decoded_differs']}, shrunk grey differ "
           f"{f['shrunk_differs']}, 28x28 differ {f['mnist_differs']} (max |diff| {f['mnist_max_abs_diff']}), "
           f"found differ {f['found_differs']}, digit differ {f['digit_differs']}, box differ {f['box_differs']}")
+    v = row["video_frames"]
+    print(f"  of which the video's {v['frames']} frames: decoded differ {v['decoded_differs']}, 28x28 differ "
+          f"{v['mnist_differs']} (max |diff| {v['mnist_max_abs_diff']}), digit differ {v['digit_differs']}")
     for name, c in row["commands"].items():
         print(f"{name}: {c['lines']} lines, {c.get('differ', '?')} differ, "
               f"digit differs in {c.get('digit_differs', '?')}")

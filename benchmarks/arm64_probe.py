@@ -3,7 +3,7 @@ runtime install alone (numpy, OpenCV, ONNX Runtime; ai-edge-litert for .tflite f
 
     python arm64_probe.py REQUEST.json OUT.npz
 
-REQUEST: {"models": [file, ...], "pairs": P, "frames": [[image file, roi], ...], "reader_model": file,
+REQUEST: {"models": [file, ...], "pairs": P, "frames": [[image or video file, roi], ...], "reader_model": file,
 "rand": r}. OUT holds, per model, the logits of the first P (test image, rand) pairs in `exhaustive_pairs`
 order (`logits_<i>_digit`, `logits_<i>_sum`), and per frame what the reader made of it through the Python API
 (`digitsum_edge.load`): a digest of the decoded frame and of the shrunk grey image (the first stage), the 28x28
@@ -46,7 +46,7 @@ def main(request_path: str, out_path: str) -> None:
         out[f"logits_{i}_digit"], out[f"logits_{i}_sum"] = digit, total
         versions[backend.runtime] = _runtime_version(backend.runtime)
         _say(f"{model}: {pairs} pairs")
-    frames = request["frames"]
+    frames = [(frame, roi) for path, roi in request["frames"] for frame in _decoded(path)]
     readers: dict[float, digitsum_edge.DigitReader] = {}
     images = np.zeros((len(frames), 28, 28), np.uint8)
     found = np.zeros(len(frames), bool)
@@ -54,10 +54,9 @@ def main(request_path: str, out_path: str) -> None:
     boxes = np.full((len(frames), 4), -1, np.int64)
     decoded = np.zeros(len(frames), np.uint32)
     shrunk = np.zeros(len(frames), np.uint32)
-    for k, (path, roi) in enumerate(frames):
+    for k, (frame, roi) in enumerate(frames):
         reader = readers.get(roi) or readers.setdefault(roi, digitsum_edge.load(request["reader_model"], "cpu", 1,
                                                                                   roi=roi))
-        frame = read_image(path)
         decoded[k] = zlib.crc32(frame.tobytes())
         x, y, w, h = preprocess.roi_box(*frame.shape[:2], roi) if roi < 1 else (0, 0, frame.shape[1], frame.shape[0])
         gray = preprocess._shrink(preprocess.to_gray(frame[y:y + h, x:x + w]), reader.preprocess.work_size)
@@ -74,6 +73,18 @@ def main(request_path: str, out_path: str) -> None:
     info = {"machine": platform.machine(), "python": platform.python_version(), "versions": versions,
             "digitsum_edge": digitsum_edge.__file__}
     np.savez(out_path, info=np.array(json.dumps(info)), **out)
+
+
+def _decoded(path: str) -> list[np.ndarray]:
+    """An image file's frame, or every frame of a video (decoded by this machine's OpenCV and FFmpeg)."""
+    if Path(path).suffix.lower() not in (".mp4", ".avi"):
+        return [read_image(path)]
+    capture, frames = cv2.VideoCapture(path), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
 
 
 def _runtime_version(runtime: str) -> str:

@@ -3,6 +3,8 @@
 #   xvfb      the live window test runs a real window on a virtual X display (screenshot with Pillow)
 #   chromium  the serve page test opens the webcam page in headless Chromium with a fake camera (the web app
 #             tests too)
+#   qemu-user-static, mmdebstrap  the ARM64 test runs the runtime in a Debian bookworm arm64 userland under
+#             emulation (built once into ~/.cache/digitsum-edge/arm64 by the test itself)
 # Installed with apt-get when running as root; anywhere else it prints one `skip:` line per missing package
 # and exits 0, and the test that needs it is skipped. It never fails the test command.
 set -u
@@ -19,7 +21,8 @@ elif [ ! "$web/node_modules/.package-lock.json" -nt "$web/package-lock.json" ]; 
 fi
 
 # package, the command it provides, the test that needs it
-wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test")
+wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test"
+        "qemu-user-static qemu-aarch64-static the ARM64 test" "mmdebstrap mmdebstrap the ARM64 test")
 missing=()
 for entry in "${wanted[@]}"; do
     read -r package command _ <<<"$entry"
