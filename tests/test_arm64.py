@@ -5,9 +5,9 @@ the Python API, and `predict`'s JSON lines. The userland is built once per machi
 a few minutes cold); without mmdebstrap, qemu-user-static (scripts/install-test-deps.sh installs them as root) or
 the registries, the test skips with the reason printed.
 
-Cost on this machine (AMD EPYC, 2 cores, shared): warm 47 s for the file alone (25 s emulated and x86 runs, 19 s
-setup: the tiny model, the wheel, its install); cold adds the userland build, 115 s (mmdebstrap 16 s, the aarch64
-wheels 7 s, the emulated pip the rest), and on a fresh machine apt-get installing the two packages.
+Cost on this machine (AMD EPYC, 2 cores, shared), the file alone: warm 47 s (25 s the comparison, 19 s setup: the
+tiny model, the wheel, its install); cold 87 s (an empty DIGITSUM_EDGE_CACHE: the userland built in the setup, 66
+s), and on a fresh machine apt-get installing the two packages first.
 """
 
 from __future__ import annotations
