@@ -143,6 +143,8 @@ def main() -> None:
     p.add_argument("--cpus", default=",".join(emulation.CPUS), help="QEMU CPU models")
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "arm64.json")
     args = p.parse_args()
+    if not args.model.is_file():
+        raise SystemExit(f"error: model {args.model} does not exist (digitsum-edge export runs/model.pt first)")
     models = [args.model, args.model.with_suffix(".int8.onnx")]
     if args.litert:
         models += [args.litert, args.litert.with_suffix(".int8.tflite")]
