@@ -6,7 +6,7 @@ RUNS   ?= runs
 CLI    := $(BIN)/digitsum-edge
 
 .PHONY: install demo train export bench live test test-quick test-slow lint docs results bench-train bench-seeds bench-serve web \
-	bench-real default-model mcu serve-abuse serve-page-abuse cluster clean
+	bench-real default-model mcu serve-abuse serve-page-abuse cluster arm64 clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -113,6 +113,14 @@ mcu: install $(RUNS)/model.int8.tflite
 
 $(RUNS)/model.int8.tflite:
 	$(CLI) export $(RUNS)/model.pt --format litert-int8 --force
+
+# The runtime on ARM64 (Raspberry Pi OS bookworm, Python 3.11) under QEMU emulation, Pi 4 and Pi 5 cores, against
+# x86 on the same inputs (docs/arm64.md): needs mmdebstrap and qemu-user-static; the userland and aarch64 wheels are
+# cached in ~/.cache/digitsum-edge/arm64. All 100,000 pairs per model file take hours emulated (ARM64_PAIRS=1000).
+ARM64_PAIRS ?= 100000
+arm64: install
+	$(BIN)/python benchmarks/arm64.py --model $(RUNS)/model.onnx --litert $(RUNS)/model.tflite \
+		--pairs $(ARM64_PAIRS) --json $(RUNS)/arm64.json
 
 clean:
 	rm -rf $(RUNS) .pytest_cache .ruff_cache site

@@ -5,6 +5,8 @@
 #             tests too)
 #   gcc-arm-none-eabi, qemu-system-arm  the MCU tests build the exported C model for Cortex-M cores and run it
 #             under QEMU (tests/test_mcu.py)
+#   qemu-user-static, mmdebstrap  the ARM64 test runs the runtime in a Debian bookworm arm64 userland under
+#             emulation (built once into ~/.cache/digitsum-edge/arm64 by the test itself)
 # Installed with apt-get when running as root; anywhere else it prints one `skip:` line per missing package
 # and exits 0, and the test that needs it is skipped. It never fails the test command.
 set -u
@@ -22,7 +24,8 @@ fi
 
 # package, the command it provides, the test that needs it
 wanted=("xvfb Xvfb the live window test" "chromium chromium the serve page test"
-        "gcc-arm-none-eabi arm-none-eabi-gcc the MCU tests" "qemu-system-arm qemu-system-arm the MCU tests")
+        "gcc-arm-none-eabi arm-none-eabi-gcc the MCU tests" "qemu-system-arm qemu-system-arm the MCU tests"
+        "qemu-user-static qemu-aarch64-static the ARM64 test" "mmdebstrap mmdebstrap the ARM64 test")
 missing=()
 for entry in "${wanted[@]}"; do
     read -r package command _ <<<"$entry"

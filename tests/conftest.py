@@ -29,8 +29,9 @@ MODULE_MARKS = {
 # file runs whole on one worker, and the workers take files in order: a long file taken last would leave the other
 # worker idle until it ends. The first needs no tiny model for its first seconds (it builds the wheel) while the
 # second trains it; the rest of the files follow in their usual order.
-LONGEST_FIRST = ("test_runtime_install", "test_serve", "test_bad_input", "test_serve_page", "test_web_parity",
-                 "test_train", "test_export", "test_web", "test_bench", "test_onnx_contract", "test_camera_conditions")
+LONGEST_FIRST = ("test_runtime_install", "test_serve", "test_arm64", "test_bad_input", "test_serve_page",
+                 "test_web_parity", "test_gpu_script", "test_serve_abuse", "test_train", "test_export", "test_web",
+                 "test_bench", "test_onnx_contract", "test_camera_conditions")
 
 
 def _module(item: pytest.Item) -> str:

@@ -59,11 +59,11 @@ def test_every_condition_draws_a_digit_the_preprocessing_finds(test_set: mnist.S
 def test_a_shadow_edge_without_a_digit_is_blank() -> None:
     """A hard shadow across empty paper is paper, not ink: the old max-filter paper estimate made its edge a
     band of ink ("touches edge") in most of these frames."""
-    reasons = [prepare(render("shadow", None, None, np.random.default_rng([7, i]))).reason for i in range(30)]
-    # A blob of sensor noise in a deep shadow can still pass for a mark (about 2 frames in 100, read with low
-    # confidence, so marked uncertain); the shadow's edge itself never does.
-    assert reasons.count("") <= 1, reasons
-    assert reasons.count("blank") >= 15, reasons  # and mostly blank: before, none was (a corner can cross the edge)
+    reasons = [prepare(render("shadow", None, None, np.random.default_rng([7, i]))).reason for i in range(100)]
+    # A blob of sensor noise in a deep shadow can still pass for a mark (1 to 2 frames in 100 over seeds 7-9,
+    # read with low confidence, so marked uncertain); the shadow's edge itself never does.
+    assert reasons.count("") <= 5, reasons
+    assert reasons.count("blank") >= 50, reasons  # and mostly blank: before, none was (a corner can cross the edge)
 
 
 @pytest.mark.parametrize("kind", BLANK_KINDS)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from digitsum_edge import onnx_contract
+from digitsum_edge import extras, onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.layout import DEFAULT_MODEL
 from digitsum_edge.runtime.backend import Backend, check_open
@@ -252,8 +252,7 @@ def open_micro(path: str | os.PathLike, provider: str = "cpu", threads: int | No
         with quiet_stderr():
             from tflite_micro.python.tflite_micro import runtime
     except ImportError:
-        raise DigitsumError('TFLite Micro needs the litert-export extra: pip install '
-                            '"digitsum-edge[litert-export]"') from None
+        raise DigitsumError(extras.needs("litert-export", "TFLite Micro")) from None
     data = path.read_bytes()
     info = read_contract(data, str(path))
     if info.precision != "int8":

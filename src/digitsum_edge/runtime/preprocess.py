@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitsum_edge.runtime import defaults
+from digitsum_edge.runtime import defaults, resample
 from digitsum_edge.runtime.marks import (
     Rect,
     digit_blobs,
@@ -165,8 +165,9 @@ def _noise(image: np.ndarray, bold: bool) -> float:
 
 
 def _shrink(gray: np.ndarray, n: int) -> np.ndarray:
-    """Gray image -> longer side n, aspect kept: exact halvings by pixel averaging (OpenCV's fast path), each
-    followed by a 2x2 minimum so that a thin pen's dark line keeps its contrast, then linear."""
+    """Gray image -> longer side n, aspect kept: exact halvings by pixel averaging (OpenCV's fast path, integer),
+    each followed by a 2x2 minimum so that a thin pen's dark line keeps its contrast, then linear in integers
+    (runtime/resample.py: the same pixels on x86-64, ARM64 and in the browser)."""
     h, w = gray.shape
     scale = n / max(h, w)
     th, tw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -175,7 +176,7 @@ def _shrink(gray: np.ndarray, n: int) -> np.ndarray:
         gray = cv2.erode(cv2.resize(gray[:2 * hh, :2 * hw], (hw, hh), interpolation=cv2.INTER_AREA),
                          np.ones((2, 2), np.uint8))
     if gray.shape != (th, tw):
-        gray = cv2.resize(gray, (tw, th), interpolation=cv2.INTER_LINEAR)
+        gray = resample.resize(gray, (tw, th))
     return gray
 
 
@@ -198,13 +199,14 @@ def to_mnist(digit: np.ndarray, stroke: float = 0.0) -> np.ndarray:
 
     stroke > 0: strokes thinner than 0.75x `stroke` pixels (at 28x28, MNIST's 10th percentile) are brought
     to `stroke`, thicker than 1.7x to 1.4x (MNIST's 90th percentile), by a grey dilation or erosion done at
-    4x scale, so that a step is a quarter of a pixel.
+    4x scale, so that a step is a quarter of a pixel. Resizes in integers (runtime/resample.py): the same image
+    on every machine.
     """
     h, w = digit.shape
     if stroke > 0:
         big_scale = FINE * BOX / max(h, w)
-        big = cv2.resize(digit, (max(1, round(w * big_scale)), max(1, round(h * big_scale))),
-                         interpolation=cv2.INTER_AREA if big_scale < 1 else cv2.INTER_LINEAR)  # longer side 80
+        big = resample.resize(digit, (max(1, round(w * big_scale)), max(1, round(h * big_scale))),
+                              area=big_scale < 1)  # longer side 80
         _, mask = cv2.threshold(big, 127, 255, cv2.THRESH_BINARY)
         width, target = stroke_width(mask), stroke * FINE
         # Thinner than MNIST's 10th percentile: to its median. Far thicker than its 90th: to the 90th only,
@@ -218,8 +220,7 @@ def to_mnist(digit: np.ndarray, stroke: float = 0.0) -> np.ndarray:
         digit, (h, w) = big, big.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(digit, size, interpolation=interpolation)  # (<=20, <=20), longer side 20
+    small = resample.resize(digit, size, area=scale < 1)  # (<=20, <=20), longer side 20
     m = cv2.moments(small)
     if m["m00"] <= 0:
         cx, cy = size[0] / 2, size[1] / 2

@@ -120,6 +120,74 @@
     gray(dst, dh, dw, out);
   }
 
+  // The project's own resize in integers (runtime/resample.py), the same pixels on every machine: linear with
+  // 11-bit weights summed exactly and rounded once, or the area average where neither side grows.
+  const ONE = 2048;
+  function exactLinearTab(sn, dn) {  // per destination pixel: two source indices and weights summing to ONE
+    const den = 2 * dn, first = new Int32Array(dn), second = new Int32Array(dn), w1 = new Int32Array(dn);
+    for (let d = 0; d < dn; d++) {
+      const num = (2 * d + 1) * sn - dn;  // source x = num / den, exactly
+      let i = Math.floor(num / den), frac = num - i * den;
+      if (num < 0) frac = 0;
+      i = Math.min(Math.max(i, 0), sn - 1);
+      if (i >= sn - 1) frac = 0;
+      first[d] = i;
+      second[d] = Math.min(i + 1, sn - 1);
+      w1[d] = Math.floor((frac * 2 * ONE + den) / (2 * den));
+    }
+    return [first, second, w1];
+  }
+
+  function exactAreaTab(sn, dn) {  // per destination pixel: first source index, and the share of each source pixel
+    // covered in units of 1 / dn (they sum to sn)
+    const taps = [];
+    for (let d = 0; d < dn; d++) {
+      const start = d * sn, first = Math.floor(start / dn), weights = [];
+      for (let i = first; i * dn < start + sn; i++) weights.push(Math.min(start + sn, (i + 1) * dn) - Math.max(start, i * dn));
+      taps.push([first, weights]);
+    }
+    return taps;
+  }
+
+  function resample(src, dst, size, area) {
+    const sh = src.rows, sw = src.cols, dh = size.height, dw = size.width, s = src.data;
+    const out = new Uint8Array(dw * dh);
+    if (dw === sw && dh === sh) {
+      out.set(s);
+    } else if (area && dw <= sw && dh <= sh) {
+      const xt = exactAreaTab(sw, dw), yt = exactAreaTab(sh, dh), scale = sw * sh;
+      const rows = new Float64Array(sh * dw);  // exact integers
+      for (let y = 0; y < sh; y++) {
+        for (let x = 0; x < dw; x++) {
+          const [first, weights] = xt[x];
+          let sum = 0;
+          for (let k = 0; k < weights.length; k++) sum += s[y * sw + first + k] * weights[k];
+          rows[y * dw + x] = sum;
+        }
+      }
+      for (let y = 0; y < dh; y++) {
+        const [first, weights] = yt[y];
+        for (let x = 0; x < dw; x++) {
+          let sum = 0;
+          for (let k = 0; k < weights.length; k++) sum += rows[(first + k) * dw + x] * weights[k];
+          out[y * dw + x] = Math.floor((2 * sum + scale) / (2 * scale));
+        }
+      }
+    } else {
+      const [x0, x1, xw] = exactLinearTab(sw, dw), [y0, y1, yw] = exactLinearTab(sh, dh);
+      const rows = new Int32Array(sh * dw);
+      for (let y = 0; y < sh; y++) {
+        const base = y * sw, at = y * dw;
+        for (let x = 0; x < dw; x++) rows[at + x] = s[base + x0[x]] * (ONE - xw[x]) + s[base + x1[x]] * xw[x];
+      }
+      for (let y = 0; y < dh; y++) {
+        const r0 = y0[y] * dw, r1 = y1[y] * dw, b1 = yw[y], b0 = ONE - b1;
+        for (let x = 0; x < dw; x++) out[y * dw + x] = (rows[r0 + x] * b0 + rows[r1 + x] * b1 + (1 << 21)) >> 22;
+      }
+    }
+    gray(dst, dh, dw, out);
+  }
+
   function linearTab(sn, dn, across) {  // per destination pixel: two source indices and their 11-bit weights;
     // across a row the weights are reset at the ends, down the columns only the rows are clamped (OpenCV's way)
     const scale = 1 / (dn / sn), first = new Int32Array(dn), second = new Int32Array(dn);
@@ -450,7 +518,7 @@
       m.data.set(new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length));
       return m;
     },
-    cvtColor, resize, erode: (s, d, k) => erode(s, d, k), dilate: (s, d, k) => dilate(s, d, k), morphologyEx,
+    cvtColor, resize, resample, erode: (s, d, k) => erode(s, d, k), dilate: (s, d, k) => dilate(s, d, k), morphologyEx,
     getStructuringElement, threshold, divide, copyMakeBorder, minMaxLoc, mean, gray,
     useSimd: (on = true) => { simd = on ? available : null; return simd !== null; },
     bitwise_not: (a, d) => { const x = a.data, o = new Uint8Array(x.length); for (let i = 0; i < x.length; i++) o[i] = 255 - x[i]; gray(d, a.rows, a.cols, o); },

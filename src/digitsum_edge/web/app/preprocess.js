@@ -3,7 +3,7 @@
 // does what OpenCV does in plain JavaScript (OpenCV.js's API, so OpenCV.js itself would also do), so the browser's
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
-// Ported from runtime/preprocess.py sha256:db6c3e744d228462, runtime/marks.py sha256:7660514c70b904ac and (stills.js)
+// Ported from runtime/preprocess.py sha256:738316328ce21a65, runtime/marks.py sha256:7660514c70b904ac and (stills.js)
 // runtime/stills.py sha256:a27392b73ce1c3f6 (first 16 hex digits; tests/test_web.py fails when one of these files
 // changes, until the change is ported and these updated).
 "use strict";
@@ -245,6 +245,7 @@ class Preprocessor {
 
   shrink(s, gray, n) {
     // 1. longer side n, aspect kept: exact halvings by pixel averaging, each followed by a 2x2 minimum, then linear
+    // in integers (cv.resample: runtime/resample.py)
     const cv = this.cv;
     const scale = n / Math.max(gray.rows, gray.cols);
     const th = Math.max(1, pyRound(gray.rows * scale)), tw = Math.max(1, pyRound(gray.cols * scale));
@@ -258,7 +259,7 @@ class Preprocessor {
     }
     if (gray.rows !== th || gray.cols !== tw) {
       const out = s.like();
-      cv.resize(gray, out, new cv.Size(tw, th), 0, 0, cv.INTER_LINEAR);
+      cv.resample(gray, out, new cv.Size(tw, th), false);
       gray = out;
     }
     return gray;
@@ -446,8 +447,8 @@ class Preprocessor {
     if (stroke > 0) {
       const bigScale = K.FINE * K.BOX / Math.max(h, w);
       let big = s.like();
-      cv.resize(digit, big, new cv.Size(Math.max(1, pyRound(w * bigScale)), Math.max(1, pyRound(h * bigScale))), 0, 0,
-                bigScale < 1 ? cv.INTER_AREA : cv.INTER_LINEAR);
+      cv.resample(digit, big, new cv.Size(Math.max(1, pyRound(w * bigScale)), Math.max(1, pyRound(h * bigScale))),
+                  bigScale < 1);
       const mask = s.like();
       cv.threshold(big, mask, 127, 255, cv.THRESH_BINARY);
       const width = this.strokeWidth(s, mask), target = stroke * K.FINE;
@@ -469,7 +470,7 @@ class Preprocessor {
     const scale = K.BOX / Math.max(h, w);
     const size = [Math.max(1, pyRound(w * scale)), Math.max(1, pyRound(h * scale))];
     const small = s.like();
-    cv.resize(digit, small, new cv.Size(size[0], size[1]), 0, 0, scale < 1 ? cv.INTER_AREA : cv.INTER_LINEAR);
+    cv.resample(digit, small, new cv.Size(size[0], size[1]), scale < 1);
     const m = cv.moments(small, false);
     const [cx, cy] = m.m00 <= 0 ? [size[0] / 2, size[1] / 2] : [m.m10 / m.m00, m.m01 / m.m00];
     const dx = pyRound(K.CENTRE - cx), dy = pyRound(K.CENTRE - cy);  // whole pixels: no blur
