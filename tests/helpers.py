@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from click.testing import CliRunner, Result
 
 from digitsum_edge.cli import main
+
+
+def ctrl_c_works() -> None:
+    """A subprocess's preexec_fn: SIGINT as in a terminal, even where the tests run with it ignored (a shell starts
+    a background job, `pytest &` in a script, with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def invoke(*args: object) -> Result:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ctrl_c_works
+
 CLI = Path(sys.executable).with_name("digitsum-edge")
 START_TIMEOUT = 180  # seconds for Ray and the replica to come up on a busy 2-core machine
 STOP_TIMEOUT = 60
@@ -33,11 +35,6 @@ def session_processes(sid: int) -> list[int]:
     return in_session(sid)
 
 
-def _ctrl_c_works() -> None:
-    """In the child: SIGINT as in a terminal, even when the tests run where it is ignored (`pytest &` in a script)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class ServeProcess:
     """`digitsum-edge serve` in its own session on a free port (or `port`); stop() is Ctrl-C. `command` replaces
     `digitsum-edge serve --model MODEL --port PORT` (a unit file's ExecStart)."""
@@ -51,7 +48,7 @@ class ServeProcess:
         with open(log, "w") as err:
             self.process = subprocess.Popen([*command, *map(str, options)], stdout=err, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                            preexec_fn=_ctrl_c_works, env={**os.environ, **(env or {})})
+                                            preexec_fn=ctrl_c_works, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from digitsum_edge.synth.frames import pick_digits, write_images, write_video
+from helpers import ctrl_c_works
 
 SCREEN = (800, 600)  # the Xvfb screen, width x height: room for the 640x480 window and its frame
 FRAME = (640, 480)  # synth frames, width x height; the window shows them 1:1
@@ -199,7 +200,7 @@ def test_window_screenshot_shows_the_frame_and_the_reading(xvfb_display: str, ti
         out = tmp_path / f"still{attempt}.jsonl"
         live = subprocess.Popen(live_command(image, tiny_onnx, "--rand", 7, "--roi", 0.6, "--jsonl", out),
                                 env=window_env(xvfb_display), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=ctrl_c_works)
         try:
             shown = wait_for_window(xvfb_display, background, live, timeout=30 if attempt == 1 else 60,
                                     fail=attempt == 2)

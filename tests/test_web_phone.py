@@ -23,6 +23,7 @@ from click.testing import CliRunner
 import digitsum_edge
 from browser_helpers import CHROMIUM, Chromium, npm_files_or_skip, write_y4m
 from digitsum_edge.cli import main
+from helpers import ctrl_c_works
 from newcomer_helpers import paper_digit, write
 
 PHONE = {"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": True}
@@ -49,7 +50,7 @@ def host(app: tuple[Path, str]) -> str:
     argv = command.group(1).split()[1:]
     assert argv[-1] == str(folder)
     process = subprocess.Popen([sys.executable, *argv, "--port", "0"], stdout=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=ctrl_c_works)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
