@@ -366,15 +366,22 @@ def headline() -> str:
                      + (f", trained in {d['stats']['train_seconds']['mean']:.0f} s, {d['runs'][0]['threads']} threads"
                         if d.get("timing_comparable", True) else ", 1 thread (time not measured quietly)"),
                      f"`docs/{name.name}`"])
-    over = load("reader_seeds.json")
+    if (DOCS / "stills.json").exists():  # the reader as it is now, over the seed models
+        source, over = "stills.json", load("stills.json")["after"]
+        prefixes = [("camera conditions, camera path (11, kept-back seed)", "camera path: "),
+                    ("the same frames as stills (roi 1)", "")]
+    else:
+        source, over = "reader_seeds.json", load("reader_seeds.json")
+        prefixes = [("camera conditions (11, kept-back seed)", "")]
     photo, cam = over["real photos"]["figures"], over["camera conditions"]["figures"]
+    models = len(over["real photos"].get("models", []))
     a = photo["all photos: accuracy"]
-    rows.append(["real photos by 12 people (120), 5 seed models", f"{pct(a['mean'], 1)} +- {100 * a['std']:.1f} "
-                 f"(lowest {pct(a['min'], 1)})", "`docs/reader_seeds.json`"])
-    c = cam["mean of the conditions"]
-    rows.append(["camera conditions (11, kept-back seed), 5 seed models", f"{pct(c['mean'], 1)} +- {100 * c['std']:.1f}"
-                 f"; blank sheets read as a digit: {max(cam['blank: read as a digit']['values'])} of 100",
-                 "`docs/reader_seeds.json`"])
+    rows.append([f"real photos by 12 people (120), {models} seed models", f"{pct(a['mean'], 1)} +- "
+                 f"{100 * a['std']:.1f} (lowest {pct(a['min'], 1)})", f"`docs/{source}`"])
+    for what, prefix in prefixes:
+        c, blank = cam[prefix + "mean of the conditions"], cam[prefix + "blank: read as a digit"]
+        rows.append([f"{what}, {models} seed models", f"{pct(c['mean'], 1)} +- {100 * c['std']:.1f}; blank "
+                     f"sheets read as a digit: {max(blank['values'])} of 100", f"`docs/{source}`"])
     b = load("bench.json")
     for r in b["rows"]:
         if r.get("status") == "ok" and r["batch"] == 1:
