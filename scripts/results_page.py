@@ -388,8 +388,11 @@ def headline() -> str:
     b = load("bench.json")
     for r in b["rows"]:
         if r.get("status") == "ok" and r["batch"] == 1:
-            rows.append([f"latency, batch 1, {r['label']}", f"{r['median_ms']:.3f} ms median "
-                         f"({b['header']['machine']['cpu']}, 1 thread)", "`docs/bench.json`"])
+            machine = b["header"]["machine"]
+            isa = machine.get("isa") or "class not recorded"
+            rows.append([f"latency, batch 1, {r['label']}", f"{r['median_ms']:.3f} ms median ({machine['cpu']}, "
+                         f"{isa}, 1 thread, {b['header'].get('date', 'date not recorded')[:10]})",
+                         "`docs/bench.json`"])
     return (BEGIN + "\n" + table(["what", "figure", "source"], rows)
             + "\n\nEvery row is read from the JSON file beside it ([all results](docs/results.md)).\n" + END)
 
