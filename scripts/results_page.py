@@ -119,16 +119,23 @@ def bench(names: list[str]) -> str:
 def camera(names: list[str]) -> str:
     out = ["## Camera conditions\n\n`python benchmarks/camera_conditions.py --model runs/model.onnx --frames 100 "
            "--seed 10000 --json docs/NAME.json`: fresh 640x480 frames per condition, read as `live --no-window` "
-           "reads them (the central 0.6 square, 1 thread); seed 10000 is kept back from tuning."]
-    conditions: list[str] = []
+           "reads them (the central 0.6 square, 1 thread); seed 10000 is kept back from tuning. With `--stills` the "
+           "same frames are also read as still images (roi 1), a column of their own."]
+    columns: list[tuple[str, dict]] = []  # (header, one reading of the conditions)
     for name in names:
-        conditions += [c for c in load(name)["rows"] if c not in conditions]
-    header = ["condition"] + [f"`{n}`" for n in names]
+        d = load(name)
+        if "camera" in d:  # a --stills run: the frames as stills, and through the camera path
+            columns += [(f"`{name}` stills (roi 1)", d), (f"`{name}` camera path", d["camera"])]
+        else:
+            columns.append((f"`{name}`", d))
+    conditions: list[str] = []
+    for _, result in columns:
+        conditions += [c for c in result["rows"] if c not in conditions]
     rows = []
     for c in conditions:
         cells = []
-        for name in names:
-            row = load(name)["rows"].get(c)
+        for _, result in columns:
+            row = result["rows"].get(c)
             if row is None:
                 cells.append("-")
             elif "accuracy" in row:
@@ -136,9 +143,9 @@ def camera(names: list[str]) -> str:
             else:
                 cells.append(f"{row['blank_read_as_digit']} of {row['frames']} read as a digit")
         rows.append([c, *cells])
-    rows.append(["**mean of the conditions**"] + [f"**{pct(load(n)['mean_accuracy'], 1)}**" for n in names])
-    rows.append(["ms a frame (median, 1 thread)"] + [f"{load(n)['ms_per_frame_median']:.2f}" for n in names])
-    out.append(table(header, rows))
+    rows.append(["**mean of the conditions**"] + [f"**{pct(r['mean_accuracy'], 1)}**" for _, r in columns])
+    rows.append(["ms a frame (median, 1 thread)"] + [f"{r['ms_per_frame_median']:.2f}" for _, r in columns])
+    out.append(table(["condition"] + [h for h, _ in columns], rows))
     out += [provenance(n, load(n).get("cpu"), load(n).get("versions"), load(n).get("generated_at")) for n in names]
     return "\n\n".join(out)
 
@@ -151,10 +158,14 @@ def photos(names: list[str]) -> str:
         d = load(name)
         rows = [[g, r["photos"], r["correct"], pct(r["accuracy"], 1), r["no_digit"], r["wrong_and_sure"]]
                 for g, r in d["groups"].items()]
+        writers = [[w, f"{r['correct']} / {r['photos']}", r["no_digit"], r["wrong_and_sure"]]
+                   for w, r in d.get("writers", {}).items()]
         kept = d.get("kept_back") or []
         out.append(f"### `{name}`\n\n" + table(["group", "images", "read right", "accuracy", "no digit",
                                                   "wrong and sure"], rows)
                    + (f"\n\nWriters kept back while tuning: {', '.join(kept)}." if kept else "")
+                   + ("\n\nPer writer:\n\n" + table(["writer", "read right", "no digit", "wrong and sure"], writers)
+                      if writers else "")
                    + "\n\n" + provenance(name, d.get("cpu"), d.get("versions"), d.get("generated_at")))
     return "\n\n".join(out)
 
