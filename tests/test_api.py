@@ -15,9 +15,9 @@ import pytest
 
 import digitsum_edge
 from digitsum_edge import mnist, onnx_contract
+from digitsum_edge.apps.reader import softmax
+from digitsum_edge.engine.onnx_runtime import cuda_usable
 from digitsum_edge.errors import DigitsumError, InvalidInput
-from digitsum_edge.runtime.reader import softmax
-from digitsum_edge.runtime.session import cuda_usable
 from digitsum_edge.synth.frames import camera_frame, pick_digits
 from helpers import invoke
 
@@ -217,7 +217,7 @@ def test_load_bad_options(tiny_onnx: Path, options: dict, match: str) -> None:
 
 def test_the_public_names_come_from_the_package_root() -> None:
     from digitsum_edge import DigitReader, DigitsumError, InvalidInput, Prediction, Reading, __version__, errors, load
-    from digitsum_edge.runtime import reader
+    from digitsum_edge.apps import reader
 
     assert (load, DigitReader, Reading, Prediction) == (reader.load, reader.DigitReader, reader.Reading,
                                                         reader.Prediction)

@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist
-from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare, roi_box, to_mnist
 from digitsum_edge.synth.frames import camera_frame, frames, pick_digits
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import PreprocessConfig, roi_box, to_mnist
+from digitsum_edge.vision.settings import ReadingSettings
 
+
+def inked(ink: str) -> PreprocessConfig:
+    return PreprocessConfig(reading=ReadingSettings(ink=ink))
 
 def paper(value: int = 200, size: tuple[int, int] = (480, 640)) -> np.ndarray:
     return np.full((*size, 3), value, np.uint8)
@@ -52,9 +57,9 @@ def test_light_ink_is_found_by_auto_and_reads_like_dark_ink(test_digits) -> None
         light = cv2.bitwise_not(dark)  # chalk on a blackboard
         a, auto = prepare(dark).mnist, prepare(light).mnist
         assert a is not None and auto is not None
-        assert np.array_equal(auto, prepare(light, PreprocessConfig(ink="light")).mnist)  # auto chose light
+        assert np.array_equal(auto, prepare(light, inked("light")).mnist)  # auto chose light
         right.append(likeness(a, auto))
-        wrong.append(likeness(a, prepare(light, PreprocessConfig(ink="dark")).mnist))  # forced the wrong way
+        wrong.append(likeness(a, prepare(light, inked("dark")).mnist))  # forced the wrong way
     assert min(right) > 0.75 and np.mean(right) > 0.85  # the same digit, whichever the ink
     assert np.mean(wrong) < 0.4 and max(wrong) < min(right)  # the paper's grain or nothing, never the digit
 

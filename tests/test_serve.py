@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist, onnx_contract
-from digitsum_edge.runtime.reader import load
+from digitsum_edge.apps.reader import load
 from helpers import invoke, one_line_error
 from serve_helpers import STOP_TIMEOUT, ServeProcess, get, request, session_processes
 
@@ -91,8 +91,8 @@ def invoke_env(env: dict[str, str], *args: object):
 
 
 def test_serve_defaults_are_lives_and_help_loads_nothing_heavy() -> None:
-    from digitsum_edge.runtime.preprocess import PreprocessConfig
     from digitsum_edge.serve.config import ServeConfig
+    from digitsum_edge.vision.preprocess import PreprocessConfig
 
     assert (ServeConfig.roi, ServeConfig.ink) == (PreprocessConfig.roi, PreprocessConfig.ink)  # /v1/read = live
     probe = "import sys; from digitsum_edge.cli import main; print(sorted({'ray', 'fastapi', 'cv2', 'onnxruntime'} " \

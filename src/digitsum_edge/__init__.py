@@ -15,8 +15,8 @@ __version__ = "0.3.0"
 __all__ = ["DigitReader", "DigitsumError", "InvalidInput", "Prediction", "Reading", "__version__", "load"]
 
 if TYPE_CHECKING:
+    from digitsum_edge.apps.reader import DigitReader, Prediction, Reading, load
     from digitsum_edge.errors import DigitsumError, InvalidInput
-    from digitsum_edge.runtime.reader import DigitReader, Prediction, Reading, load
 
 
 def __getattr__(name: str) -> object:
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> object:
 
         return getattr(errors, name)
     if name in ("DigitReader", "Prediction", "Reading", "load"):
-        from digitsum_edge.runtime import reader
+        from digitsum_edge.apps import reader
 
         return getattr(reader, name)
     raise AttributeError(f"module 'digitsum_edge' has no attribute {name!r}")
