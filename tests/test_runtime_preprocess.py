@@ -128,3 +128,15 @@ def test_synthetic_camera_frames_are_repeatable() -> None:
     assert len(a) == 6 and all(x.shape == (480, 640, 3) and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], a[1])  # held frames: same scene, fresh noise
     assert np.abs(a[0].astype(int) - a[1].astype(int)).mean() < 10
+
+
+def test_search_off_reads_a_whole_picture_as_one_crop() -> None:
+    """ReadingSettings.search: a small digit in a large sheet is found by the search and too small read whole."""
+    from digitsum_edge.synth.frames import pick_digits
+
+    digit = pick_digits(1, 3)[0][0]
+    sheet = np.full((480, 640), 235, np.uint8)
+    sheet[200:256, 300:356] = 235 - cv2.resize(digit, (56, 56)) * 0.8
+    searched = prepare(sheet, PreprocessConfig(reading=ReadingSettings(roi=1.0)))
+    whole = prepare(sheet, PreprocessConfig(reading=ReadingSettings(roi=1.0, search=False)))
+    assert searched.mnist is not None and whole.mnist is None and whole.reason == "too small"
