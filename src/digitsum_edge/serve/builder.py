@@ -32,6 +32,7 @@ APP_NAME = "digitsum-edge"  # the Ray Serve application
 DRAIN_TIMEOUT_S = 10  # replicas finish what they hold within this at stop or at an update
 # Where Ray starts and how: the CLI's business. A config file says these in its http_options and `ray start`.
 NOT_APP_ARGS = ("address", "haproxy")
+READING_TYPES = {"roi": float, "ink": str, "min_confidence": float}  # checked again by ReadingSettings
 APP_ARGS = tuple(f.name for f in fields(ServeConfig) if f.name not in (*NOT_APP_ARGS, "reading")) + READING_ARGS
 
 
@@ -60,17 +61,25 @@ def config_from_args(args: dict[str, Any]) -> ServeConfig:
     unknown = sorted(set(args) - set(APP_ARGS))
     if unknown:
         raise DigitsumError(f"unknown argument(s) {', '.join(unknown)} (known: {', '.join(APP_ARGS)})")
-    try:
-        reading = pydantic.TypeAdapter(ReadingSettings).validate_python(
-            {"roi": ROI} | {name: args[name] for name in READING_ARGS if name in args})
-        rest = {name: value for name, value in args.items() if name not in READING_ARGS}
-        cfg = pydantic.TypeAdapter(ServeConfig).validate_python(rest | {"reading": reading})
-    except pydantic.ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise DigitsumError(f"argument {where}: {first['msg']} (got {first.get('input')!r})") from None
+    reading = {name: args[name] for name in READING_ARGS if name in args}
+    # The reading's arguments typed one by one (ReadingSettings checks their values), then the rest as ServeConfig.
+    checks = [(name, READING_TYPES[name], value) for name, value in reading.items()]
+    rest = {name: value for name, value in args.items() if name not in READING_ARGS}
+    for name, kind, value in checks:
+        reading[name] = _typed(pydantic, kind, value, name)
+    cfg = _typed(pydantic, ServeConfig, rest | {"reading": ReadingSettings(**{"roi": ROI, **reading})}, "")
     check_config(cfg, listen=False)
     return cfg
+
+
+def _typed(pydantic, kind: Any, value: Any, name: str) -> Any:
+    """value validated as `kind` by pydantic; else one DigitsumError naming the argument."""
+    try:
+        return pydantic.TypeAdapter(kind).validate_python(value)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or name
+        raise DigitsumError(f"argument {where}: {first['msg']} (got {first.get('input')!r})") from None
 
 
 def app(args: dict[str, Any]) -> Application:
