@@ -23,10 +23,10 @@ import numpy as np
 
 import digitsum_edge
 from digitsum_edge import mnist
+from digitsum_edge.apps.sources import read_image
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.evaluate import exhaustive_pairs
-from digitsum_edge.runtime import preprocess
-from digitsum_edge.runtime.backend import open_model
-from digitsum_edge.runtime.sources import read_image
+from digitsum_edge.vision import preprocess
 
 
 def _say(text: str) -> None:

@@ -29,20 +29,20 @@ import cv2
 import numpy as np
 import onnxruntime
 
+from digitsum_edge.apps.reader import DigitReader, Reading
+from digitsum_edge.apps.score import FolderScore
 from digitsum_edge.bench.report import cpu_name
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.files import write_json
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.backend import open_model
-from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.reader import DigitReader, Reading
-from digitsum_edge.runtime.score import FolderScore
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.frames import frames, pick_digits
+from digitsum_edge.vision import settings as defaults
+from digitsum_edge.vision.settings import ReadingSettings
 
 
 def score(readings: list[tuple[Reading, int | None]]) -> dict:
     """Accuracy (digit frames) or share read as a digit (blank frames), uncertain share, no-digit reasons; the
-    counting is `predict --labels`'s (runtime/score.py). A condition's frames are all digits or all blank."""
+    counting is `predict --labels`'s (apps/score.py). A condition's frames are all digits or all blank."""
     counts = FolderScore()
     for reading, label in readings:
         counts.add(label, reading)
@@ -109,7 +109,7 @@ def main() -> None:
     cv2.setNumThreads(1)
     model = open_model(args.model, "cpu", threads=1)
     reader = DigitReader(model)
-    readers = [reader] + ([DigitReader(model, PreprocessConfig(roi=defaults.STILL_ROI))] if args.stills else [])
+    readers = [reader] + ([DigitReader(model, settings=ReadingSettings(roi=defaults.STILL_ROI))] if args.stills else [])
     rows: list[dict] = [{} for _ in readers]
     done: list[list[Reading]] = [[] for _ in readers]
     scenes = {name: conditions.sample(name, args.frames, args.seed) for name in conditions.parse(args.conditions)}
@@ -123,16 +123,16 @@ def main() -> None:
     summaries = [summarise(r, d) for r, d in zip(rows, done, strict=True)]
     for k, (row, summary) in enumerate(zip(rows, summaries, strict=True)):
         if args.stills:
-            print(f"{'camera path' if k == 0 else 'stills'} (roi {readers[k].preprocess.roi}):")
+            print(f"{'camera path' if k == 0 else 'stills'} (roi {readers[k].settings.roi}):")
         table(row)
         print(f"mean {100 * summary['mean_accuracy']:.1f} %, worst {100 * summary['worst_accuracy']:.1f} % over "
               f"{summary['conditions']} conditions | {summary['ms_per_frame_median']:.3f} ms median per frame "
               f"(preprocessing {summary['prepare_ms_median']:.3f} ms + inference, 1 thread) | seed {args.seed}")
     if args.stills:  # the stills lead (over_models.py reads "rows"), the camera path beside them
         result = {"rows": rows[1], **summaries[1], "roi": defaults.STILL_ROI,
-                  "camera": {"rows": rows[0], **summaries[0], "roi": reader.preprocess.roi}}
+                  "camera": {"rows": rows[0], **summaries[0], "roi": reader.settings.roi}}
     else:
-        result = {"rows": rows[0], **summaries[0], "roi": reader.preprocess.roi}
+        result = {"rows": rows[0], **summaries[0], "roi": reader.settings.roi}
     result |= {"seed": args.seed, "frames_per_condition": args.frames, "rand": args.rand,
                "model": str(model.path), "min_confidence": reader.min_confidence, "threads": 1,
                "cpu": cpu_name(), "generated_at": time.strftime("%Y-%m-%d %H:%M"),

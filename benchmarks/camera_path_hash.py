@@ -16,9 +16,11 @@ import cv2
 import numpy as np
 
 import digitsum_edge
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare
 from digitsum_edge.synth import conditions
+from digitsum_edge.vision import settings as defaults
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import PreprocessConfig
+from digitsum_edge.vision.settings import ReadingSettings
 
 
 def main() -> None:
@@ -28,7 +30,7 @@ def main() -> None:
     parser.add_argument("--roi", type=float, default=defaults.ROI)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    cfg = PreprocessConfig(roi=args.roi)
+    cfg = PreprocessConfig(reading=ReadingSettings(roi=args.roi))
     digest, count, ms = hashlib.sha256(), 0, []
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in conditions.CONDITIONS:
@@ -37,7 +39,7 @@ def main() -> None:
                 prep = prepare(frame, cfg)
                 ms.append((time.perf_counter() - started) * 1e3)
                 digest.update(prep.mnist.tobytes() if prep.mnist is not None else b"none")
-                digest.update(repr((prep.roi, prep.box, prep.reason)).encode())
+                digest.update(repr((prep.region, prep.box, prep.reason)).encode())
                 count += 1
     print(json.dumps({"sha256": digest.hexdigest(), "frames": count, "roi": args.roi, "seeds": args.seeds,
                       "prepare_ms_median": round(float(np.median(ms)), 3), "package": digitsum_edge.__file__}))

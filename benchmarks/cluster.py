@@ -30,9 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from digitsum_edge.apps.reader import load
 from digitsum_edge.bench.report import cpu_name, module_version
 from digitsum_edge.files import write_json
-from digitsum_edge.runtime.reader import load
 from digitsum_edge.serve.cluster import LocalCluster
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share
 

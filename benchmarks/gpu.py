@@ -387,8 +387,8 @@ def _device_rows(check: Check, onnx_path: Path, model, batches: tuple[int, ...])
     import numpy as np
     import torch
 
+    from digitsum_edge.engine.onnx_runtime import open_onnx
     from digitsum_edge.onnx_contract import INPUTS, OUTPUTS
-    from digitsum_edge.runtime.session import open_onnx
     from digitsum_edge.timing import measure
 
     session = open_onnx(onnx_path, "cuda").session
@@ -442,9 +442,9 @@ def infer(check: Check) -> dict:
 
     from digitsum_edge import checkpoint, mnist
     from digitsum_edge.bench.backends import Exported, TorchCompiled, TorchEager
+    from digitsum_edge.engine.onnx_runtime import cuda_usable
     from digitsum_edge.evaluate import compare_logits
     from digitsum_edge.onnx_contract import normalize
-    from digitsum_edge.runtime.session import cuda_usable
     from digitsum_edge.timing import measure
 
     onnx_path = Path(check.report["stages"]["export"]["file"])
@@ -524,8 +524,8 @@ def live(check: Check) -> dict:
     frame, split into preparation (frame -> 28x28) and inference."""
     import numpy as np
 
-    from digitsum_edge.runtime.live import LiveConfig
-    from digitsum_edge.runtime.live import run as live_run
+    from digitsum_edge.apps.live import LiveConfig
+    from digitsum_edge.apps.live import run as live_run
     from digitsum_edge.synth.frames import SynthConfig
     from digitsum_edge.synth.frames import run as synth_run
 

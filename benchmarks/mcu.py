@@ -29,13 +29,13 @@ import numpy as np
 
 from digitsum_edge import mnist
 from digitsum_edge.bench.report import cpu_name
+from digitsum_edge.engine.litert import read_contract
 from digitsum_edge.export.c_export import run as export_c
 from digitsum_edge.export.c_host import HostModel
 from digitsum_edge.export.config import ExportConfig
 from digitsum_edge.export.mcu import CORES, check_core
 from digitsum_edge.export.mcu_run import McuRun, build, missing_tools, run
 from digitsum_edge.files import write_json
-from digitsum_edge.runtime.litert import read_contract
 
 GOALS = {"flash_bytes": 80 * 1024, "ram_bytes": 32 * 1024, "m4_instructions": 5_400_000}  # the goals
 

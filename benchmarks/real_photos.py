@@ -25,14 +25,15 @@ import cv2
 import numpy as np
 import onnxruntime
 
+from digitsum_edge.apps.predict import expand
+from digitsum_edge.apps.reader import DigitReader, Reading, load
+from digitsum_edge.apps.score import FolderScore, read_labels
+from digitsum_edge.apps.sources import read_image
 from digitsum_edge.bench.report import cpu_name
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import write_bytes, write_json
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.predict import expand
-from digitsum_edge.runtime.reader import DigitReader, Reading, load
-from digitsum_edge.runtime.score import FolderScore, read_labels
-from digitsum_edge.runtime.sources import read_image
+from digitsum_edge.vision import settings as defaults
+from digitsum_edge.vision.settings import ReadingSettings
 
 KINDS = {"photo": "all photos", "canvas": "all canvas drawings"}  # the labels CSV's kinds, as the table names them
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-photos"
@@ -128,7 +129,8 @@ def main() -> None:
             raise DigitsumError("no photos left after --writers / --exclude")
         labels = read_labels(str(labels_csv), paths)
         cv2.setNumThreads(1)
-        reader = load(args.model, "cpu", 1, defaults.STILL_ROI, defaults.INK, args.min_confidence)
+        reader = load(args.model, provider="cpu", threads=1,
+                      settings=ReadingSettings(roi=defaults.STILL_ROI, min_confidence=args.min_confidence))
     except DigitsumError as e:
         raise SystemExit(f"error: {e}") from None
     kind_of = kinds(labels_csv)

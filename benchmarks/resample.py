@@ -1,4 +1,4 @@
-"""The integer resizes of runtime/resample.py against OpenCV's INTER_LINEAR / INTER_AREA, inside the reader: the
+"""The integer resizes of vision/resample.py against OpenCV's INTER_LINEAR / INTER_AREA, inside the reader: the
 milliseconds per frame of `prepare` (frame -> 28x28) with each, in the same process, interleaved in blocks so
 that a busy machine slows both alike (ratios, not absolute figures), and how many 28x28 images and digits change.
 
@@ -15,10 +15,11 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
+from digitsum_edge.apps.reader import load
 from digitsum_edge.bench.report import cpu_name
-from digitsum_edge.runtime import defaults, preprocess, resample
-from digitsum_edge.runtime.reader import load
 from digitsum_edge.synth import conditions
+from digitsum_edge.vision import preprocess, resample
+from digitsum_edge.vision import settings as defaults
 
 
 def opencv_resize(image: np.ndarray, size: tuple[int, int], area: bool = False) -> np.ndarray:

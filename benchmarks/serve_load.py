@@ -34,10 +34,10 @@ import numpy as np
 import onnxruntime
 
 from digitsum_edge import mnist
+from digitsum_edge.apps.reader import load
 from digitsum_edge.bench.report import cpu_name, module_version
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.files import write_json
-from digitsum_edge.runtime.backend import open_model
-from digitsum_edge.runtime.reader import load
 from digitsum_edge.synth.frames import frames, pick_digits
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
 

@@ -1,5 +1,5 @@
 """Put the default recipe's model inside the package: src/digitsum_edge/models/default.onnx and its card
-default.json (runtime/builtin.py reads them).
+default.json (engine/builtin.py reads them).
 
     python scripts/default_model.py RUN_FOLDER    # a folder holding model.pt and model.onnx (train, then export)
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 from digitsum_edge import checkpoint, mnist
 from digitsum_edge.bench.report import cpu_name
+from digitsum_edge.engine import builtin
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.export.verify import compare
 from digitsum_edge.files import write_bytes, write_json
-from digitsum_edge.runtime import builtin
-from digitsum_edge.runtime.backend import open_model
 
 
 def main(folder: Path) -> None:

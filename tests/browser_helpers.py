@@ -65,7 +65,7 @@ def write_y4m(path: Path, images: list[np.ndarray], fps: int = 15) -> Path:
 
 def pick_scene(model: Path, seed: int = 11) -> tuple[list[np.ndarray], int]:
     """Frames of one synth digit the model reads right and surely, also after JPEG (what the serve page sends)."""
-    from digitsum_edge.runtime.reader import load
+    from digitsum_edge.apps.reader import load
     from digitsum_edge.synth.frames import frames, pick_digits
 
     reader = load(model, "cpu", 1)

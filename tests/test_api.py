@@ -15,9 +15,9 @@ import pytest
 
 import digitsum_edge
 from digitsum_edge import mnist, onnx_contract
+from digitsum_edge.apps.reader import softmax
+from digitsum_edge.engine.onnx_runtime import cuda_usable
 from digitsum_edge.errors import DigitsumError, InvalidInput
-from digitsum_edge.runtime.reader import softmax
-from digitsum_edge.runtime.session import cuda_usable
 from digitsum_edge.synth.frames import camera_frame, pick_digits
 from helpers import invoke
 
@@ -215,13 +215,45 @@ def test_load_bad_options(tiny_onnx: Path, options: dict, match: str) -> None:
         digitsum_edge.load(tiny_onnx, **options)
 
 
+@pytest.mark.parametrize(("options", "match"), [({"roi": 0}, "^roi must"), ({"roi": "0.5"}, "^roi must"),
+                                                ({"roi": True}, "^roi must"), ({"ink": "blue"}, "^ink must"),
+                                                ({"min_confidence": -0.1}, "^min_confidence must"),
+                                                ({"search": "no"}, "^search must")])
+def test_reading_settings_are_checked_when_made(options: dict, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        digitsum_edge.ReadingSettings(**options)
+
+
+def test_settings_are_passed_whole_and_the_shorthand_is_the_same(tiny_onnx: Path) -> None:
+    settings = digitsum_edge.ReadingSettings(roi=0.8, ink="dark", min_confidence=0.7)
+    whole = digitsum_edge.load(tiny_onnx, provider="cpu", settings=settings)
+    short = digitsum_edge.load(tiny_onnx, provider="cpu", roi=0.8, ink="dark", min_confidence=0.7)
+    assert whole.settings == short.settings == settings and whole.min_confidence == 0.7
+    assert whole.preprocess.reading == settings  # the preprocessing reads with the same object
+    assert digitsum_edge.load(tiny_onnx, provider="cpu").settings.roi == 0.6  # frames read as a camera's
+    with pytest.raises(InvalidInput, match="settings or roi, not both"):
+        digitsum_edge.load(tiny_onnx, settings=settings, roi=0.5)
+    with pytest.raises(TypeError):
+        digitsum_edge.load(tiny_onnx, "cpu", 1, 0.8)  # type: ignore[misc]  # never by position
+
+
+def test_the_region_read_is_region_and_roi_still_answers_with_a_warning(reader: digitsum_edge.DigitReader) -> None:
+    frame = camera_frame(pick_digits(1, 0)[0][0], np.random.default_rng(0))
+    reading = reader.read(frame, rand=3)
+    assert reading.region[2] == reading.region[3] == round(0.6 * 480)  # the guide square, in pixels
+    with pytest.warns(DeprecationWarning, match="Reading.region"):
+        assert reading.roi == reading.region
+
+
 def test_the_public_names_come_from_the_package_root() -> None:
     from digitsum_edge import DigitReader, DigitsumError, InvalidInput, Prediction, Reading, __version__, errors, load
-    from digitsum_edge.runtime import reader
+    from digitsum_edge.apps import reader
+    from digitsum_edge.vision import settings
 
     assert (load, DigitReader, Reading, Prediction) == (reader.load, reader.DigitReader, reader.Reading,
                                                         reader.Prediction)
     assert (DigitsumError, InvalidInput) == (errors.DigitsumError, errors.InvalidInput)
+    assert digitsum_edge.ReadingSettings is settings.ReadingSettings
     assert issubclass(InvalidInput, DigitsumError) and issubclass(InvalidInput, ValueError)
     assert isinstance(__version__, str) and __version__.count(".") >= 1
     assert all(hasattr(digitsum_edge, name) for name in digitsum_edge.__all__)

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime import defaults
 from digitsum_edge.synth import conditions
+from digitsum_edge.vision import settings as defaults
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import arm64

@@ -463,23 +463,13 @@ def _called_from(name: str) -> bool:
     return False
 
 
-def _synth_frames():
-    """The module that draws synthetic frames (it moved from runtime/synth.py to synth/frames.py)."""
-    import importlib
-
-    try:
-        return importlib.import_module("digitsum_edge.synth.frames")
-    except ModuleNotFoundError:
-        return importlib.import_module("digitsum_edge.runtime.synth")
-
-
 @contextmanager
 def watching_work() -> Iterator[set[str]]:
     """The heavy steps that start inside the block: bad input must be refused before any of them."""
+    from digitsum_edge.apps.reader import DigitReader
     from digitsum_edge.model import DigitSumNet
-    from digitsum_edge.runtime.reader import DigitReader
+    from digitsum_edge.synth import frames as synth_module
 
-    synth_module = _synth_frames()
     started: set[str] = set()
     with pytest.MonkeyPatch.context() as patch:
 
@@ -566,7 +556,8 @@ def test_the_table_is_big_enough_and_covers_every_command() -> None:
 
 def test_the_work_watch_sees_work(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The table's `no work started` check is not vacuous: training, reading and drawing frames are seen."""
-    synth_module = _synth_frames()
+    from digitsum_edge.synth import frames as synth_module
+
     env = Env(tmp_path, request)
     with watching_work() as work:
         result = invoke(*train(env, "--data-dir", env.mnist(TRAIN_IMAGES, good(TRAIN_IMAGES))))

@@ -146,7 +146,7 @@ def test_bad_options_are_one_line(run_dir: Path, args: tuple[str, ...], fragment
 
 
 def test_cuda_provider_that_is_not_usable(run_dir: Path) -> None:
-    from digitsum_edge.runtime.session import cuda_usable
+    from digitsum_edge.engine.onnx_runtime import cuda_usable
 
     if cuda_usable():
         pytest.skip("CUDA is usable here")

@@ -19,10 +19,10 @@ if MISSING or shutil.which("cc") is None:
     pytest.skip(f"export --format c cannot be checked here ({reason})", allow_module_level=True)
 
 from digitsum_edge import mnist  # noqa: E402
+from digitsum_edge.engine.litert import read_contract  # noqa: E402
 from digitsum_edge.export.c_graph import read_graph  # noqa: E402
 from digitsum_edge.export.c_host import HostModel, tflite_micro_logits  # noqa: E402
 from digitsum_edge.export.c_source import render  # noqa: E402
-from digitsum_edge.runtime.litert import read_contract  # noqa: E402
 from helpers import invoke, one_line_error  # noqa: E402
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist
-from digitsum_edge.runtime.preprocess import STROKE, PreprocessConfig, prepare, stroke_width
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.conditions import BLANK_KINDS, CONDITIONS, FONTS, render, sample
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import STROKE, PreprocessConfig, stroke_width
 
 
 @pytest.fixture(scope="module")

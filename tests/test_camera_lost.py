@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime import sources as sources_module
+from digitsum_edge.apps import sources as sources_module
 from digitsum_edge.synth.frames import frames, pick_digits
 from helpers import invoke, one_line_error
 

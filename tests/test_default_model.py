@@ -12,9 +12,9 @@ import pytest
 
 import digitsum_edge
 from digitsum_edge import mnist
+from digitsum_edge.engine import builtin
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.evaluate import backend_exhaustive
-from digitsum_edge.runtime import builtin
-from digitsum_edge.runtime.backend import open_model
 from newcomer_helpers import cli, digits_folder, json_lines
 
 

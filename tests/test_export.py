@@ -13,11 +13,11 @@ import torch
 from click.testing import Result
 
 from digitsum_edge import checkpoint, mnist, onnx_contract
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import backend_exhaustive
 from digitsum_edge.export.config import ExportConfig
 from digitsum_edge.export.pipeline import ExportResult, run
-from digitsum_edge.runtime.backend import open_model
 from helpers import invoke, one_line_error
 
 

@@ -28,9 +28,9 @@ import pytest
 import torch
 
 from digitsum_edge import checkpoint, mnist
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.evaluate import torch_exhaustive
 from digitsum_edge.export.verify import compare
-from digitsum_edge.runtime.backend import open_model
 
 # `digitsum-edge ARGS` with a stall hook: DIGITSUM_TEST_STALL="before|after:GLOB:N" makes the N-th
 # os.replace/os.rename onto a file whose name matches GLOB hang forever, before or after the move, once it

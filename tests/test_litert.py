@@ -19,9 +19,9 @@ if MISSING:  # only where the packages cannot install (tflite-micro has Linux x8
     pytest.skip(f"the litert-export extra is not installed (missing {', '.join(MISSING)})", allow_module_level=True)
 
 from digitsum_edge import checkpoint, mnist, onnx_contract  # noqa: E402
+from digitsum_edge.engine.factory import open_model  # noqa: E402
+from digitsum_edge.engine.litert import LiteRT, embedded_metadata, open_litert, open_micro  # noqa: E402
 from digitsum_edge.errors import DigitsumError  # noqa: E402
-from digitsum_edge.runtime.backend import open_model  # noqa: E402
-from digitsum_edge.runtime.litert import LiteRT, embedded_metadata, open_litert, open_micro  # noqa: E402
 from digitsum_edge.synth.frames import pick_digits, write_images, write_video  # noqa: E402
 from helpers import invoke, one_line_error  # noqa: E402
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime.backend import open_model
-from digitsum_edge.runtime.overlay import AMBER, CYAN, GREEN, GREY, YELLOW, draw
-from digitsum_edge.runtime.preprocess import roi_box
-from digitsum_edge.runtime.reader import DigitReader, Reading
+from digitsum_edge.apps.overlay import AMBER, CYAN, GREEN, GREY, YELLOW, draw
+from digitsum_edge.apps.reader import DigitReader, Reading
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.synth.frames import camera_frame, pick_digits
+from digitsum_edge.vision.preprocess import roi_box
 
 BACKGROUND = 128
 MNIST = (np.arange(28 * 28).reshape(28, 28) * 7 % 256).astype(np.uint8)  # every pixel of the inset told apart
@@ -58,22 +58,22 @@ def test_draw_returns_a_copy_and_leaves_the_input_untouched(found: bool) -> None
 def test_region_box_colour_says_whether_a_digit_was_found(found: bool, region: str, box: str) -> None:
     reading = _reading(found)
     out = draw(_frame(480, 640), reading)
-    for row, column in _edge_midpoints(reading.roi):
+    for row, column in _edge_midpoints(reading.region):
         assert _nearest(out[row, column]) == region, (row, column, out[row, column])
     for row, column in _edge_midpoints(reading.box):
         assert _nearest(out[row, column]) == box, (row, column, out[row, column])
-    x, y, w, h = reading.roi
+    x, y, w, h = reading.region
     assert _nearest(out[y + h // 2, x + w // 8]) == "background"  # inside the region, away from any line
     assert _nearest(out[y - 6, x + w // 2]) == "background"  # outside the region: the line is where the region is
 
 
 def test_the_region_box_follows_the_reading_not_the_frame_centre() -> None:
     reading = _reading(True)
-    moved = Reading(**{**reading.__dict__, "roi": (20, 150, 100, 100), "box": None})
+    moved = Reading(**{**reading.__dict__, "region": (20, 150, 100, 100), "box": None})
     out = draw(_frame(480, 640), moved)
-    for row, column in _edge_midpoints(moved.roi):
+    for row, column in _edge_midpoints(moved.region):
         assert _nearest(out[row, column]) == "green"
-    for row, column in _edge_midpoints(reading.roi):
+    for row, column in _edge_midpoints(reading.region):
         assert _nearest(out[row, column]) == "background"
 
 
@@ -106,7 +106,7 @@ def test_small_frames_still_work(h: int, w: int, found: bool) -> None:
     reading = _reading(found, h, w)
     out = draw(frame, reading, fps=30.0, provider="cpu")
     assert out.shape == (h, w, 3) and np.array_equal(frame, _frame(h, w))
-    x, y, rw, _ = reading.roi
+    x, y, rw, _ = reading.region
     if min(h, w) >= 24:  # the region's top edge keeps its hue (it may lie under the darkened readout band)
         b, g, r = (int(v) for v in out[y, x + rw // 2])
         assert (g > r + 20 and g > b + 20) if found else (r > g > b + 20), (b, g, r)
@@ -116,7 +116,7 @@ def test_a_gray_frame_gives_a_colour_picture() -> None:
     gray = np.full((480, 640), BACKGROUND, np.uint8)
     out = draw(gray, _reading(True))
     assert out.shape == (480, 640, 3) and (gray == BACKGROUND).all()
-    assert _nearest(out[_edge_midpoints(_reading(True).roi)[0]]) == "green"
+    assert _nearest(out[_edge_midpoints(_reading(True).region)[0]]) == "green"
 
 
 def test_a_real_reading_is_drawn_where_it_was_read(tiny_onnx: Path) -> None:
@@ -129,7 +129,7 @@ def test_a_real_reading_is_drawn_where_it_was_read(tiny_onnx: Path) -> None:
         assert reading.found == (digit is not None)
         out = draw(frame, reading)
         region = ("yellow" if reading.uncertain else "green") if reading.found else "amber"  # the tiny model may guess
-        assert all(_nearest(out[p]) == region for p in _edge_midpoints(reading.roi))
+        assert all(_nearest(out[p]) == region for p in _edge_midpoints(reading.region))
         regions.add(region)
         if reading.found:
             assert (out[10:122, 10:122].reshape(28, 4, 28, 4, 3) == reading.mnist[:, None, :, None, None]).all()

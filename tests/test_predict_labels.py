@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime import score as scoring
-from digitsum_edge.runtime.overlay import YELLOW
-from digitsum_edge.runtime.reader import MIN_CONFIDENCE, Reading
+from digitsum_edge.apps import score as scoring
+from digitsum_edge.apps.overlay import YELLOW
+from digitsum_edge.apps.reader import MIN_CONFIDENCE, Reading
 from digitsum_edge.synth.frames import pick_digits, read_labels, write_images
+from digitsum_edge.vision.settings import ReadingSettings
 from helpers import invoke, one_line_error
 
 
@@ -92,7 +93,7 @@ def test_labels_from_names_score_each_folder_and_write_the_report(photos: Path, 
 def test_a_broken_reader_scores_low_and_misreads_are_pictured(photos: Path, tiny_onnx: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The score can fail: a reader that always answers 1 gets about a tenth right, and every miss is drawn."""
-    from digitsum_edge.runtime import reader as reader_module
+    from digitsum_edge.apps import reader as reader_module
 
     real = reader_module.finish
 
@@ -102,9 +103,10 @@ def test_a_broken_reader_scores_low_and_misreads_are_pictured(photos: Path, tiny
         return real(reading, one, sum_probs, min_confidence)
 
     monkeypatch.setattr(reader_module, "finish", always_one)
-    from digitsum_edge.runtime.predict import PredictConfig, run
+    from digitsum_edge.apps.predict import PredictConfig, run
 
-    result = run(PredictConfig(images=(str(photos / "kitchen"),), model=str(tiny_onnx), labels="names", roi=0.6,
+    result = run(PredictConfig(images=(str(photos / "kitchen"),), model=str(tiny_onnx), labels="names",
+                                reading=ReadingSettings(roi=0.6),
                                report=str(tmp_path / "r"), jsonl=str(tmp_path / "lines.jsonl")))
     assert result.score is not None and result.score.total.accuracy <= 0.4
     assert len(list((tmp_path / "r" / "misread").iterdir())) == 10 - result.score.total.correct
@@ -147,7 +149,7 @@ def test_label_errors_are_one_line_before_any_reading(photos: Path, tiny_onnx: P
 
 
 def test_the_score_report_needs_no_matplotlib() -> None:
-    code = ("import sys, numpy as np; from digitsum_edge.runtime import score; "
+    code = ("import sys, numpy as np; from digitsum_edge.apps import score; "
             "score.confusion_picture(np.eye(11, dtype=int)); print('matplotlib' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
@@ -163,7 +165,7 @@ def test_min_confidence_marks_unsure_readings_in_json_and_overlay(photos: Path, 
         {k: v for k, v in unsure.items() if k != "uncertain" and not k.endswith("ms")}  # the digit is still reported
     one_line_error(invoke(*common, "--min-confidence", 1.5), "--min-confidence")
 
-    from digitsum_edge.runtime.overlay import draw
+    from digitsum_edge.apps.overlay import draw
     frame = cv2.imread(str(image))
     roi = (176, 96, 288, 288)
     reading = Reading(True, 3, 0.5, roi, (250, 150, 80, 120), np.zeros((28, 28), np.uint8), digit=4,

@@ -12,9 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import PreprocessConfig
+from digitsum_edge.vision.settings import ReadingSettings
 
-WHOLE = PreprocessConfig(roi=1.0)  # what predict and live on an image use
+WHOLE = PreprocessConfig(reading=ReadingSettings(roi=1.0))  # what predict and live on an image use
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-photos"
 
 
@@ -41,7 +43,7 @@ def test_a_digit_framed_tightly_is_a_digit_not_an_edge_or_too_large() -> None:
     assert prep.mnist[10:18, 11:17].max() < 60  # with its hole
     framed = np.full((480, 640, 3), 200, np.uint8)  # the same picture in a camera frame, across the region's edge
     framed[160:320, 120:240] = photo
-    cut = prepare(framed, PreprocessConfig(roi=0.6))
+    cut = prepare(framed, PreprocessConfig(reading=ReadingSettings(roi=0.6)))
     assert cut.mnist is None or cut.box is None or cut.box[2] < 60  # at most the arc inside the region, never the 0
 
 
@@ -72,7 +74,7 @@ def test_a_non_square_picture_is_read_whole(h: int, w: int) -> None:
     cv2.polylines(cell, [np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.int32)], False, (30, 30, 30), 4)
     prep = prepare(cell, WHOLE)
     assert prep.mnist is not None, prep.reason
-    assert prep.roi == (0, 0, w, h)  # the region read is the whole picture
+    assert prep.region == (0, 0, w, h)  # the region read is the whole picture
     bx, by, bw, bh = prep.box
     assert bx <= x0 + 2 and by <= y0 + 2 and bx + bw >= x1 - 2 and by + bh >= y1 - 2
     _x, _y, iw, ih = ink_box(prep.mnist)
@@ -164,7 +166,7 @@ def test_real_photos_touch_edge_and_too_large_only_inside_a_larger_frame() -> No
     digit = cv2.resize(photo[y:y + h, x:x + w], (200, 240))
     frame = np.full((480, 640, 3), int(np.median(photo)), np.uint8)
     frame[30:270, 90:290] = digit  # across the top-left corner of the central 288 x 288 region
-    assert prepare(frame, PreprocessConfig(roi=0.6)).reason == "touches edge"
+    assert prepare(frame, PreprocessConfig(reading=ReadingSettings(roi=0.6))).reason == "touches edge"
     assert prepare(frame[30:270, 90:290], WHOLE).mnist is not None
     # "too large": the digit's box over 95 % of a camera region without reaching its edge; alone, it is a digit
     side = 288  # the central square of a 640x480 frame at roi 0.6
@@ -172,7 +174,7 @@ def test_real_photos_touch_edge_and_too_large_only_inside_a_larger_frame() -> No
     frame = np.full((480, 640, 3), int(np.median(photo)), np.uint8)
     bh, bw = big.shape[:2]
     frame[240 - bh // 2:240 - bh // 2 + bh, 320 - bw // 2:320 - bw // 2 + bw] = big
-    assert prepare(frame, PreprocessConfig(roi=0.6)).reason == "too large"
+    assert prepare(frame, PreprocessConfig(reading=ReadingSettings(roi=0.6))).reason == "too large"
     assert prepare(big, WHOLE).mnist is not None
 
 

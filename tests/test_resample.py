@@ -1,4 +1,4 @@
-"""runtime/resample.py: integer resizes that give the same pixels everywhere, close to OpenCV's."""
+"""vision/resample.py: integer resizes that give the same pixels everywhere, close to OpenCV's."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.runtime import resample
+from digitsum_edge.vision import resample
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist
-from digitsum_edge.runtime import live as live_module
-from digitsum_edge.runtime import sources as sources_module
-from digitsum_edge.runtime.reader import DigitReader
-from digitsum_edge.runtime.session import cuda_usable
+from digitsum_edge.apps import live as live_module
+from digitsum_edge.apps import sources as sources_module
+from digitsum_edge.apps.reader import DigitReader
+from digitsum_edge.engine.onnx_runtime import cuda_usable
 from digitsum_edge.synth.frames import pick_digits, read_labels, write_images, write_video
 from helpers import invoke, one_line_error
 

@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist
-from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare, roi_box, to_mnist
 from digitsum_edge.synth.frames import camera_frame, frames, pick_digits
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import PreprocessConfig, roi_box, to_mnist
+from digitsum_edge.vision.settings import ReadingSettings
 
+
+def inked(ink: str) -> PreprocessConfig:
+    return PreprocessConfig(reading=ReadingSettings(ink=ink))
 
 def paper(value: int = 200, size: tuple[int, int] = (480, 640)) -> np.ndarray:
     return np.full((*size, 3), value, np.uint8)
@@ -52,9 +57,9 @@ def test_light_ink_is_found_by_auto_and_reads_like_dark_ink(test_digits) -> None
         light = cv2.bitwise_not(dark)  # chalk on a blackboard
         a, auto = prepare(dark).mnist, prepare(light).mnist
         assert a is not None and auto is not None
-        assert np.array_equal(auto, prepare(light, PreprocessConfig(ink="light")).mnist)  # auto chose light
+        assert np.array_equal(auto, prepare(light, inked("light")).mnist)  # auto chose light
         right.append(likeness(a, auto))
-        wrong.append(likeness(a, prepare(light, PreprocessConfig(ink="dark")).mnist))  # forced the wrong way
+        wrong.append(likeness(a, prepare(light, inked("dark")).mnist))  # forced the wrong way
     assert min(right) > 0.75 and np.mean(right) > 0.85  # the same digit, whichever the ink
     assert np.mean(wrong) < 0.4 and max(wrong) < min(right)  # the paper's grain or nothing, never the digit
 
@@ -123,3 +128,15 @@ def test_synthetic_camera_frames_are_repeatable() -> None:
     assert len(a) == 6 and all(x.shape == (480, 640, 3) and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], a[1])  # held frames: same scene, fresh noise
     assert np.abs(a[0].astype(int) - a[1].astype(int)).mean() < 10
+
+
+def test_search_off_reads_a_whole_picture_as_one_crop() -> None:
+    """ReadingSettings.search: a small digit in a large sheet is found by the search and too small read whole."""
+    from digitsum_edge.synth.frames import pick_digits
+
+    digit = pick_digits(1, 3)[0][0]
+    sheet = np.full((480, 640), 235, np.uint8)
+    sheet[200:256, 300:356] = 235 - cv2.resize(digit, (56, 56)) * 0.8
+    searched = prepare(sheet, PreprocessConfig(reading=ReadingSettings(roi=1.0)))
+    whole = prepare(sheet, PreprocessConfig(reading=ReadingSettings(roi=1.0, search=False)))
+    assert searched.mnist is not None and whole.mnist is None and whole.reason == "too small"

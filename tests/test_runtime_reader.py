@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitsum_edge.apps.policy import RandPicker, Smoother
+from digitsum_edge.apps.reader import DigitReader, json_line, softmax
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime.backend import open_model
-from digitsum_edge.runtime.policy import RandPicker, Smoother
-from digitsum_edge.runtime.reader import DigitReader, json_line, softmax
 from digitsum_edge.synth.frames import camera_frame, pick_digits
 
 
@@ -95,7 +95,7 @@ def test_rand_picker_draws_a_new_rand_per_digit(reader: DigitReader, frame_and_l
 
 
 def test_finish_marks_a_reading_below_min_confidence_uncertain() -> None:
-    from digitsum_edge.runtime.reader import MIN_CONFIDENCE, Reading, finish
+    from digitsum_edge.apps.reader import MIN_CONFIDENCE, Reading, finish
 
     digit_probs, sum_probs = np.full(10, 0.05), np.full(19, 0.01)
     digit_probs[4] = 0.55
@@ -107,8 +107,8 @@ def test_finish_marks_a_reading_below_min_confidence_uncertain() -> None:
 
 
 def test_the_cli_default_min_confidence_is_the_readers() -> None:
-    from digitsum_edge.runtime.command import live, predict
-    from digitsum_edge.runtime.reader import MIN_CONFIDENCE
+    from digitsum_edge.apps.command import live, predict
+    from digitsum_edge.apps.reader import MIN_CONFIDENCE
 
     for command in (live, predict):
         option = next(p for p in command.params if p.name == "min_confidence")

@@ -12,10 +12,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.engine import onnx_runtime as session_module
+from digitsum_edge.engine.factory import open_model
+from digitsum_edge.engine.onnx_runtime import cuda_usable
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime import session as session_module
-from digitsum_edge.runtime.backend import open_model
-from digitsum_edge.runtime.session import cuda_usable
 
 CUDA_LISTED = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
 

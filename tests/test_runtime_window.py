@@ -25,7 +25,7 @@ from helpers import ctrl_c_works
 
 SCREEN = (800, 600)  # the Xvfb screen, width x height: room for the 640x480 window and its frame
 FRAME = (640, 480)  # synth frames, width x height; the window shows them 1:1
-# What runtime/overlay.py draws on a 640x480 frame, in RGB as the screenshot is (its colours are BGR).
+# What apps/overlay.py draws on a 640x480 frame, in RGB as the screenshot is (its colours are BGR).
 GREEN, CYAN, WHITE = (80, 220, 80), (0, 220, 255), (255, 255, 255)
 ROI = (176, 96, 288)  # --roi 0.6: the region read, a 288-pixel square at (176, 96), drawn green when found
 INSET = (10, 112)  # the 28x28 model input, 4x (112x112) at (10, 10), in a white frame

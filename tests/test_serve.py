@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist, onnx_contract
-from digitsum_edge.runtime.reader import load
+from digitsum_edge.apps.reader import load
 from helpers import invoke, one_line_error
 from serve_helpers import STOP_TIMEOUT, ServeProcess, get, request, session_processes
 
@@ -91,15 +91,32 @@ def invoke_env(env: dict[str, str], *args: object):
 
 
 def test_serve_defaults_are_lives_and_help_loads_nothing_heavy() -> None:
-    from digitsum_edge.runtime.preprocess import PreprocessConfig
     from digitsum_edge.serve.config import ServeConfig
+    from digitsum_edge.vision.settings import CAMERA
 
-    assert (ServeConfig.roi, ServeConfig.ink) == (PreprocessConfig.roi, PreprocessConfig.ink)  # /v1/read = live
+    assert ServeConfig().reading == CAMERA  # /v1/read reads as live reads a camera
     probe = "import sys; from digitsum_edge.cli import main; print(sorted({'ray', 'fastapi', 'cv2', 'onnxruntime'} " \
             "& set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"  # `digitsum-edge serve --help` stays instant
     assert "--max-batch" in invoke("serve", "--help").output
+
+
+def test_the_reading_arguments_of_a_config_file_are_one_reading_settings(tiny_onnx: Path) -> None:
+    from digitsum_edge.errors import DigitsumError
+    from digitsum_edge.serve.builder import config_file, config_from_args
+    from digitsum_edge.vision.settings import ReadingSettings
+
+    cfg = config_from_args({"model": str(tiny_onnx), "roi": "0.8", "ink": "dark", "min_confidence": 0.7})
+    assert cfg.reading == ReadingSettings(roi=0.8, ink="dark", min_confidence=0.7)
+    args = config_file(cfg)["applications"][0]["args"]
+    assert {k: args[k] for k in ("roi", "ink", "min_confidence")} == {"roi": 0.8, "ink": "dark", "min_confidence": 0.7}
+    assert config_from_args(args).reading == cfg.reading  # the file's arguments give the same settings back
+    assert "roi" not in config_file(config_from_args({"model": str(tiny_onnx)}))["applications"][0]["args"]
+    for bad, match in (({"roi": "x"}, "^argument roi: "), ({"roi": 2}, "^roi must be in"),
+                       ({"ink": "blue"}, "^ink must be one of")):
+        with pytest.raises(DigitsumError, match=match):
+            config_from_args({"model": str(tiny_onnx), **bad})
 
 
 def test_ready_and_model_metadata(server: ServeProcess, tiny_onnx: Path) -> None:

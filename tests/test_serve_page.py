@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from browser_helpers import CHROMIUM, ISOLATED, Chromium, npm_files_or_skip, pick_scene, write_y4m
-from digitsum_edge.runtime import defaults
+from digitsum_edge.vision import settings as defaults
 from serve_helpers import ServeProcess, get, request
 
 TOKEN = "classroom-token-0123456789"  # what DIGITSUM_EDGE_TOKEN is given

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from digitsum_edge.apps import sources
+from digitsum_edge.apps.sources import CameraLost, Source, list_images, read_image
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime import sources
-from digitsum_edge.runtime.sources import CameraLost, Source, list_images, read_image
 
 
 def _image(value: int, size: tuple[int, int] = (40, 30)) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""A still picture read whole (roi 1, runtime/stills.py): the one digit anywhere in it, at a tenth of its shorter
+"""A still picture read whole (roi 1, vision/stills.py): the one digit anywhere in it, at a tenth of its shorter
 side too, on shadowed and ruled paper, beside a smudge; no digit on a blank textured sheet. Pictures made here."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist
-from digitsum_edge.runtime.preprocess import PreprocessConfig, prepare
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import PreprocessConfig
+from digitsum_edge.vision.settings import ReadingSettings
 
-STILL = PreprocessConfig(roi=1.0)
+STILL = PreprocessConfig(reading=ReadingSettings(roi=1.0))
 
 
 @pytest.fixture(scope="module")
@@ -118,32 +120,32 @@ def test_a_digit_beside_a_smudge_is_taken_and_the_smudge_is_a_candidate(digits: 
 
 def test_the_report_picture_shows_the_other_candidates() -> None:
     """The overlay draws each candidate not taken as a grey box, beside the taken digit's box."""
-    from digitsum_edge.runtime import overlay
-    from digitsum_edge.runtime.reader import Reading
+    from digitsum_edge.apps import overlay
+    from digitsum_edge.apps.reader import Reading
 
     frame = np.full((480, 640, 3), 255, np.uint8)
     other = {"box": [400, 150, 60, 60], "region": [330, 80, 200, 200], "score": 0.2, "digit": 0,
              "confidence": 0.4, "reason": None, "chosen": False}
     taken = {**other, "box": [100, 150, 50, 80], "digit": 3, "chosen": True}
-    reading = Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3, digit_confidence=0.9,
+    reading = Reading(True, 3, region=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3, digit_confidence=0.9,
                       sum=6, sum_confidence=0.9, candidates=[other, taken])
     drawn = overlay.draw(frame, reading)
     assert (drawn[150:211, 400].mean(axis=1) < 215).sum() >= 50  # the grey box's left side, on white
     assert reading.to_dict()["candidates"] == [other, taken]
-    plain = overlay.draw(frame, Reading(True, 3, roi=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3,
+    plain = overlay.draw(frame, Reading(True, 3, region=(0, 0, 640, 480), box=(100, 150, 50, 80), digit=3,
                                         digit_confidence=0.9, sum=6, sum_confidence=0.9))
     assert (plain[150:211, 400] == 255).all()
 
 
 def test_the_misread_picture_outlines_the_other_candidates() -> None:
     """`predict --report`'s misread picture outlines each candidate not taken."""
-    from digitsum_edge.runtime.reader import Reading
-    from digitsum_edge.runtime.score import misread_picture
+    from digitsum_edge.apps.reader import Reading
+    from digitsum_edge.apps.score import misread_picture
 
     frame = np.full((280, 280, 3), 255, np.uint8)
     other = {"box": [200, 100, 40, 40], "region": [150, 50, 130, 130], "score": 0.2, "digit": 0,
              "confidence": 0.4, "reason": None, "chosen": False}
-    reading = Reading(True, 3, roi=(0, 0, 280, 280), box=(40, 100, 40, 60), digit=3, digit_confidence=0.9,
+    reading = Reading(True, 3, region=(0, 0, 280, 280), box=(40, 100, 40, 60), digit=3, digit_confidence=0.9,
                       candidates=[other])
     drawn = misread_picture(frame, reading, 7)[28:]  # below the caption strip
     assert (drawn[105:136, 200].mean(axis=1) < 215).sum() >= 25

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
+from digitsum_edge.apps.live import LiveConfig
+from digitsum_edge.apps.sources import CameraLost, Source, is_stream, redact
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime.live import LiveConfig
-from digitsum_edge.runtime.sources import CameraLost, Source, is_stream, redact
 from helpers import invoke
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from digitsum_edge import mnist
+from digitsum_edge.apps.sources import Source
 from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime.preprocess import prepare
-from digitsum_edge.runtime.sources import Source
 from digitsum_edge.synth import frames as synth
 from digitsum_edge.synth.frames import SynthConfig, camera_frame, pick_digits, read_labels, write_images, write_video
+from digitsum_edge.vision.frame import prepare
 
 SMALL = (96, 72)  # width, height: every file test stays well under a second
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.apps.reader import load
 from digitsum_edge.export import triton
-from digitsum_edge.runtime.reader import load
 from helpers import invoke, one_line_error
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient is not installed")

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from browser_helpers import CHROMIUM, ISOLATED, Answer, Chromium, StaticServer, npm_files_or_skip, pick_scene, write_y4m
 from digitsum_edge.cli import main
-from digitsum_edge.runtime import defaults
+from digitsum_edge.vision import settings as defaults
+from digitsum_edge.vision.settings import ReadingSettings
 from digitsum_edge.web import build
 
 
@@ -38,7 +39,7 @@ def test_the_folder_holds_the_app_the_model_and_its_contract(app: Path, tiny_onn
             "digitsum.json", *(f"vendor/{name}" for name in build.VENDOR)} <= set(files)
     assert (app / "model.onnx").read_bytes() == tiny_onnx.read_bytes()
     settings = json.loads((app / "digitsum.json").read_text())
-    assert settings["reading"] == defaults.as_json()  # from the one owner, not spelled again
+    assert settings["reading"] == ReadingSettings(roi=defaults.ROI).as_json()  # from the one owner, not spelled again
     assert (settings["model"]["mean"], settings["model"]["num_sums"]) == (0.1307, 19)
     worker = (app / "sw.js").read_text()
     cached = json.loads(re.search(r"const FILES = (\[.*\]);", worker).group(1))  # type: ignore[union-attr]
@@ -68,15 +69,16 @@ def test_a_missing_npm_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_the_port_follows_the_python_it_was_ported_from() -> None:
     """preprocess.js names the digests of the Python it ports: a change there (even one no frame here shows) must
     be ported, step for step, before the digests are updated."""
-    import digitsum_edge.runtime.marks as marks_py
-    import digitsum_edge.runtime.preprocess as preprocess_py
-    import digitsum_edge.runtime.stills as stills_py
+    import digitsum_edge.vision.frame as frame_py
+    import digitsum_edge.vision.marks as marks_py
+    import digitsum_edge.vision.preprocess as preprocess_py
+    import digitsum_edge.vision.stills as stills_py
 
-    named = dict(re.findall(r"runtime/(\w+)\.py sha256:([0-9a-f]{16})", (build.APP / "preprocess.js").read_text()))
-    for module in (preprocess_py, marks_py, stills_py):
+    named = dict(re.findall(r"vision/(\w+)\.py sha256:([0-9a-f]{16})", (build.APP / "preprocess.js").read_text()))
+    for module in (frame_py, preprocess_py, marks_py, stills_py):
         name = Path(str(module.__file__)).stem
         digest = hashlib.sha256(Path(str(module.__file__)).read_bytes()).hexdigest()[:16]
-        assert named.get(name) == digest, (f"runtime/{name}.py changed since web/app/preprocess.js was ported from "
+        assert named.get(name) == digest, (f"vision/{name}.py changed since web/app/preprocess.js was ported from "
                                            f"it (sha256 {named.get(name)}, now {digest}): port the change, then "
                                            "update the digest at the top of preprocess.js")
 

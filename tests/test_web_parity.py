@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from browser_helpers import CHROMIUM, ISOLATED, Answer, Chromium, StaticServer, npm_files_or_skip, write_y4m
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.reader import load
-from digitsum_edge.runtime.sources import list_images, read_image
+from digitsum_edge.apps.reader import load
+from digitsum_edge.apps.sources import list_images, read_image
 from digitsum_edge.synth import conditions
 from digitsum_edge.synth.frames import frames, pick_digits
 from digitsum_edge.timing import cpu_snapshot, others_cpu_share
+from digitsum_edge.vision import settings as defaults
 from digitsum_edge.web import build
 
 pytestmark = [pytest.mark.browser,

@@ -8,10 +8,10 @@ import sys
 import click
 
 from digitsum_edge import __version__
+from digitsum_edge.apps.command import live, predict
 from digitsum_edge.bench.command import bench
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.export.command import export
-from digitsum_edge.runtime.command import live, predict
 from digitsum_edge.serve.command import serve
 from digitsum_edge.synth.command import synth
 from digitsum_edge.train.command import train

@@ -90,7 +90,7 @@ def compare_logits(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...],
 
 def backend_exhaustive(backend: Any, images: np.ndarray, labels: np.ndarray,
                        ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Like torch_exhaustive, for an exported file through its runtime backend (runtime/backend.py)."""
+    """Like torch_exhaustive, for an exported file through its runtime backend (engine/backend.py)."""
     image_index, rand = exhaustive_pairs(len(images), backend.info.num_rand)
     digit_logits, sum_logits = backend.logits(images[image_index], rand)
     return score(digit_logits, sum_logits, np.asarray(labels)[image_index], rand), digit_logits, sum_logits

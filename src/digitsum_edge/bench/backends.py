@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import backend_exhaustive, batched_logits, exhaustive_pairs, score, torch_exhaustive
-from digitsum_edge.runtime import backend as runtime
 
 PROVIDERS = ("cpu", "cuda")
 
@@ -80,7 +80,7 @@ class Backend:
 def full_fp32_on_cuda() -> None:
     """PyTorch's CUDA rows are fp32 rows: no TF32 in convolutions (cuDNN's default) or matrix products, whose
     10-bit mantissas move logits by ~1e-3, over the fp32 tolerance every row is checked against (the CUDA
-    provider's sessions turn it off too, runtime/session.py). Process-wide, as torch keeps it."""
+    provider's sessions turn it off too, engine/onnx_runtime.py). Process-wide, as torch keeps it."""
     import torch
 
     torch.backends.cudnn.allow_tf32 = False
@@ -158,12 +158,12 @@ class TorchCompiled(TorchEager):
 
 
 class Exported(Backend):
-    """An exported file through the runtime's one door (runtime/backend.py), on one provider; one loaded copy
+    """An exported file through the runtime's one door (engine/factory.py), on one provider; one loaded copy
     per thread count."""
 
     optional = False
 
-    def __init__(self, path: Path, provider: str, threads: int, opener=runtime.open_model) -> None:
+    def __init__(self, path: Path, provider: str, threads: int, opener=open_model) -> None:
         self.backend = opener(path, provider=provider, threads=threads)
         if self.backend.provider != provider:
             raise DigitsumError(f"{path}: {self.backend.runtime} opened it on {self.backend.provider}, not {provider}")

@@ -35,7 +35,7 @@ class Micro(Exported):
     largest_batch = 1
 
     def __init__(self, path: Path, threads: int) -> None:
-        from digitsum_edge.runtime.litert import open_micro
+        from digitsum_edge.engine.litert import open_micro
 
         super().__init__(path, "cpu", threads, opener=open_micro)
 

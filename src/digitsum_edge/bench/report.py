@@ -72,7 +72,7 @@ def model_facts(paths: tuple[Path | None, Path, Path | None], ckpt: dict | None 
         return {"params": metrics.get("params") or count_params(model),
                 "macs": metrics.get("macs") or count_macs(model), "model_config": ckpt["model_config"],
                 "weights_sha256": checkpoint.weights_sha256(ckpt["state_dict"]), "files": files}
-    from digitsum_edge.runtime.backend import open_model
+    from digitsum_edge.engine.factory import open_model
 
     loaded = open_model(onnx_path or paths[1], provider="cpu")
     return {"params": None, "macs": None, "model_config": loaded.info.model_config,

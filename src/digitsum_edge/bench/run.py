@@ -22,11 +22,11 @@ from digitsum_edge.bench.backends import Backend, Exported, TorchCompiled, Torch
 from digitsum_edge.bench.config import BenchConfig
 from digitsum_edge.bench.litert import LITERT_FILES, litert_backends
 from digitsum_edge.bench.report import header, model_facts, write_plot
+from digitsum_edge.engine.onnx_runtime import cuda_usable
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.evaluate import compare_logits
 from digitsum_edge.files import check_writable, write_json
 from digitsum_edge.layout import DEFAULT_CHECKPOINT, exported_path, variant_path
-from digitsum_edge.runtime.session import cuda_usable
 from digitsum_edge.timing import cpu_snapshot, measure, others_cpu_share
 
 SCHEMA = "digitsum-edge.bench/1"
@@ -223,8 +223,8 @@ def live_pipeline(cfg: BenchConfig, onnx_path: Path, test: mnist.Split) -> dict:
     if not cfg.live:
         return {"status": "skipped", "reason": "--no-live"}
     try:
-        from digitsum_edge.runtime.profile import time_pipeline
-        from digitsum_edge.runtime.reader import load
+        from digitsum_edge.apps.profile import time_pipeline
+        from digitsum_edge.apps.reader import load
         from digitsum_edge.synth.frames import camera_frame
 
         rng = np.random.default_rng(0)

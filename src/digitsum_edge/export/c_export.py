@@ -87,10 +87,10 @@ def _check(cfg: ExportConfig) -> tuple[Path, Path, Path]:
 
 def run(cfg: ExportConfig) -> CExport:
     """Write NAME.c and NAME.h from the int8 .tflite, verified bit for bit against TFLite Micro."""
+    from digitsum_edge.engine.litert import read_contract
     from digitsum_edge.export.c_graph import read_graph
     from digitsum_edge.export.c_host import HostModel, tflite_micro_logits
     from digitsum_edge.export.c_source import render
-    from digitsum_edge.runtime.litert import read_contract
 
     started = time.perf_counter()
     tflite, source, header = _check(cfg)

@@ -123,7 +123,7 @@ def _padding(size: int, k: int, stride: int, same: bool) -> tuple[int, int]:
 
 def read_graph(data: bytes, source: str) -> Graph:
     """The project's int8 .tflite -> steps; one clear error for anything the C code does not implement."""
-    from digitsum_edge.runtime.litert import read_contract, subgraphs
+    from digitsum_edge.engine.litert import read_contract, subgraphs
 
     info = read_contract(data, source)
     if info.precision != "int8" or subgraphs(data) != 1:

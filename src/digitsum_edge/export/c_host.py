@@ -79,7 +79,7 @@ class HostModel:
 
 def tflite_micro_logits(tflite: Path, images: np.ndarray, progress_every: int = 1000) -> Int8Logits:
     """TFLite Micro's interpreter on the int8 .tflite, every image with every rand, raw int8 outputs."""
-    from digitsum_edge.runtime.litert import open_micro, quantize
+    from digitsum_edge.engine.litert import open_micro, quantize
 
     micro = open_micro(tflite)
     info, sig = micro.info, micro.signature

@@ -169,7 +169,7 @@ def render(graph: Graph, info: onnx_contract.ModelInfo, header_name: str, core_n
 
 def _pixel_table(info: onnx_contract.ModelInfo, quant: tuple[float, int]) -> str:
     """Pixel 0-255 -> the int8 input, exactly as the project's runtime quantises a normalised image."""
-    from digitsum_edge.runtime.litert import quantize
+    from digitsum_edge.engine.litert import quantize
 
     normalised = onnx_contract.normalize(np.arange(256, dtype=np.uint8), info.mean, info.std)
     return "\n" + _array("int8_t", "ds_pixel_to_int8", quantize(normalised, *quant))

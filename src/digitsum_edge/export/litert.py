@@ -19,21 +19,18 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.engine.litert import open_litert, open_micro, quiet_stderr
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.export.config import ExportConfig
+from digitsum_edge.export.results import ExportResult, Prepared, Written, log_comparison
 from digitsum_edge.export.verify import Comparison, compare
 from digitsum_edge.files import atomic_path, check_writable, temp_name
 from digitsum_edge.model import DigitSumNet
-from digitsum_edge.runtime.litert import open_litert, open_micro, quiet_stderr
-
-if TYPE_CHECKING:  # pipeline imports this module when --format litert asks for it
-    from digitsum_edge.export.pipeline import ExportResult, Prepared, Written
 
 log = logging.getLogger(__name__)
 C_ARRAY = "g_digitsum_model_data"  # the array's name in model_data.cc / .h
@@ -136,8 +133,6 @@ def operator_kinds(data: bytes) -> list[str]:
 
 def write_litert(cfg: ExportConfig, paths: dict[str, Path], p: Prepared) -> ExportResult:
     """The fp32 .tflite (verified), then with --int8 the int8 file (LiteRT and TFLite Micro) and its C array."""
-    from digitsum_edge.export.pipeline import ExportResult, Written, log_comparison
-
     info = replace(p.info, versions={**p.info.versions, **_converter_versions()})
     log.info(f"converting with litert-torch: signatures batch_1 and batch_{onnx_contract.LITERT_BATCH}")
     data = embed(_converted(p.model, (1, onnx_contract.LITERT_BATCH)), info)
@@ -175,8 +170,6 @@ def _converter_versions() -> dict[str, str]:
 def _write_int8(paths: dict[str, Path], p: Prepared, info: onnx_contract.ModelInfo,
                 fp32: Comparison) -> list[Written]:
     """int8 .tflite and its C array under hidden names, verified with LiteRT and TFLite Micro, then published."""
-    from digitsum_edge.export.pipeline import Written, log_comparison
-
     assert p.calibration is not None  # loaded (and checked) before any work
     int8_info = replace(info, precision="int8")
     log.info(f"int8: converting batch_1 and quantizing, calibrated on {len(p.calibration):,} training images")

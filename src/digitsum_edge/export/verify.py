@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.engine.backend import Backend
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.evaluate import backend_exhaustive, compare_logits
-from digitsum_edge.runtime.backend import Backend, open_model
 
 
 @dataclass

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from digitsum_edge import __version__
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.serve import auth
-from digitsum_edge.serve.config import LOCAL, ServeConfig, check_config
+from digitsum_edge.serve.config import LOCAL, READING_ARGS, ServeConfig, check_config, reading_args
+from digitsum_edge.vision.settings import ROI, ReadingSettings
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -31,7 +32,8 @@ APP_NAME = "digitsum-edge"  # the Ray Serve application
 DRAIN_TIMEOUT_S = 10  # replicas finish what they hold within this at stop or at an update
 # Where Ray starts and how: the CLI's business. A config file says these in its http_options and `ray start`.
 NOT_APP_ARGS = ("address", "haproxy")
-APP_ARGS = tuple(f.name for f in fields(ServeConfig) if f.name not in NOT_APP_ARGS)
+READING_TYPES = {"roi": float, "ink": str, "min_confidence": float}  # checked again by ReadingSettings
+APP_ARGS = tuple(f.name for f in fields(ServeConfig) if f.name not in (*NOT_APP_ARGS, "reading")) + READING_ARGS
 
 
 def application(cfg: ServeConfig, model_bytes: bytes, page: Page, token: auth.TokenSource) -> Application:
@@ -59,14 +61,25 @@ def config_from_args(args: dict[str, Any]) -> ServeConfig:
     unknown = sorted(set(args) - set(APP_ARGS))
     if unknown:
         raise DigitsumError(f"unknown argument(s) {', '.join(unknown)} (known: {', '.join(APP_ARGS)})")
-    try:
-        cfg = pydantic.TypeAdapter(ServeConfig).validate_python(dict(args))
-    except pydantic.ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise DigitsumError(f"argument {where}: {first['msg']} (got {first.get('input')!r})") from None
+    reading = {name: args[name] for name in READING_ARGS if name in args}
+    # The reading's arguments typed one by one (ReadingSettings checks their values), then the rest as ServeConfig.
+    checks = [(name, READING_TYPES[name], value) for name, value in reading.items()]
+    rest = {name: value for name, value in args.items() if name not in READING_ARGS}
+    for name, kind, value in checks:
+        reading[name] = _typed(pydantic, kind, value, name)
+    cfg = _typed(pydantic, ServeConfig, rest | {"reading": ReadingSettings(**{"roi": ROI, **reading})}, "")
     check_config(cfg, listen=False)
     return cfg
+
+
+def _typed(pydantic, kind: Any, value: Any, name: str) -> Any:
+    """value validated as `kind` by pydantic; else one DigitsumError naming the argument."""
+    try:
+        return pydantic.TypeAdapter(kind).validate_python(value)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or name
+        raise DigitsumError(f"argument {where}: {first['msg']} (got {first.get('input')!r})") from None
 
 
 def app(args: dict[str, Any]) -> Application:
@@ -77,7 +90,6 @@ def app(args: dict[str, Any]) -> Application:
         cfg = config_from_args(args)
         token = auth.resolve_token(cfg.token_file, cfg.no_token, cfg.host)
         from digitsum_edge.serve.page import load_page
-        from digitsum_edge.serve.service import read_model
 
         model_bytes = read_model(cfg)
         page = load_page(cfg.model, cfg.web)
@@ -93,11 +105,20 @@ def app(args: dict[str, Any]) -> Application:
     return application(cfg, model_bytes, page, source)
 
 
+def read_model(cfg: ServeConfig) -> bytes:
+    """Open the model here first, so a bad file is one line before Ray starts; replicas get its bytes."""
+    from digitsum_edge.apps.reader import load
+
+    load(cfg.model, provider="cpu", threads=1, settings=cfg.reading)  # the contract check that every replica repeats
+    return Path(cfg.model).read_bytes()
+
+
 def config_file(cfg: ServeConfig) -> dict[str, Any]:
     """The Serve config file (`serve run FILE`, `serve deploy FILE`, a RayService's serveConfigV2) for `cfg`."""
     defaults = ServeConfig()
-    args = {name: value for name, value in asdict(cfg).items()  # the port is http_options' alone
-            if name in APP_ARGS and name != "port" and value != getattr(defaults, name)}
+    flat, default = asdict(cfg) | reading_args(cfg), asdict(defaults) | reading_args(defaults)
+    args = {name: value for name, value in flat.items()  # the port is http_options' alone
+            if name in APP_ARGS and name != "port" and value != default[name]}
     args["model"] = str(Path(cfg.model).resolve())  # the builder runs elsewhere: absolute paths
     for name in ("token_file", "web", "ssl_certfile", "ssl_keyfile"):
         if args.get(name):
@@ -114,8 +135,6 @@ def print_config(cfg: ServeConfig) -> str:
     """The config file as YAML, after the checks `serve` itself makes (the token's, the model's); the token's value
     is never in it: a --token-file's path is, or a comment that DIGITSUM_EDGE_TOKEN must be set where Ray starts."""
     import yaml  # type: ignore[import-untyped]  # Ray Serve's own dependency
-
-    from digitsum_edge.serve.service import read_model
 
     check_config(cfg, listen=False)
     token = auth.resolve_token(cfg.token_file, cfg.no_token, cfg.host)

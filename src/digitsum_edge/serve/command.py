@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.backend import PROVIDERS
-from digitsum_edge.serve.config import LOCAL, ServeConfig
+from digitsum_edge.engine.backend import PROVIDERS
+from digitsum_edge.serve.config import LOCAL, ServeConfig, with_reading
+from digitsum_edge.vision import settings as defaults
 
 _D = ServeConfig()
 
@@ -38,10 +38,12 @@ def _no_token_on_command_line(ctx: click.Context, param: click.Parameter, value:
               help="auto: CUDA when onnxruntime can really use it on the replica's node, else CPU.")
 @click.option("--threads", type=click.IntRange(min=1), default=_D.threads, show_default=True,
               help="Per replica: image decoding and preprocessing threads (onnxruntime uses one).")
-@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=_D.roi, show_default=True,
+@click.option("--roi", type=click.FloatRange(0, 1, min_open=True), default=_D.reading.roi, show_default=True,
               help="/v1/read: side of the central square read, as a fraction of the shorter side (as in live).")
-@click.option("--ink", type=click.Choice(defaults.INKS), default=_D.ink, show_default=True,
+@click.option("--ink", type=click.Choice(defaults.INKS), default=_D.reading.ink, show_default=True,
               help="/v1/read: dark ink on light paper, light on dark, or decide per image.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=_D.reading.min_confidence, show_default=True,
+              help="/v1/read: a digit read with less confidence is reported as uncertain (as in live).")
 @click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=_D.max_body_mb,
               show_default=True, help="Larger request bodies are refused (HTTP 400).")
 @click.option("--read-timeout-s", type=click.FloatRange(1, 3600), default=_D.read_timeout_s, show_default=True,
@@ -87,7 +89,7 @@ def serve(print_config: bool, **options: object) -> None:
     from digitsum_edge.extras import require
 
     require("serve", "serve")
-    cfg = ServeConfig(**options)  # type: ignore[arg-type]  # click checked the types
+    cfg = ServeConfig(**with_reading(options))  # click checked the types
     if print_config:
         from digitsum_edge.serve.builder import print_config as write
 

@@ -9,11 +9,12 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from digitsum_edge.engine.backend import PROVIDERS
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.layout import DEFAULT_MODEL
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.backend import PROVIDERS
+from digitsum_edge.vision.settings import CAMERA, ROI, ReadingSettings
 
 LOCAL = "local"  # --address local: start a Ray instance in this process (the default)
 _CLUSTER = re.compile(r"^(auto|ray://[^\s/:]+(:\d{1,5})?|[^\s/:]+:\d{1,5})$")
@@ -36,9 +37,9 @@ class ServeConfig:
     haproxy: bool = True
     provider: str = "auto"  # auto | cuda | cpu, on each replica's node
     threads: int = 1  # per replica: image decoding and preprocessing threads (onnxruntime runs on one thread)
-    # /v1/read reads frames as `live` does, with its defaults
-    roi: float = defaults.ROI  # side of the central square read, as a fraction of the shorter side
-    ink: str = defaults.INK  # dark | light | auto
+    # /v1/read reads frames as `live` reads a camera's: --roi, --ink, --min-confidence (flat, as READING_ARGS, on
+    # the command line and in a Serve config file's args)
+    reading: ReadingSettings = CAMERA
     max_body_mb: float = 8.0  # larger request bodies are refused with HTTP 400
     # No client may stall the others: a request's headers and body must arrive within read_timeout_s, and its
     # body at least min_upload_kbps on average (HTTP 408 otherwise; HAProxy's `timeout http-request` too).
@@ -64,6 +65,21 @@ class ServeConfig:
     api_docs: bool = False  # /docs (Swagger UI, from a CDN) and /openapi.json: off unless asked for
 
 
+READING_ARGS = ("roi", "ink", "min_confidence")  # ServeConfig.reading's fields, named flat as options
+
+
+def with_reading(options: dict[str, Any]) -> dict[str, Any]:
+    """Options (the CLI's, a builder's arguments) with READING_ARGS made into `reading`, checked once."""
+    given = {name: options[name] for name in READING_ARGS if name in options}
+    rest = {name: value for name, value in options.items() if name not in READING_ARGS}
+    return {**rest, "reading": ReadingSettings(**{"roi": ROI, **given})}
+
+
+def reading_args(cfg: ServeConfig) -> dict[str, Any]:
+    """cfg.reading as flat options."""
+    return {name: getattr(cfg.reading, name) for name in READING_ARGS}
+
+
 def uses_haproxy(cfg: ServeConfig) -> bool:
     """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here (HTTPS too: HAProxy ends the TLS)."""
     return cfg.haproxy and cfg.address == LOCAL
@@ -72,7 +88,6 @@ def uses_haproxy(cfg: ServeConfig) -> bool:
 def check_config(cfg: ServeConfig, listen: bool = True) -> None:
     """Reject bad options before Ray starts (the model itself is opened next, also before Ray); `listen`: the
     port must be free here (not for an application deployed onto a running Serve, whose proxy holds it)."""
-    defaults.check_reading(cfg.roi, cfg.ink, defaults.MIN_CONFIDENCE)
     if cfg.provider not in PROVIDERS:
         raise DigitsumError(f"unknown provider {cfg.provider!r} (choose from {', '.join(PROVIDERS)})")
     if not 1 <= cfg.port <= 65535:

@@ -31,9 +31,9 @@ from ray import serve
 from starlette.exceptions import HTTPException
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.apps.reader import Prediction, PreparedFrame, load
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.onnx_contract import MODEL_NAME, MODEL_VERSION
-from digitsum_edge.runtime.reader import Prediction, PreparedFrame, load
 from digitsum_edge.serve import images as image_bodies
 from digitsum_edge.serve import protocol
 from digitsum_edge.serve.auth import TokenSource
@@ -152,7 +152,7 @@ class DigitsumService:
             path.write_bytes(model_bytes)
             # One onnxruntime thread: a batch of 64 28x28 images takes about a millisecond, and a second
             # thread spinning beside the decoding threads costs more than it gives; replicas add cores.
-            self.reader = load(path, cfg.provider, 1, cfg.roi, cfg.ink)
+            self.reader = load(path, provider=cfg.provider, threads=1, settings=cfg.reading)
         self.cfg, self.info, self.backend = cfg, self.reader.info, self.reader.backend
         api.state.token = token.load()  # read by the _token middleware (one service per replica process)
         self.model_file = {"name": model_name, "bytes": len(model_bytes),
@@ -166,7 +166,7 @@ class DigitsumService:
                                              initializer=_lower_priority)  # behind the camera frames for a core
         self.large_waiting = Gate(LARGE_WAITING, "large images waiting to be decoded")
         # /v1/read: a large JPEG is decoded reduced while the region read keeps 4x the reader's working size
-        self.keep = int(4 * self.reader.preprocess.work_size / cfg.roi)
+        self.keep = int(4 * self.reader.preprocess.work_size / cfg.reading.fraction)
         self.rng = np.random.default_rng()
         self.page = ServedPage(page, bool(cfg.ssl_certfile), cfg.read_timeout_s)  # the web app, from memory
         api.state.security = self.page.security
@@ -285,7 +285,7 @@ class DigitsumService:
                 "metadata": asdict(self.info), "num_sums": self.info.num_sums,
                 "serving": {"replicas": self.cfg.replicas, "max_batch": self.cfg.max_batch,
                             "batch_wait_ms": self.cfg.batch_wait_ms, "threads": self.cfg.threads,
-                            "roi": self.cfg.roi, "ink": self.cfg.ink, "max_body_bytes": self.max_body,
+                            **self.cfg.reading.as_json(), "max_body_bytes": self.max_body,
                             "max_images": self.cfg.max_images, "max_queued": self.cfg.max_queued,
                             "max_inflight_bytes": self.held_bytes.limit, "read_timeout_s": self.cfg.read_timeout_s,
                             "token": api.state.token is not None},

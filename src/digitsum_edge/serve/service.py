@@ -20,7 +20,7 @@ from pathlib import Path
 
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.serve import auth
-from digitsum_edge.serve.builder import APP_NAME, DRAIN_TIMEOUT_S, application
+from digitsum_edge.serve.builder import APP_NAME, DRAIN_TIMEOUT_S, application, read_model
 from digitsum_edge.serve.config import LOCAL, ServeConfig, check_config, uses_haproxy
 from digitsum_edge.serve.page import Page, load_page
 from digitsum_edge.serve.processes import LocalRun, haproxy_binary, write_haproxy_shim
@@ -35,14 +35,6 @@ log = logging.getLogger(__name__)
 _local: LocalRun | None = None  # the local service this process runs: its mark and private folder
 _page = Page()  # the page the service offers at / (or why none)
 _token: str | None = None  # the service's bearer token (None: --no-token on a loopback host, or said outright)
-
-
-def read_model(cfg: ServeConfig) -> bytes:
-    """Open the model here first, so a bad file is one line before Ray starts; replicas get its bytes."""
-    from digitsum_edge.runtime.reader import load
-
-    load(cfg.model, "cpu", 1, cfg.roi, cfg.ink)  # the contract check that every replica repeats
-    return Path(cfg.model).read_bytes()
 
 
 def _environment(cfg: ServeConfig, run: LocalRun | None) -> None:

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from digitsum_edge import mnist
-from digitsum_edge.runtime.preprocess import BOX, PreprocessConfig, roi_box
 from digitsum_edge.synth.camera import lighting, sensor, sleeve
+from digitsum_edge.vision.preprocess import BOX, roi_box
+from digitsum_edge.vision.settings import ROI
 
 CONDITIONS = {  # name -> what a frame of it shows (docs/commands/live.md and `synth --help` quote these)
     "plain": "an MNIST digit in dark ink on unevenly lit paper (what `synth` draws without --conditions)",
@@ -200,7 +201,7 @@ def _tilt(f: float, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 def render(condition: str, digit: np.ndarray | None, label: int | None, rng: np.random.Generator,
            size: tuple[int, int] = (640, 480), noise_rng: np.random.Generator | None = None,
-           roi: float = PreprocessConfig.roi, blank_kind: str | None = None) -> np.ndarray:
+           roi: float = ROI, blank_kind: str | None = None) -> np.ndarray:
     """One (H, W, 3) uint8 BGR frame of `condition` showing `digit` ((28, 28) MNIST image; `label` for printed
     digits), or no digit when `digit` is None or the condition is "blank" (a sheet of `blank_kind`, one of
     BLANK_KINDS; None: drawn from `rng`)."""
@@ -269,7 +270,7 @@ def render(condition: str, digit: np.ndarray | None, label: int | None, rng: np.
 
 
 def sample(condition: str, count: int, seed: int, size: tuple[int, int] = (640, 480),
-           roi: float = PreprocessConfig.roi) -> Iterator[tuple[np.ndarray, int | None]]:
+           roi: float = ROI) -> Iterator[tuple[np.ndarray, int | None]]:
     """`count` fresh frames of one condition for a seed: (BGR frame, label or None), MNIST test digits.
 
     The same (condition, seed) gives the same frames (the first `count` of them: frame i does not depend on

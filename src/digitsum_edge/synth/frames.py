@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 
 from digitsum_edge import mnist
+from digitsum_edge.apps.sources import VIDEO_FOURCC
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable, write_json
-from digitsum_edge.runtime.preprocess import PreprocessConfig
-from digitsum_edge.runtime.sources import VIDEO_FOURCC
 from digitsum_edge.synth.conditions import render
+from digitsum_edge.vision.settings import ROI
 
 LABELS = "labels.json"  # in an image folder; beside a video it is <stem>.labels.json
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class SynthConfig:
 
 
 def camera_frame(digit: np.ndarray | None, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
-                 noise_rng: np.random.Generator | None = None, roi: float = PreprocessConfig.roi) -> np.ndarray:
+                 noise_rng: np.random.Generator | None = None, roi: float = ROI) -> np.ndarray:
     """(28, 28) uint8 MNIST digit (None: blank paper) -> (H, W, 3) uint8 BGR frame as a webcam sees it: the
     `plain` camera condition.
 

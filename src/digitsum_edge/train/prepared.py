@@ -1,6 +1,6 @@
 """Training images that went through the runtime: MNIST training digits drawn as camera frames, then prepared.
 
-The model reads what runtime/preprocess.py makes of a photo, not an MNIST image: strokes re-widened, contrast
+The model reads what vision/preprocess.py makes of a photo, not an MNIST image: strokes re-widened, contrast
 stretched, a shadow's or a rule's leftovers. `prepared(count, seed)` draws `count` training digits into
 640x480 frames with the conditions of `synth --conditions` (taken in turn; no blank sheets), reads each back
 to 28x28 as `live` does, and keeps those where a digit was found, with their labels; `mix` appends them to
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 def prepared(count: int, seed: int, train: mnist.Split) -> mnist.Split:
     """(<= count, 28, 28) uint8 images, white on black as the runtime makes them, and their labels."""
-    from digitsum_edge.runtime.preprocess import prepare
     from digitsum_edge.synth.conditions import CONDITIONS, render
+    from digitsum_edge.vision.frame import prepare
 
     names = [name for name in CONDITIONS if name != "blank"]
     rng = np.random.default_rng([seed, 17])

@@ -128,8 +128,10 @@ def npm_ci(folder: Path) -> Path:
 
 def settings(info: onnx_contract.ModelInfo, model_name: str, model_sha256: str) -> dict:
     """digitsum.json: the model's contract from its metadata, the reading defaults, the preprocessing's settings."""
-    from digitsum_edge.runtime import defaults, preprocess, stills
+    from digitsum_edge.vision import preprocess, stills
+    from digitsum_edge.vision.settings import CAMERA
 
+    tuning = {k: v for k, v in dataclasses.asdict(preprocess.DEFAULT).items() if k != "reading"}  # reading: below
     constants = {name: getattr(preprocess, name) for name in ("MNIST_SIZE", "BOX", "CENTRE", "STROKE", "FINE")}
     return {
         "version": __version__,
@@ -138,15 +140,15 @@ def settings(info: onnx_contract.ModelInfo, model_name: str, model_sha256: str) 
                   "outputs": list(onnx_contract.OUTPUTS), "mean": info.mean, "std": info.std,
                   "input_size": info.input_size, "num_digits": info.num_digits, "num_rand": info.num_rand,
                   "num_sums": info.num_sums, "precision": info.precision, "test_metrics": info.test_metrics},
-        "reading": defaults.as_json(),
-        "preprocess": {"config": dataclasses.asdict(preprocess.PreprocessConfig()), "constants": constants,
+        "reading": CAMERA.as_json(),
+        "preprocess": {"config": tuning, "constants": constants,
                        "stills": stills.constants()},
     }
 
 
 def run(cfg: WebConfig) -> WebBuild:
     """Write the app folder: check the model, find the npm files, assemble beside `out`, then rename into place."""
-    from digitsum_edge.runtime.backend import open_model
+    from digitsum_edge.engine.factory import open_model
 
     out = Path(cfg.out)
     if out.exists() and not (out.is_dir() and cfg.force):

@@ -23,7 +23,7 @@ def web(**options: object) -> None:
     static host (https, or http://localhost: browsers give the camera to nothing else). The first run
     fetches the locked npm packages once with `npm ci`.
     """
-    from digitsum_edge.runtime import builtin
+    from digitsum_edge.engine import builtin
     from digitsum_edge.web.build import WebConfig, run
     from digitsum_edge.web.host import DEFAULT_PORT, command
 

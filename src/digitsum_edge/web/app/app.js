@@ -22,7 +22,8 @@ const fragment = new URLSearchParams(location.hash.slice(1));  // never sent to 
 const token = fragment.get("token");
 let reader = null;
 let roi = null;  // the square read, drawn as a guide
-let served = null;  // how the server reads (its --roi and --ink), once v1/model said it: the device reads so too
+let served = null;  // how the server reads (its --roi, --ink, --min-confidence), once v1/model said it: the device
+// reads so too
 let numRand = 10;
 let rand = 0;
 let lastDigit = null;  // random mode: a new rand when a new digit shows up (like `live` without --rand)
@@ -195,7 +196,7 @@ async function main() {
   const onServer = await offered;
   if (served !== null) {  // under serve, both ways of reading take the server's settings
     roi = served.roi;
-    if (reader !== null) reader.useSettings({roi: served.roi, ink: served.ink});
+    if (reader !== null) reader.useSettings(served);
   }
   if (reader === null && !onServer) {
     setStatus(`cannot load the model: ${failure.message}`, true);

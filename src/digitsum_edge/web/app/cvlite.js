@@ -120,7 +120,7 @@
     gray(dst, dh, dw, out);
   }
 
-  // The project's own resize in integers (runtime/resample.py), the same pixels on every machine: linear with
+  // The project's own resize in integers (vision/resample.py), the same pixels on every machine: linear with
   // 11-bit weights summed exactly and rounded once, or the area average where neither side grows.
   const ONE = 2048;
   function exactLinearTab(sn, dn) {  // per destination pixel: two source indices and weights summing to ONE

@@ -1,4 +1,4 @@
-// Which marks are the digit, as digitsum_edge/runtime/marks.py decides it, function for function. A mark is
+// Which marks are the digit, as digitsum_edge/vision/marks.py decides it, function for function. A mark is
 // {area, rect: [x, y, w, h], contour: a contour Mat}, in the preprocessing's working pixels.
 "use strict";
 

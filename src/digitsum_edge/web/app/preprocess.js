@@ -1,11 +1,11 @@
-// Camera frame -> MNIST-like 28x28, step for step as digitsum_edge/runtime/preprocess.py (its docstring gives each
+// Camera frame -> MNIST-like 28x28, step for step as digitsum_edge/vision/preprocess.py (its docstring gives each
 // step's reason; the numbers in comments are those steps). The OpenCV functions it calls come from cvlite.js, which
 // does what OpenCV does in plain JavaScript (OpenCV.js's API, so OpenCV.js itself would also do), so the browser's
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
-// Ported from runtime/preprocess.py sha256:738316328ce21a65, runtime/marks.py sha256:7660514c70b904ac and (stills.js)
-// runtime/stills.py sha256:a27392b73ce1c3f6 (first 16 hex digits; tests/test_web.py fails when one of these files
-// changes, until the change is ported and these updated).
+// Ported from vision/frame.py sha256:d472ff0b93a134b1, vision/preprocess.py sha256:d1ab0ef7cdaedcd3,
+// vision/marks.py sha256:5bed188e687014bb and (stills.js) vision/stills.py sha256:0d3e6c8c718ea26d (first 16 hex
+// digits; tests/test_web.py fails when one of these files changes, until the change is ported and these updated).
 "use strict";
 
 // Python's round(): halves to the even neighbour (Math.round sends them up).
@@ -97,7 +97,7 @@ class Preprocessor {
     this.cv = cv;
     this.cfg = settings.config;  // PreprocessConfig's fields
     this.k = settings.constants;  // MNIST_SIZE, BOX, CENTRE, STROKE, FINE
-    this.stills = settings.stills;  // runtime/stills.py's constants (stills.js)
+    this.stills = settings.stills;  // vision/stills.py's constants (stills.js)
   }
 
   // rgba: {data, width, height} (an ImageData) -> {mnist: Uint8Array(784) | null, roi, box, reason, candidates}; a
@@ -245,7 +245,7 @@ class Preprocessor {
 
   shrink(s, gray, n) {
     // 1. longer side n, aspect kept: exact halvings by pixel averaging, each followed by a 2x2 minimum, then linear
-    // in integers (cv.resample: runtime/resample.py)
+    // in integers (cv.resample: vision/resample.py)
     const cv = this.cv;
     const scale = n / Math.max(gray.rows, gray.cols);
     const th = Math.max(1, pyRound(gray.rows * scale)), tw = Math.max(1, pyRound(gray.cols * scale));

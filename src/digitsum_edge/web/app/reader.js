@@ -35,7 +35,8 @@ class DigitReader {
     this.session = session;
     this.cv = cv;
     this.minConfidence = settings.reading.min_confidence;
-    this.preprocessConfig = {...settings.preprocess.config, roi: settings.reading.roi, ink: settings.reading.ink};
+    this.preprocessConfig = {...settings.preprocess.config, roi: settings.reading.roi, ink: settings.reading.ink,
+                             search: settings.reading.search};
     this.preprocessor = new DigitsumPreprocess.Preprocessor(cv, {config: this.preprocessConfig,
                                                                  constants: settings.preprocess.constants,
                                                                  stills: settings.preprocess.stills});
@@ -45,9 +46,11 @@ class DigitReader {
     this.preprocessConfig.roi = roi;
   }
 
-  useSettings({roi, ink}) {  // a server's --roi and --ink, so that this device reads as the server does
+  useSettings({roi, ink, min_confidence}) {  // a server's reading settings (its ReadingSettings.as_json()), so
+    // that this device reads as the server does
     if (roi !== undefined && roi !== null) this.preprocessConfig.roi = roi;
     if (ink !== undefined && ink !== null) this.preprocessConfig.ink = ink;
+    if (min_confidence !== undefined && min_confidence !== null) this.minConfidence = min_confidence;
   }
 
   prepare(imageData) {

@@ -1,8 +1,8 @@
-// A still picture read whole (roi 1): the one digit anywhere in it, step for step as digitsum_edge/runtime/stills.py
+// A still picture read whole (roi 1): the one digit anywhere in it, step for step as digitsum_edge/vision/stills.py
 // (its docstring and docs/stills.md give the reasons): marks looked for at SEARCH pixels, each group inside the
 // picture read through the region path on a square around it, a crop read whole as before. The candidates that hold
 // a digit are weighed by the reader (reader.js) with the model's confidence.
-// Ported from runtime/stills.py (tests/test_web.py checks its digest, named in preprocess.js).
+// Ported from vision/stills.py (tests/test_web.py checks its digest, named in preprocess.js).
 "use strict";
 
 function stillGroups(pre, s, gray, K) {

@@ -15,16 +15,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitsum_edge.errors import DigitsumError, Interrupted
-from digitsum_edge.files import atomic_path, check_writable, write_bytes
-from digitsum_edge.runtime import builtin, defaults, overlay
-from digitsum_edge.runtime.policy import RandPicker, Smoother
-from digitsum_edge.runtime.reader import (
+from digitsum_edge.apps import overlay
+from digitsum_edge.apps.policy import RandPicker, Smoother
+from digitsum_edge.apps.reader import (
     DigitReader,
     json_line,
     load,
 )
-from digitsum_edge.runtime.sources import STILLS, VIDEO_FOURCC, CameraLost, Source, source_kind
+from digitsum_edge.apps.sources import STILLS, VIDEO_FOURCC, CameraLost, Source, source_kind
+from digitsum_edge.engine import builtin
+from digitsum_edge.errors import DigitsumError, Interrupted
+from digitsum_edge.files import atomic_path, check_writable, write_bytes
+from digitsum_edge.onnx_contract import check_rand
+from digitsum_edge.vision.settings import BY_SOURCE, ReadingSettings
 
 TITLE = "digitsum-edge live"
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LiveConfig:
-    """`digitsum-edge live` options, one field per CLI option."""
+    """`digitsum-edge live` options, one field per CLI option (the reading's in `reading`)."""
 
     source: str = "0"  # camera index, video file, image file or folder of images
     model: str | None = None  # a .onnx file written by `digitsum-edge export`; None: runs/model.onnx, else built in
@@ -43,10 +46,9 @@ class LiveConfig:
     jsonl: str | None = None  # JSON lines to this file (default: stdout when headless)
     save_video: str | None = None  # annotated frames to this .mp4/.avi
     max_frames: int | None = None  # stop after this many frames
-    roi: float | None = None  # side of the central square read, fraction of the shorter side (1: the whole frame);
-    # None: the whole picture for an image or folder of images (as predict), defaults.ROI for a camera, video, stream
-    ink: str = defaults.INK  # dark | light | auto
-    min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
+    # --roi, --ink, --min-confidence; roi None: the whole picture for an image or folder of images (as predict),
+    # the central square (settings.ROI) for a camera, video or stream
+    reading: ReadingSettings = BY_SOURCE
     smooth: int = 1  # average the probabilities over this many frames of one digit (1: off)
     seed: int | None = None  # seed of the random rand (None: different every run)
     snapshot_dir: str = "."  # where the s key saves annotated frames
@@ -110,17 +112,10 @@ def _want_window(asked: bool | None, notes: list[str]) -> bool:
     return True
 
 
-def roi_for(cfg: LiveConfig) -> float:
-    """The region read: --roi when given, else the whole picture of a still image (a photo is framed on its
-    digit, as `predict` reads it) and the central square of a camera, video or stream frame (a scene)."""
-    if cfg.roi is not None:
-        return cfg.roi
-    return defaults.STILL_ROI if source_kind(cfg.source) in STILLS else defaults.ROI
-
-
 def check_config(cfg: LiveConfig) -> None:
     """Reject bad options before opening the model, the source or any output."""
-    defaults.check_reading(roi_for(cfg), cfg.ink, cfg.min_confidence, cfg.rand)
+    if cfg.rand is not None:
+        check_rand(cfg.rand)
     if cfg.smooth < 1 or (cfg.max_frames is not None and cfg.max_frames < 1):
         raise DigitsumError("--smooth and --max-frames must be at least 1")
     if cfg.save_video and Path(cfg.save_video).suffix.lower() not in VIDEO_FOURCC:
@@ -216,7 +211,10 @@ def run(cfg: LiveConfig) -> LiveResult:
     """
     check_config(cfg)
     model, chosen = builtin.resolve(cfg.model)
-    reader = load(model, cfg.provider, cfg.threads, roi_for(cfg), cfg.ink, cfg.min_confidence)
+    # --roi when given, else the whole picture of a still image (a photo is framed on its digit, as `predict`
+    # reads it) and the central square of a camera, video or stream frame (a scene)
+    settings = cfg.reading.for_source(still=source_kind(cfg.source) in STILLS)
+    reader = load(model, provider=cfg.provider, threads=cfg.threads, settings=settings)
     if chosen:
         log.warning(chosen)
     if cfg.threads:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from digitsum_edge import extras, onnx_contract
+from digitsum_edge.engine.backend import Backend, check_open
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.layout import DEFAULT_MODEL
-from digitsum_edge.runtime.backend import Backend, check_open
 
 IMAGE, RAND = onnx_contract.LITERT_INPUTS
 DIGIT_LOGITS, SUM_LOGITS = onnx_contract.LITERT_OUTPUTS

@@ -1,11 +1,13 @@
 """One door to the model: every caller (the reader, exhaustive evaluation, bench, serve, export's verification)
-runs an exported file through a `Backend`, chosen by the file, and nothing else calls a runtime itself.
+runs an exported file through a `Backend`, opened by `engine.factory.open_model`, and nothing else calls a
+runtime itself. This module is the base class and the checks every runtime makes before opening a file.
 
     backend = open_model("runs/model.onnx", provider="cpu", threads=1)
     digit_logits, sum_logits = backend.logits(pixels, rand)   # uint8 (N, 28, 28) white on black, (N,) ints
 
-A new runtime is one subclass here (its `run`, how it opens) and one suffix in `open_model`. numpy only at
-import: the runtime install opens a model without torch.
+A new runtime is one subclass of `Backend` in a module of its own (its `run`, how it opens: see onnx_runtime.py
+and litert.py) and one suffix in `factory.open_model`. numpy only at import: the runtime install opens a model
+without torch.
 """
 
 from __future__ import annotations
@@ -98,14 +100,3 @@ def _starts_with(path: Path, magic: bytes) -> bool:
             return f.read(len(magic)) == magic
     except OSError:
         return False
-
-
-def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> Backend:
-    """Open and check an exported digitsum-edge model on `provider` (auto | cuda | cpu), by its file type."""
-    from digitsum_edge.runtime.session import open_onnx  # any file that is not of another runtime is tried as ONNX
-
-    if Path(path).suffix.lower() == ".tflite":
-        from digitsum_edge.runtime.litert import open_litert
-
-        return open_litert(path, provider, threads)
-    return open_onnx(path, provider, threads)

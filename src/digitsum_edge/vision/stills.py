@@ -1,7 +1,7 @@
 """A still picture read whole (roi 1): the one digit anywhere in it, from a tenth of its shorter side up to
 filling it, on shadowed, ruled, tinted or textured paper, and none on a blank sheet (docs/stills.md).
 
-The whole picture shrunk to 128 pixels (runtime/preprocess.py) loses a digit a tenth of its shorter side (10
+The whole picture shrunk to 128 pixels (vision/preprocess.py) loses a digit a tenth of its shorter side (10
 pixels there, below min_size), and its shadow and rule heuristics are tuned for a picture framed on the
 digit. So, first, its marks are looked for at a finer scale (SEARCH pixels on the longer side): ink as the
 share of the paper's light it absorbs under a grey closing (a shadow's step stays paper), thin straight lines
@@ -11,7 +11,7 @@ candidate, read through the region path (the camera's guide square, which reads 
 98 %) on a square around it, the group about 40 % of its side; a digit found there must be found again in a
 larger square (a piece of a rule or of a shadow's corner mostly is not). Among the candidates that hold a
 digit the score is geometry: the largest, the most central, drawn in strokes (not a blot); the reader
-(runtime/reader.py) weighs it with the model's confidence. A picture whose digit fills it or reaches its
+(apps/reader.py) weighs it with the model's confidence. A picture whose digit fills it or reaches its
 border (a crop) has no such candidate but a crop-like group: it is read whole, as before.
 """
 
@@ -22,9 +22,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from digitsum_edge.runtime import defaults
-from digitsum_edge.runtime.marks import Rect, along_side, digit_blobs, rect_of, shadow_corner, touches_edge
-from digitsum_edge.runtime.preprocess import (
+from digitsum_edge.vision.marks import Rect, along_side, digit_blobs, rect_of, shadow_corner, touches_edge
+from digitsum_edge.vision.preprocess import (
     Prepared,
     PreprocessConfig,
     _border_is_dark,
@@ -37,6 +36,7 @@ from digitsum_edge.runtime.preprocess import (
     roi_box,
     to_gray,
 )
+from digitsum_edge.vision.settings import ROI
 
 SEARCH = 192  # the picture's longer side, in pixels, when its marks are looked for
 PAPER = 0.12  # the paper estimate's closing, as a share of SEARCH: wider than a marker's stroke at that scale
@@ -59,7 +59,7 @@ def constants() -> dict:
     """The search's constants as the browser's port (web/app/stills.js) reads them from digitsum.json."""
     names = ("SEARCH", "PAPER", "OTSU_CAP", "MIN_MARK", "FILL", "MIN_REGION", "MARGIN", "CROP", "WIDE", "THIN", "OFF",
              "DENSE", "WIDER", "MOST")
-    return {name: globals()[name] for name in names} | {"GUIDE": defaults.ROI}
+    return {name: globals()[name] for name in names} | {"GUIDE": ROI}
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Candidate:
     ink: float  # the marks' area, in search pixels
     prep: Prepared  # the region path's reading of the square (its mnist None when it is no contender)
     score: float = 0.0  # geometry: share of the candidates' size, closeness to the centre, strokes not a blot (0-1)
-    confidence: float | None = None  # the model's digit confidence, once read (runtime/reader.py)
+    confidence: float | None = None  # the model's digit confidence, once read (apps/reader.py)
     digit: int | None = None
     chosen: bool = False  # the one the reading took
 
@@ -88,7 +88,7 @@ def groups(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[list[tuple[Rect, fl
     n = SEARCH
     small = _shrink(gray, n)
     h, w = small.shape
-    if cfg.ink == "light" or (cfg.ink == "auto" and _ink_is_light(small) and _border_is_dark(small)):
+    if cfg.reading.ink == "light" or (cfg.reading.ink == "auto" and _ink_is_light(small) and _border_is_dark(small)):
         small = cv2.bitwise_not(small)
     k = round(n * PAPER) | 1
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
@@ -236,7 +236,7 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
         if whole.box is not None and not along_side(whole.box, (0, 0, width, height)):  # not a sleeve or margin
             return whole
     # Last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
-    guide = roi_box(height, width, defaults.ROI)
+    guide = roi_box(height, width, ROI)
     centre = Candidate(guide, guide, 0.0, read_region(frame, cfg, guide))
     candidates.append(centre)
     if centre.prep.mnist is not None:

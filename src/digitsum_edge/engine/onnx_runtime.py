@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.engine.backend import Backend, check_open
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.layout import DEFAULT_MODEL
-from digitsum_edge.runtime.backend import Backend, check_open
 
 _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 # Full fp32 on CUDA: the provider's default TF32 convolutions round inputs to 10 mantissa bits and move logits by

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from digitsum_edge import onnx_contract
+from digitsum_edge.engine import builtin
+from digitsum_edge.engine.backend import Backend
+from digitsum_edge.engine.factory import open_model
 from digitsum_edge.errors import DigitsumError, InvalidInput
-from digitsum_edge.runtime import builtin, defaults
-from digitsum_edge.runtime.backend import Backend, open_model
-from digitsum_edge.runtime.defaults import MIN_CONFIDENCE
-from digitsum_edge.runtime.preprocess import Prepared, PreprocessConfig, Rect, prepare
-from digitsum_edge.runtime.stills import Candidate, choice_score
+from digitsum_edge.vision.frame import prepare
+from digitsum_edge.vision.preprocess import DEFAULT, Prepared, PreprocessConfig, Rect
+from digitsum_edge.vision.settings import BY_SOURCE, MIN_CONFIDENCE, ReadingSettings
+from digitsum_edge.vision.stills import Candidate, choice_score
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -40,7 +42,7 @@ class Reading:
     found: bool
     rand: int
     ms: float = 0.0  # the whole reading (prepare_ms + infer_ms), milliseconds
-    roi: Rect = (0, 0, 0, 0)  # the region read, (x, y, w, h) in frame pixels
+    region: Rect = (0, 0, 0, 0)  # the region read, (x, y, w, h) in frame pixels
     box: Rect | None = None  # the digit's bounding box in frame pixels
     mnist: np.ndarray | None = None  # (28, 28) uint8, what the model saw
     digit: int | None = None
@@ -55,6 +57,14 @@ class Reading:
     infer_ms: float = 0.0  # stage 2, the model (in serve: with the wait for a batch)
     candidates: list[dict] = field(default_factory=list)  # a still (roi 1): the groups of marks considered, each
     # with its box, the square read around it, its geometry score, digit and confidence, and which was chosen
+
+    @property
+    def roi(self) -> Rect:
+        """Deprecated alias of `region` (the pixel rectangle read; `roi` names the fraction in ReadingSettings)."""
+        import warnings
+
+        warnings.warn("Reading.roi is renamed Reading.region", DeprecationWarning, stacklevel=2)
+        return self.region
 
     def to_dict(self) -> dict:
         """The reading's fields of a `live` / `predict` JSON line (which adds frame, source and provider)."""
@@ -109,15 +119,20 @@ class DigitReader:
     """A camera frame in three timed stages: `prepare` (frame -> 28x28), `infer` (28x28 -> logits through the
     model's backend) and `reading` (logits -> Reading); `read` runs all three, serve batches between them."""
 
-    def __init__(self, backend: Backend, preprocess: PreprocessConfig | None = None,
-                 min_confidence: float = MIN_CONFIDENCE):
+    def __init__(self, backend: Backend, *, settings: ReadingSettings = BY_SOURCE,
+                 tuning: PreprocessConfig = DEFAULT):
         self.backend = backend
-        self.preprocess = preprocess or PreprocessConfig()
-        self.min_confidence = min_confidence  # readings below it are marked uncertain
+        self.settings = settings.for_source(still=False)  # roi None: read frames as a camera's
+        self.preprocess = replace(tuning, reading=self.settings)  # what vision/ reads a frame with
         if backend.info.input_size != onnx_contract.IMAGE_SIZE:
             raise DigitsumError(f"{backend.path} wants {backend.info.input_size}x{backend.info.input_size} "
                                 "images; the camera pipeline makes 28x28")
         self.infer(np.zeros((1, 28, 28), np.uint8), 0)  # warm-up: the first run allocates, keep it off frame 0
+
+    @property
+    def min_confidence(self) -> float:
+        """Readings with a digit confidence below it are marked uncertain."""
+        return self.settings.min_confidence
 
     @property
     def info(self) -> onnx_contract.ModelInfo:
@@ -154,7 +169,7 @@ class DigitReader:
                 infer_ms: float = 0.0) -> Reading:
         """Stage 3: the Reading of a prepared frame from its (1, 10) and (1, 19) logits (None: no digit)."""
         prep, prepare_ms = framed.prep, framed.prepare_ms
-        reading = Reading(prep.mnist is not None, rand, prepare_ms + infer_ms, prep.roi, prep.box, prep.mnist,
+        reading = Reading(prep.mnist is not None, rand, prepare_ms + infer_ms, prep.region, prep.box, prep.mnist,
                           reason=prep.reason, prepare_ms=prepare_ms, infer_ms=infer_ms,
                           candidates=[c.to_dict() for c in prep.candidates])
         if prep.mnist is None:
@@ -182,7 +197,7 @@ class DigitReader:
     def _choose(self, framed: PreparedFrame, found: list[Candidate],
                 rand: int) -> tuple[PreparedFrame, tuple[np.ndarray, np.ndarray]]:
         """Read every candidate's 28x28 in one batch and take the one whose geometry score times the model's
-        digit confidence is highest (runtime/stills.py)."""
+        digit confidence is highest (vision/stills.py)."""
         digit_logits, sum_logits = self.infer(np.stack([c.prep.mnist for c in found if c.prep.mnist is not None]),
                                               rand)
         probs = softmax(digit_logits)
@@ -224,17 +239,27 @@ def finish(reading: Reading, digit_probs: np.ndarray, sum_probs: np.ndarray,
     return reading
 
 
-def load(model: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None,
-         roi: float = defaults.ROI, ink: str = defaults.INK, min_confidence: float = MIN_CONFIDENCE) -> DigitReader:
-    """Open a digitsum-edge .onnx file once and return a reader for camera frames and image batches.
+def load(model: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None, *,
+         settings: ReadingSettings | None = None, roi: float | None = None, ink: str | None = None,
+         min_confidence: float | None = None) -> DigitReader:
+    """Open a digitsum-edge .onnx (or .tflite) file once and return a reader for camera frames and image batches.
 
     provider: "auto" (CUDA when onnxruntime can really use it, else CPU), "cuda" or "cpu". threads:
-    onnxruntime intra-op threads (None: its default). roi: side of the central square of a frame that
-    is read, as a fraction of the shorter side. ink: "dark" on light paper, "light" on dark, or "auto".
-    min_confidence: a digit read with less confidence than this is marked uncertain.
-    model None: ./runs/model.onnx when it exists, else the model built into the package (runtime/builtin.py).
-    A file that is not a digitsum-edge model raises DigitsumError with one clear line.
+    onnxruntime intra-op threads (None: its default). settings: how frames are read (vision/settings.py
+    `ReadingSettings`: roi, ink, min_confidence, search); or, as a shorthand, roi (side of the central square
+    of a frame that is read, as a fraction of the shorter side; 1: the whole picture, searched for its digit),
+    ink ("dark" on light paper, "light" on dark, or "auto") and min_confidence (a digit read with less
+    confidence is marked uncertain), not both. model None: ./runs/model.onnx when it exists, else the model
+    built into the package (engine/builtin.py). A file that is not a digitsum-edge model, or a bad setting,
+    raises DigitsumError with one clear line.
     """
-    defaults.check_reading(roi, ink, min_confidence)
+    given = [name for name, value in (("roi", roi), ("ink", ink), ("min_confidence", min_confidence))
+             if value is not None]
+    if settings is not None and given:
+        raise InvalidInput(f"load takes settings or {', '.join(given)}, not both")
+    if settings is None:
+        base = BY_SOURCE
+        settings = ReadingSettings(roi=roi, ink=base.ink if ink is None else ink,
+                                   min_confidence=base.min_confidence if min_confidence is None else min_confidence)
     path, _ = builtin.resolve(model)
-    return DigitReader(open_model(path, provider, threads), PreprocessConfig(roi=roi, ink=ink), min_confidence)
+    return DigitReader(open_model(path, provider, threads), settings=settings)

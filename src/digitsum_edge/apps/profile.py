@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from digitsum_edge.runtime.reader import DigitReader
+from digitsum_edge.apps.reader import DigitReader
 from digitsum_edge.timing import summarize
 
 

@@ -1,5 +1,5 @@
 """Which marks are the digit: where a mark lies (at an edge, along a side, in the middle), how wide its pen is,
-whether it is a shadow's corner, and the digit's marks gathered from them (runtime/preprocess.py finds the marks).
+whether it is a shadow's corner, and the digit's marks gathered from them (vision/preprocess.py finds the marks).
 
 A mark is (area in pixels, bounding box (x, y, w, h), OpenCV contour), in the preprocessing's working pixels.
 """

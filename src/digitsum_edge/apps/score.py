@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from digitsum_edge.apps import overlay
+from digitsum_edge.apps.reader import Reading
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import write_bytes, write_json
-from digitsum_edge.runtime import overlay
-from digitsum_edge.runtime.reader import Reading
 
 CAPTION = 28  # height of the text strip above a misread picture
 NONE = 10  # row and column of "no digit" in the confusion matrix
@@ -196,11 +196,11 @@ def misread_picture(frame: np.ndarray, reading: Reading, label: int | None, heig
     scale = height / h
     photo = cv2.resize(photo, (max(1, round(w * scale)), height), interpolation=cv2.INTER_AREA if scale < 1
                        else cv2.INTER_LINEAR)
-    for rect, colour in ((reading.roi, overlay.AMBER), (reading.box, overlay.CYAN)):
+    for rect, colour in ((reading.region, overlay.AMBER), (reading.box, overlay.CYAN)):
         if rect is not None and tuple(rect) != (0, 0, w, h):  # the whole picture needs no outline
             x, y, rw, rh = (round(v * scale) for v in rect)
             cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), colour, 1, cv2.LINE_AA)
-    for c in reading.candidates:  # a still's other digit-like marks (runtime/stills.py), with digit and score
+    for c in reading.candidates:  # a still's other digit-like marks (vision/stills.py), with digit and score
         if not c["chosen"]:
             x, y, rw, rh = (round(v * scale) for v in c["box"])
             cv2.rectangle(photo, (x, y), (x + rw - 1, y + rh - 1), overlay.GREY, 1, cv2.LINE_AA)

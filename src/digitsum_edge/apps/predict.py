@@ -1,5 +1,5 @@
 """`digitsum-edge predict`: still images -> the same JSON lines as `live`, same preprocessing; with --labels, the
-accuracy per folder, a confusion matrix and the misread images (runtime/score.py)."""
+accuracy per folder, a confusion matrix and the misread images (apps/score.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from digitsum_edge.apps import overlay
+from digitsum_edge.apps import score as scoring
+from digitsum_edge.apps.images import UnreadableImage, list_images, none_read, read_image, skip_line
+from digitsum_edge.apps.policy import RandPicker
+from digitsum_edge.apps.reader import Reading, json_line, load
+from digitsum_edge.engine import builtin
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.files import atomic_path, check_folder, check_writable
-from digitsum_edge.runtime import builtin, defaults, overlay
-from digitsum_edge.runtime import score as scoring
-from digitsum_edge.runtime.images import UnreadableImage, list_images, none_read, read_image, skip_line
-from digitsum_edge.runtime.policy import RandPicker
-from digitsum_edge.runtime.reader import Reading, json_line, load
+from digitsum_edge.onnx_contract import check_rand
+from digitsum_edge.vision.settings import STILL, ReadingSettings
 
 log = logging.getLogger(__name__)
 DEFAULT_REPORT = "predict_report"  # --labels without --report
@@ -24,16 +27,15 @@ DEFAULT_REPORT = "predict_report"  # --labels without --report
 
 @dataclass
 class PredictConfig:
-    """`digitsum-edge predict` options, one field per CLI option."""
+    """`digitsum-edge predict` options, one field per CLI option (the reading's in `reading`)."""
 
     images: tuple[str, ...]  # image files or folders of images
     model: str | None = None  # None: ./runs/model.onnx when it exists, else the built-in model
     rand: int | None = None  # 0-9; None: a new random rand per image
     provider: str = "auto"  # auto | cuda | cpu
     threads: int | None = 1  # onnxruntime threads (None: its default)
-    roi: float = defaults.STILL_ROI  # 1: the whole image, any shape, its border its own (a photo frames its digit)
-    ink: str = defaults.INK  # dark | light | auto
-    min_confidence: float = defaults.MIN_CONFIDENCE  # a digit read with less confidence is marked uncertain
+    # --roi, --ink, --min-confidence; roi 1: the whole image, any shape, searched for its digit
+    reading: ReadingSettings = STILL
     seed: int | None = None  # seed of the random rand
     json: bool = False  # JSON lines on stdout even on a terminal (piped, stdout gets them anyway)
     jsonl: str | None = None  # JSON lines to this file instead of stdout
@@ -46,7 +48,7 @@ class PredictConfig:
 
 @dataclass
 class PredictResult:
-    """The JSON lines, and with --labels the score (runtime/score.py)."""
+    """The JSON lines, and with --labels the score (apps/score.py)."""
 
     lines: list[dict] = field(default_factory=list)
     score: scoring.Score | None = None
@@ -105,7 +107,8 @@ def human_line(index: int, total: int, path: Path, reading: Reading, correct: bo
 def run(cfg: PredictConfig) -> PredictResult:
     """Read every image: one line each for a person on a terminal, else (or with cfg.json) one JSON line each,
     and to cfg.jsonl; with labels, score them."""
-    defaults.check_reading(cfg.roi, cfg.ink, cfg.min_confidence, cfg.rand)
+    if cfg.rand is not None:
+        check_rand(cfg.rand)
     paths = expand(cfg.images)
     if cfg.jsonl:
         check_writable(cfg.jsonl, force=cfg.force)
@@ -118,7 +121,7 @@ def run(cfg: PredictConfig) -> PredictResult:
     if cfg.save:
         save = _output_folder(Path(cfg.save), "--save", cfg.force)
     model, chosen = builtin.resolve(cfg.model)
-    reader = load(model, cfg.provider, cfg.threads, cfg.roi, cfg.ink, cfg.min_confidence)
+    reader = load(model, provider=cfg.provider, threads=cfg.threads, settings=cfg.reading.for_source(still=True))
     if chosen:
         log.warning(chosen)
     for note in reader.backend.notes:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from digitsum_edge import onnx_contract
-from digitsum_edge.runtime.defaults import MIN_CONFIDENCE
-from digitsum_edge.runtime.reader import DigitReader, Reading, finish
+from digitsum_edge.apps.reader import DigitReader, Reading, finish
+from digitsum_edge.vision.settings import MIN_CONFIDENCE
 
 
 class Smoother:

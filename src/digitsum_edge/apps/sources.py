@@ -1,5 +1,5 @@
 """Frames from a camera index, a network stream (rtsp://, http:// MJPEG), a video file, an image file or a folder
-of images, all through OpenCV (image files through runtime/images.py)."""
+of images, all through OpenCV (image files through apps/images.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from digitsum_edge.errors import DigitsumError
-from digitsum_edge.runtime.images import (
+from digitsum_edge.apps.images import (
     IMAGE_SUFFIXES,
     UnreadableImage,
     list_images,
@@ -23,6 +22,7 @@ from digitsum_edge.runtime.images import (
     read_image,
     skip_line,
 )
+from digitsum_edge.errors import DigitsumError
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # videos written by live and synth; OpenCV's FFmpeg reads both
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")  # network cameras, read through FFmpeg

@@ -1,5 +1,5 @@
 """The annotated frame: region read, digit box, the 28x28 model input enlarged, digit, rand, sum, speed; in a still,
-the other candidate marks (grey boxes with their digit, confidence and score, runtime/stills.py).
+the other candidate marks (grey boxes with their digit, confidence and score, vision/stills.py).
 
 Region colour: green, a digit read; yellow, a digit read with less than --min-confidence (shown with a
 question mark and "uncertain"); amber, no digit.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digitsum_edge.runtime.reader import Reading
+from digitsum_edge.apps.reader import Reading
 
 GREEN, AMBER, CYAN, WHITE, GREY = (80, 220, 80), (0, 170, 255), (255, 220, 0), (255, 255, 255), (170, 170, 170)
 YELLOW = (0, 230, 255)  # an uncertain reading
@@ -39,7 +39,7 @@ def draw(frame: np.ndarray, reading: Reading, fps: float | None = None, paused: 
     u = max(0.5, min(h, w * 0.75) / 480)  # layout unit: 1 at 640x480
     line = max(1, round(2 * u))
 
-    x, y, rw, rh = reading.roi
+    x, y, rw, rh = reading.region
     region = (YELLOW if reading.uncertain else GREEN) if reading.found else AMBER
     cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), region, line, cv2.LINE_AA)
     for c in reading.candidates:  # a still's other digit-like marks, with their digit and score

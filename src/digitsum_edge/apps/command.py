@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import click
 
+from digitsum_edge.engine import builtin
+from digitsum_edge.engine.backend import PROVIDERS
 from digitsum_edge.errors import EXIT_SKIPPED
-from digitsum_edge.runtime import builtin, defaults
-from digitsum_edge.runtime.backend import PROVIDERS
+from digitsum_edge.vision import settings as defaults
+from digitsum_edge.vision.settings import ReadingSettings
 
 _rand = click.option("--rand", type=click.IntRange(0, 9), default=None,
                      help="The number added to the digit, 0-9 [default: a new random one per digit].")
@@ -28,6 +30,18 @@ _min_confidence = click.option("--min-confidence", type=click.FloatRange(0, 1), 
 
 def _err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def _with_settings(options: dict[str, object]) -> dict[str, object]:
+    """The options with --roi, --ink and --min-confidence made into the one ReadingSettings (checked here, once)."""
+    from digitsum_edge.errors import InvalidInput
+
+    names = ("roi", "ink", "min_confidence")
+    try:
+        reading = ReadingSettings(**{name: options.pop(name) for name in names})  # type: ignore[arg-type]
+    except InvalidInput as e:
+        raise click.UsageError(str(e)) from None
+    return {**options, "reading": reading}
 
 
 @click.command()
@@ -68,9 +82,9 @@ def live(**options: object) -> int:
     Exit status: 0 done; 3 some images of a folder could not be read (each named on stderr, the rest read);
     1 an error (nothing read); 130 interrupted.
     """
-    from digitsum_edge.runtime.live import LiveConfig, run
+    from digitsum_edge.apps.live import LiveConfig, run
 
-    result = run(LiveConfig(**options))  # type: ignore[arg-type]  # click checked the types
+    result = run(LiveConfig(**_with_settings(options)))  # type: ignore[arg-type]  # click checked the types
     _err(result.summary())
     return EXIT_SKIPPED if result.skipped else 0
 
@@ -115,9 +129,9 @@ def predict(**options: object) -> int:
     Exit status: 0 every image read; 3 some could not be read (each named on stderr, the rest read); 1 an error
     (nothing read).
     """
-    from digitsum_edge.runtime.predict import PredictConfig, run
+    from digitsum_edge.apps.predict import PredictConfig, run
 
-    result = run(PredictConfig(**options))  # type: ignore[arg-type]  # click checked the types
+    result = run(PredictConfig(**_with_settings(options)))  # type: ignore[arg-type]  # click checked the types
     if result.summary():
         _err(result.summary())
     return EXIT_SKIPPED if result.skipped else 0

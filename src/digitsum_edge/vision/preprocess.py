@@ -30,7 +30,7 @@ border is its own, all of it downscaled, well under a millisecond:
    stroke's part in shadow is not flat), that lie along the step, or straight slivers partly along it and
    dark on one side, are the corners and edges of the shadow, which the closing cannot follow into a corner
    narrower than itself. A straight stroke that crosses the step (a "1" half in shadow) is none of these.
-7. The digit (runtime/marks.py). In a region: marks touching its edge are cut off, not the digit; the
+7. The digit (vision/marks.py). In a region: marks touching its edge are cut off, not the digit; the
    largest mark and the marks close to it, too small, too large, clutter: no digit. In a whole picture a
    digit may reach the border and fill the picture: marks are gathered into groups by nearness and pen
    width (so a thin stroke broken into pieces is one digit), and the group inside, or else in the middle,
@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitsum_edge.runtime import defaults, resample
-from digitsum_edge.runtime.marks import (
+from digitsum_edge.vision import resample
+from digitsum_edge.vision.marks import (
     Rect,
     digit_blobs,
     picture_digit,
@@ -61,6 +61,7 @@ from digitsum_edge.runtime.marks import (
     shadow_corner,
     touches_edge,
 )
+from digitsum_edge.vision.settings import CAMERA, ReadingSettings
 
 MNIST_SIZE = 28
 BOX = 20  # MNIST digits are fitted in a 20x20 box, keeping aspect ratio
@@ -73,11 +74,11 @@ FINE = 4  # stroke widths are measured and changed at this multiple of the 28x28
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """How a frame is read; defaults suit a digit held in the middle of a webcam image."""
+    """How the preprocessing reads a frame: the reading settings, and its own tuning (defaults suit a digit held in
+    the middle of a webcam image)."""
 
-    roi: float = defaults.ROI  # side of the central square that is read, as a fraction of the frame's shorter side
+    reading: ReadingSettings = CAMERA  # roi, ink, search: what the caller asked for
     work_size: int = 128  # the region is downscaled to work_size x work_size pixels before anything else
-    ink: str = defaults.INK  # "dark" ink on light paper, "light" ink on a dark background, or "auto" per frame
     min_contrast: float = 0.14  # ink must absorb at least this share of the paper's light around it
     hysteresis: float = 0.7  # fainter ink down to this share of the threshold counts where it joins clear ink
     picture_hysteresis: float = 0.5  # the same in a whole picture (roi 1): a photo's ballpoint is fainter than a
@@ -88,8 +89,9 @@ class PreprocessConfig:
     min_size: float = 0.12  # digit box (longer side) below this fraction of the region: too small
     max_size: float = 0.95  # above this fraction: too large
     max_blobs: int = 12  # more separate marks than this in the region: clutter or noise, not one digit
-    search: bool = True  # roi 1: look for the digit's marks anywhere in the picture (runtime/stills.py); False:
-    # read the whole picture as one region framed on the digit (a crop), as before
+
+
+DEFAULT = PreprocessConfig()
 
 
 @dataclass
@@ -97,10 +99,10 @@ class Prepared:
     """What the preprocessing found in one frame."""
 
     mnist: np.ndarray | None  # (28, 28) uint8, white digit on black; None: no digit
-    roi: Rect  # the region read, in frame pixels
+    region: Rect  # the region read, in frame pixels
     box: Rect | None  # the digit's bounding box, in frame pixels
     reason: str = ""  # why there is no digit: blank, too small, too large, clutter, touches edge
-    candidates: list = field(default_factory=list)  # roi 1: the marks considered (runtime/stills.Candidate)
+    candidates: list = field(default_factory=list)  # roi 1: the marks considered (vision/stills.Candidate)
 
 
 def roi_box(height: int, width: int, fraction: float) -> Rect:
@@ -167,7 +169,7 @@ def _noise(image: np.ndarray, bold: bool) -> float:
 def _shrink(gray: np.ndarray, n: int) -> np.ndarray:
     """Gray image -> longer side n, aspect kept: exact halvings by pixel averaging (OpenCV's fast path, integer),
     each followed by a 2x2 minimum so that a thin pen's dark line keeps its contrast, then linear in integers
-    (runtime/resample.py: the same pixels on x86-64, ARM64 and in the browser)."""
+    (vision/resample.py: the same pixels on x86-64, ARM64 and in the browser)."""
     h, w = gray.shape
     scale = n / max(h, w)
     th, tw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -199,7 +201,7 @@ def to_mnist(digit: np.ndarray, stroke: float = 0.0) -> np.ndarray:
 
     stroke > 0: strokes thinner than 0.75x `stroke` pixels (at 28x28, MNIST's 10th percentile) are brought
     to `stroke`, thicker than 1.7x to 1.4x (MNIST's 90th percentile), by a grey dilation or erosion done at
-    4x scale, so that a step is a quarter of a pixel. Resizes in integers (runtime/resample.py): the same image
+    4x scale, so that a step is a quarter of a pixel. Resizes in integers (vision/resample.py): the same image
     on every machine.
     """
     h, w = digit.shape
@@ -231,28 +233,19 @@ def to_mnist(digit: np.ndarray, stroke: float = 0.0) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def prepare(frame: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> Prepared:
-    """Find the digit in the frame's region of interest (roi < 1) or anywhere in the whole picture (roi 1: the
-    marks found at a finer scale, each read through the region path, runtime/stills.py) and make it look like
-    an MNIST image."""
-    if cfg.roi >= 1.0 and cfg.search:
-        from digitsum_edge.runtime.stills import prepare_still  # it reads regions through read_region
-
-        return prepare_still(frame, cfg)
-    return read_region(frame, cfg)
-
-
 def read_region(frame: np.ndarray, cfg: PreprocessConfig, region: Rect | None = None) -> Prepared:
     """Steps 1-9 on one region: `region` (a square of the frame, read as the camera path reads its guide
     square), else the central square of roi < 1, else (roi 1) the whole picture framed on the digit."""
-    whole = region is None and cfg.roi >= 1.0  # the whole picture: its border is its own, not a cut through the scene
+    fraction = cfg.reading.fraction
+    whole = region is None and fraction >= 1.0  # the whole picture: its border is its own, not a cut through it
     roi = (0, 0, frame.shape[1], frame.shape[0]) if whole else region or roi_box(frame.shape[0], frame.shape[1],
-                                                                                     cfg.roi)
+                                                                                     fraction)
     x0, y0, rw, rh = roi
     n = cfg.work_size
     gray = _shrink(to_gray(frame[y0:y0 + rh, x0:x0 + rw]), n)  # (h, w) uint8, longer side n
     k = round(n * cfg.background) | 1
-    if cfg.ink == "light" or (cfg.ink == "auto" and _ink_is_light(gray) and (not whole or _border_is_dark(gray))):
+    ink_kind = cfg.reading.ink
+    if ink_kind == "light" or (ink_kind == "auto" and _ink_is_light(gray) and (not whole or _border_is_dark(gray))):
         gray = cv2.bitwise_not(gray)
     # Paper: a grey closing wider than any stroke erases the ink but keeps a shadow's edge where it is.
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
