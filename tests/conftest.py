@@ -20,6 +20,7 @@ T = TypeVar("T")
 MODULE_MARKS = {
     "test_serve": ("serve",),  # starts `digitsum-edge serve` (Ray) once per module
     "test_serve_page": ("serve", "browser"),  # and drives headless Chromium
+    "test_serve_ingress": ("serve",),
     "test_runtime_window": ("display",),  # a real window under Xvfb
     "test_runtime_install": ("install",),  # builds the wheel, installs it into a fresh venv
 }

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from digitsum_edge import __version__
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.serve import auth
-from digitsum_edge.serve.config import LOCAL, READING_ARGS, ServeConfig, check_config, reading_args
+from digitsum_edge.serve.config import (
+    LOCAL,
+    READING_ARGS,
+    UNBOUNDED_PAGE,
+    ServeConfig,
+    check_config,
+    reading_args,
+    serves_page,
+)
 from digitsum_edge.vision.settings import ROI, ReadingSettings
 
 if TYPE_CHECKING:
@@ -89,10 +97,12 @@ def app(args: dict[str, Any]) -> Application:
     try:
         cfg = config_from_args(args)
         token = auth.resolve_token(cfg.token_file, cfg.no_token, cfg.host)
-        from digitsum_edge.serve.page import load_page
+        from digitsum_edge.serve.page import load_page, unserved_page
 
         model_bytes = read_model(cfg)
-        page = load_page(cfg.model, cfg.web)
+        # Ray's `serve run`/`serve deploy`: the cluster's own ingress, Ray's Python proxy unless it was started
+        # otherwise, and never HAProxy's page backend of `digitsum-edge serve`: the page only when asked for
+        page = load_page(cfg.model, cfg.web) if serves_page(cfg, haproxy=False) else unserved_page(UNBOUNDED_PAGE)
     except DigitsumError as e:
         if not ray.is_initialized():  # Ray's `serve run IMPORT_PATH`, before it starts Ray: one line, exit 1
             raise SystemExit(f"error: {e}") from None

@@ -73,6 +73,10 @@ def _no_token_on_command_line(ctx: click.Context, param: click.Parameter, value:
                    "built again otherwise [default: a folder in ~/.cache/digitsum-edge].")
 @click.option("--api-docs", is_flag=True, default=False,
               help="Also serve /docs (Swagger UI, which loads its script from a CDN) and /openapi.json.")
+@click.option("--page-without-haproxy", is_flag=True, default=False,
+              help="Serve the page at / also where Ray's Python proxy is the ingress (--no-haproxy, --address): that "
+                   "proxy keeps each page download in memory until its client reads it, so page clients are not "
+                   "bounded there [default: the page only behind HAProxy; the API is served either way].")
 @click.option("--print-config", is_flag=True, default=False,
               help="Check these options, print the Ray Serve config file for them (import_path "
                    "digitsum_edge.serve:app; for `serve run FILE`, `serve deploy FILE`, a RayService) and exit.")

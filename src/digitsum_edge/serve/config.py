@@ -63,6 +63,10 @@ class ServeConfig:
     # the app for this very model file, built again otherwise. None: a folder in ~/.cache/digitsum-edge.
     web: str | None = None
     api_docs: bool = False  # /docs (Swagger UI, from a CDN) and /openapi.json: off unless asked for
+    # The page's downloads are bounded by HAProxy started here (a backend of its own, timeouts). Ray's Python proxy
+    # (--no-haproxy, a cluster joined with --address, Ray's `serve run`/`serve deploy` of the builder) keeps every
+    # download in its memory until the client has read it: there the page is off unless this says otherwise.
+    page_without_haproxy: bool = False
 
 
 READING_ARGS = ("roi", "ink", "min_confidence")  # ServeConfig.reading's fields, named flat as options
@@ -83,6 +87,16 @@ def reading_args(cfg: ServeConfig) -> dict[str, Any]:
 def uses_haproxy(cfg: ServeConfig) -> bool:
     """Ray Serve's HAProxy ingress: asked for, on a Ray instance started here (HTTPS too: HAProxy ends the TLS)."""
     return cfg.haproxy and cfg.address == LOCAL
+
+
+UNBOUNDED_PAGE = ("Ray's Python proxy would hold every page download in memory until its client read it; the page "
+                  "is served with HAProxy (serve's default) or --page-without-haproxy, or host it apart: "
+                  "digitsum-edge web DIR, then python -m digitsum_edge.web.host DIR")
+
+
+def serves_page(cfg: ServeConfig, haproxy: bool) -> bool:
+    """Whether / serves the web app: behind HAProxy started here (`haproxy`), or where it is asked for outright."""
+    return haproxy or cfg.page_without_haproxy
 
 
 def check_config(cfg: ServeConfig, listen: bool = True) -> None:

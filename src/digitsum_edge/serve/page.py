@@ -35,6 +35,12 @@ class Page:
     unavailable: str | None = None
 
 
+def unserved_page(reason: str) -> Page:
+    """No page, by choice: one line saying why (the API is served)."""
+    log.warning(f"the page at / is not served: {reason}")
+    return Page(unavailable=reason)
+
+
 def content_security_policy(index_html: str) -> str:
     """What the page may load: its own files only; the inline <style> of index.html by its hash; WebAssembly
     compiled (onnxruntime-web), workers and the camera's stream; never framed, no plugin, no form."""

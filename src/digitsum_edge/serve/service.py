@@ -21,8 +21,8 @@ from pathlib import Path
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.serve import auth
 from digitsum_edge.serve.builder import APP_NAME, DRAIN_TIMEOUT_S, application, read_model
-from digitsum_edge.serve.config import LOCAL, ServeConfig, check_config, uses_haproxy
-from digitsum_edge.serve.page import Page, load_page
+from digitsum_edge.serve.config import LOCAL, UNBOUNDED_PAGE, ServeConfig, check_config, serves_page, uses_haproxy
+from digitsum_edge.serve.page import Page, load_page, unserved_page
 from digitsum_edge.serve.processes import LocalRun, haproxy_binary, write_haproxy_shim
 from digitsum_edge.serve.served import PAGE_SLOTS
 
@@ -141,7 +141,8 @@ def start(cfg: ServeConfig) -> str:
     _token = auth.resolve_token(cfg.token_file, cfg.no_token, cfg.host)
     os.environ.pop(auth.ENV, None)  # Ray's processes and HAProxy inherit this environment: not the token
     model_bytes = read_model(cfg)
-    _page = load_page(cfg.model, cfg.web)  # before Ray: a page that cannot be built is one line, and no page
+    _page = (load_page(cfg.model, cfg.web)  # before Ray: a page that cannot be built is one line, and no page
+             if serves_page(cfg, uses_haproxy(cfg)) else unserved_page(UNBOUNDED_PAGE))
     _local = LocalRun() if cfg.address == LOCAL else None
     try:
         _environment(cfg, _local)
