@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import onnx
@@ -13,6 +15,19 @@ import torch
 from digitsum_edge import onnx_contract
 from digitsum_edge.errors import DigitsumError, first_line
 from digitsum_edge.model import DigitSumNet
+
+
+@contextlib.contextmanager
+def _quiet_registry() -> Iterator[None]:
+    """torch.onnx warns once per torchvision op it cannot register when torchvision is missing ("torchvision is
+    not installed. Skipping torchvision::nms"): ops this model does not use, so not the user's concern."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        registry.setLevel(level)
 
 
 def export_model(model: DigitSumNet, opset: int, static_batch: int | None) -> onnx.ModelProto:
@@ -29,7 +44,7 @@ def export_model(model: DigitSumNet, opset: int, static_batch: int | None) -> on
         model(image, rand)  # warm-up: any error shows here, as a PyTorch error, before the exporter
         # The dynamo exporter (torch.export) is torch's supported path; the TorchScript one is
         # deprecated. It folds BatchNorm into Conv and optimises the graph itself.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_registry():
             program = torch.onnx.export(
                 model, (image, rand), None, input_names=list(onnx_contract.INPUTS),
                 output_names=list(onnx_contract.OUTPUTS), opset_version=opset, dynamo=True,
