@@ -504,7 +504,7 @@ def main() -> None:
     args = parser.parse_args()
     shared = SharedMachine()
     jpegs = camera_jpegs(32, seed=1)
-    result: dict = {"machine": shared.header(onnxruntime=module_version("onnxruntime")), "config": vars(args)}
+    result: dict = {"machine": {**shared.header(), "onnxruntime": module_version("onnxruntime")}, "config": vars(args)}
     if args.cases == "all":
         _all_cases(args, jpegs, result)
     import tempfile
