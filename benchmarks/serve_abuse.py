@@ -358,8 +358,9 @@ def case_page(model: str, mode: str, clients: int, seconds: float, folder: Path)
         idle = _rss_all(service)
         peaks = dict(idle)
         answer: multiprocessing.Queue = multiprocessing.Queue()
-        load = multiprocessing.Process(target=page_load, args=("127.0.0.1", service.port, https, clients,
-                                                                seconds + 4, answer))
+        kinds = [True] * (clients // 2) + [False] * (clients - clients // 2)  # the slow ones first
+        load = multiprocessing.Process(target=page_load, args=("127.0.0.1", service.port, https, kinds, seconds + 4,
+                                                                answer))
         load.start()
         running = True
 

@@ -194,19 +194,22 @@ async def slow_clients(port: int, count: int, seconds: float, idle: bool) -> dic
             "answered_after_s": round(float(np.median(times)), 1) if times else None}
 
 
-async def page_clients(host: str, port: int, https: bool, count: int, seconds: float, slow: bool) -> dict:
-    """`count` clients on the page's largest file for `seconds`: slow ones ask for it (half gzipped, half plain)
-    and read nothing; flooding ones download it whole, again and again. What they got."""
+async def page_clients(host: str, port: int, https: bool, kinds: list[bool], seconds: float) -> tuple[dict, dict]:
+    """One client on the page's largest file per entry of `kinds`, started in that order, for `seconds`: slow ones
+    (True) ask for it (half gzipped, half plain) and read nothing; flooding ones (False) download it whole, again
+    and again. What the slow ones got, and what the flooding ones got."""
     import ssl
 
     context = ssl._create_unverified_context() if https else None
-    outcomes: dict[str, int] = {}
+    got: tuple[dict[str, int], dict[str, int]] = ({}, {})
     until = time.monotonic() + seconds
 
-    def count_(what: str) -> None:
-        outcomes[what] = outcomes.get(what, 0) + 1
+    async def one(i: int, slow: bool) -> None:  # i: its place among the clients of its kind
+        outcomes = got[0] if slow else got[1]
 
-    async def one(i: int) -> None:
+        def count_(what: str) -> None:
+            outcomes[what] = outcomes.get(what, 0) + 1
+
         while time.monotonic() < until:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), 10)
@@ -235,14 +238,11 @@ async def page_clients(host: str, port: int, https: bool, count: int, seconds: f
             finally:
                 writer.close()
 
-    await asyncio.gather(*(one(i) for i in range(count)))
-    return outcomes
+    await asyncio.gather(*(one(kinds[:n].count(slow), slow) for n, slow in enumerate(kinds)))
+    return got
 
 
-def page_load(host: str, port: int, https: bool, count: int, seconds: float, answer: multiprocessing.Queue) -> None:
-    """In a process of its own: `count` page clients, half slow, half flooding; puts (slow, flood) outcomes."""
-    async def both() -> tuple:
-        return await asyncio.gather(page_clients(host, port, https, count // 2, seconds, True),
-                                    page_clients(host, port, https, count - count // 2, seconds, False))
-
-    answer.put(asyncio.run(both()))
+def page_load(host: str, port: int, https: bool, kinds: list[bool], seconds: float,
+              answer: multiprocessing.Queue) -> None:
+    """In a process of its own: page_clients(...); puts (slow, flooding) outcomes."""
+    answer.put(asyncio.run(page_clients(host, port, https, kinds, seconds)))

@@ -153,7 +153,8 @@ def test_page_clients_never_take_the_apis_place(server: ServeProcess, frame: byt
     idle, peak = rss_mb(pid), 0.0
     answer: multiprocessing.Queue = multiprocessing.Queue()
     seconds = 4 * READ_TIMEOUT_S
-    load = multiprocessing.Process(target=page_load, args=("127.0.0.1", server.port, False, 40, seconds, answer))
+    kinds = [True, False] * 20  # a slow client, a flooding one, in turn
+    load = multiprocessing.Process(target=page_load, args=("127.0.0.1", server.port, False, kinds, seconds, answer))
     load.start()
     try:
         time.sleep(1)
