@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+import emulation
 from digitsum_edge import mnist
 from digitsum_edge.apps.sources import list_images
 from digitsum_edge.evaluate import exhaustive_pairs
@@ -35,9 +36,6 @@ from digitsum_edge.files import write_json
 from digitsum_edge.synth.conditions import CONDITIONS
 from digitsum_edge.synth.frames import pick_digits, write_images, write_video
 from digitsum_edge.vision import settings as defaults
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import emulation
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "real-photos"

@@ -16,11 +16,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,15 +29,10 @@ import cv2
 import numpy as np
 
 from digitsum_edge.apps.reader import load
-from digitsum_edge.bench.report import cpu_name, module_version
 from digitsum_edge.files import write_json
 from digitsum_edge.serve.cluster import LocalCluster
-from digitsum_edge.timing import cpu_snapshot, others_cpu_share
+from serve_clients import CLI, SharedMachine, camera_jpegs, closed_loop, free_port, say
 
-sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import _background, _load, camera_jpegs, free_port  # the same frames and clients
-
-CLI = Path(sys.executable).with_name("digitsum-edge")
 REPLICA_CLASS = "ServeReplica:digitsum-edge:digitsum"
 
 
@@ -157,41 +150,38 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    background = _background()  # other processes' load just before the run: the machine is shared
-    before = cpu_snapshot()
+    shared = SharedMachine()
     jpegs = camera_jpegs(32, seed=2)
     folder = Path(tempfile.mkdtemp(prefix="digitsum-cluster-"))
     driver, worker_cwd = folder / "driver", folder / "worker"
     driver.mkdir()
     shutil.copy(args.model, driver / "model.onnx")  # the only copy the service is given: relative to the driver
-    result: dict = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-                                "ray": module_version("ray"), "background_cpu_share_before": background},
-                    "config": vars(args)}
+    result: dict = {"machine": shared.header(), "config": vars(args)}
     try:
         with LocalCluster(folder) as cluster:
-            _say(f"head node on {cluster.address}")
+            say(f"head node on {cluster.address}")
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             one = serve(cluster, driver, 1, port)
-            result["one_node"] = asyncio.run(_load(f"{url}/v1/read", jpegs, args.clients, args.seconds, 1))
+            result["one_node"] = asyncio.run(closed_loop(f"{url}/v1/read", jpegs, args.clients, args.seconds, 1))
             result["one_node_stop"] = stop(one)
-            _say(f"one node: {result['one_node']['requests_per_s']} req/s")
+            say(f"one node: {result['one_node']['requests_per_s']} req/s")
             worker = cluster.add_worker(worker_cwd)
             assert not (worker_cwd / "model.onnx").exists()
             two = serve(cluster, driver, 2, port)
             try:
                 result["placement"] = {"replicas_by_node": replicas_by_node(cluster), "answering": answering(url)}
                 result["reads"] = reads_right(url, driver / "model.onnx", jpegs)
-                result["two_nodes"] = asyncio.run(_load(f"{url}/v1/read", jpegs, args.clients, args.seconds, 1))
-                _say(f"two nodes: {result['two_nodes']['requests_per_s']} req/s; losing the worker node")
+                result["two_nodes"] = asyncio.run(closed_loop(f"{url}/v1/read", jpegs, args.clients, args.seconds, 1))
+                say(f"two nodes: {result['two_nodes']['requests_per_s']} req/s; losing the worker node")
                 result["loss"] = under_loss(cluster, worker, url, jpegs, args.loss_seconds, args.loss_seconds / 4)
-                _say(f"loss: {json.dumps(result['loss'])}")
+                say(f"loss: {json.dumps(result['loss'])}")
                 (driver / "model.onnx").unlink()  # from now on, no disk holds the model
                 worker = cluster.restart(worker, folder / "worker_again")
                 back = wait_for_replica_on(cluster, 2, 120)
                 result["return"] = {"seconds_until_two_nodes_again": back,
                                     "replicas_by_node": replicas_by_node(cluster), "answering": answering(url)}
-                _say(f"back: {json.dumps(result['return'])}")
+                say(f"back: {json.dumps(result['return'])}")
             finally:
                 result["stop"] = stop(two)
             result["stop"]["cluster_nodes_alive_after"] = cluster.alive_nodes()
@@ -200,9 +190,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         if args.json:  # also what was measured before a failure
             write_json(args.json, result)
-    # the whole run, the service and Ray's processes included (they are not this process's children)
-    result["machine"]["cpu_share_not_this_process"] = others_cpu_share(before, cpu_snapshot())
-    result["machine"]["background_cpu_share_after"] = _background()  # other people's work alone
+    result["machine"].update(shared.footer())
     print(table(result))
     if args.json:
         write_json(args.json, result)
@@ -226,10 +214,6 @@ def table(r: dict) -> str:
             f"| `serve` stopped | exit {r['stop']['exit']} in {r['stop']['seconds']} s; cluster nodes alive after: "
             f"{r['stop']['cluster_nodes_alive_after']}; replicas left: {r['stop']['replicas_left']} |"]
     return "\n".join(rows)
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,9 @@ import contextlib
 import json
 import multiprocessing
 import os
-import platform
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -37,19 +35,24 @@ import cv2
 import numpy as np
 
 from digitsum_edge import mnist
-from digitsum_edge.bench.report import cpu_name, module_version
-from digitsum_edge.errors import DigitsumError
+from digitsum_edge.bench.report import module_version
 from digitsum_edge.files import write_json
-from digitsum_edge.serve.config import check_port_free
 from digitsum_edge.serve.processes import in_session
 from digitsum_edge.serve.processes import listening as processes_listening
-from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import _background, camera_jpegs, free_port  # the same camera frames and ports
-
-CLI = Path(sys.executable).with_name("digitsum-edge")
-
+from digitsum_edge.timing import summarize
+from serve_clients import (
+    CLI,
+    PAGE_FILE,
+    SharedMachine,
+    camera_jpegs,
+    free_port,
+    page_load,
+    port_is_free,
+    replica_pid,
+    rss_mb,
+    say,
+    slow_clients,
+)
 
 # ---- the service and its processes ----------------------------------------------------------------------------
 
@@ -80,7 +83,7 @@ class Service:
         return in_session(self.process.pid)
 
     def replica_pid(self) -> int:
-        return next(p for p in self.processes() if b"ServeReplica" in Path(f"/proc/{p}/cmdline").read_bytes())
+        return replica_pid(self.processes())
 
     def stop(self, how: str = "SIGTERM") -> dict:
         """SIGTERM to the command (`driver`) or to its process group; seconds to exit, the end of its log."""
@@ -100,20 +103,12 @@ class Service:
         left = len(self.processes())
         self.kill()
         return {"seconds": round(took, 2), "exit": code, "stopped": self.log.read_text().rstrip().endswith("stopped"),
-                "processes_left": left, "port_free": _port_free(self.port)}
+                "processes_left": left, "port_free": port_is_free(self.port)}
 
     def kill(self) -> None:
         for pid in self.processes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _port_free(port: int) -> bool:
-    try:
-        check_port_free("127.0.0.1", port)
-    except DigitsumError:
-        return False
-    return True
 
 
 def _status(url: str, body: bytes | None = None, timeout: float = 30) -> tuple[int, float, dict]:
@@ -133,13 +128,6 @@ def _status(url: str, body: bytes | None = None, timeout: float = 30) -> tuple[i
         return e.code, time.monotonic() - started, dict(e.headers)
     except OSError:
         return 0, time.monotonic() - started, {}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class MemoryWatch:
@@ -188,46 +176,6 @@ async def quiet_reads(url: str, jpegs: list[bytes], seconds: float, token: str |
     timing = summarize(latencies, 1) if latencies else None
     return {"requests": i, "statuses": statuses, "p50_ms": round(timing.median_ms, 1) if timing else None,
             "p99_ms": round(timing.p99_ms, 1) if timing else None}
-
-
-async def slow_clients(port: int, count: int, seconds: float, idle: bool) -> dict:
-    """`count` connections that send headers (Content-Length 100,000) and then 1 byte a second, or nothing;
-    what each one got back and when."""
-    outcomes: dict[str, int] = {}
-    times: list[float] = []
-
-    async def one() -> None:
-        started = time.monotonic()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            outcomes["refused"] = outcomes.get("refused", 0) + 1
-            return
-        writer.write(b"POST /v1/read?rand=1 HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                     b"Content-Length: 100000\r\n\r\n")
-        status = "held to the end"
-        until = started + seconds
-        try:
-            while time.monotonic() < until:
-                if not idle:
-                    writer.write(b"\xff")
-                    await writer.drain()
-                try:
-                    line = await asyncio.wait_for(reader.readline(), 1.0)
-                except asyncio.TimeoutError:
-                    continue
-                status = line.decode(errors="replace").split(" ")[1] if line else "closed"
-                times.append(time.monotonic() - started)
-                break
-        except OSError:
-            status = "reset"
-        finally:
-            writer.close()
-        outcomes[status] = outcomes.get(status, 0) + 1
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    return {"connections": count, "outcomes": outcomes,
-            "answered_after_s": round(float(np.median(times)), 1) if times else None}
 
 
 async def many(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
@@ -376,62 +324,7 @@ def case_overload(service: Service, jpegs: list[bytes], clients: int, seconds: f
     return {**result, "beside": beside}
 
 
-PAGE_FILE = "/vendor/ort-wasm-simd-threaded.wasm"  # the page's largest file (14 MB, 3.7 MB gzipped)
 PAGE_TOKEN = "page-abuse-token-0123456789"
-
-
-async def page_clients(host: str, port: int, https: bool, count: int, seconds: float, slow: bool) -> dict:
-    """`count` clients on the page's largest file for `seconds`: slow ones ask for it (half gzipped, half plain)
-    and read nothing; flooding ones download it whole, again and again. What they got."""
-    import ssl
-
-    context = ssl._create_unverified_context() if https else None
-    outcomes: dict[str, int] = {}
-    until = time.monotonic() + seconds
-
-    def count_(what: str) -> None:
-        outcomes[what] = outcomes.get(what, 0) + 1
-
-    async def one(i: int) -> None:
-        while time.monotonic() < until:
-            try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), 10)
-            except (OSError, asyncio.TimeoutError):
-                count_("refused")
-                await asyncio.sleep(0.5)
-                continue
-            gzipped = "Accept-Encoding: gzip\r\n" if i % 2 else ""
-            writer.write(f"GET {PAGE_FILE} HTTP/1.1\r\nHost: x\r\n{gzipped}Connection: close\r\n\r\n".encode())
-            try:
-                status = (await asyncio.wait_for(reader.readline(), 15)).split(b" ")[1].decode()
-                if slow:  # read nothing more; hold the connection until the server drops it or the case ends
-                    while time.monotonic() < until and not reader.at_eof():
-                        await asyncio.sleep(1)
-                        if reader.at_eof():
-                            break
-                    count_(f"{status} held" if not reader.at_eof() else f"{status} dropped by the server")
-                    return
-                while await asyncio.wait_for(reader.read(2**16), 15):
-                    pass
-                count_(status)
-            except (OSError, asyncio.TimeoutError, IndexError):
-                count_("reset" if not slow else "dropped by the server")
-                if slow:
-                    return
-            finally:
-                writer.close()
-
-    await asyncio.gather(*(one(i) for i in range(count)))
-    return outcomes
-
-
-def _page_load(host: str, port: int, https: bool, count: int, seconds: float, answer: multiprocessing.Queue) -> None:
-    """In a process of its own: half the clients slow, half flooding."""
-    async def both() -> tuple:
-        return await asyncio.gather(page_clients(host, port, https, count // 2, seconds, True),
-                                    page_clients(host, port, https, count - count // 2, seconds, False))
-
-    answer.put(asyncio.run(both()))
 
 
 def _rss_all(service: Service) -> dict[int, float]:
@@ -465,8 +358,9 @@ def case_page(model: str, mode: str, clients: int, seconds: float, folder: Path)
         idle = _rss_all(service)
         peaks = dict(idle)
         answer: multiprocessing.Queue = multiprocessing.Queue()
-        load = multiprocessing.Process(target=_page_load, args=("127.0.0.1", service.port, https, clients,
-                                                                seconds + 4, answer))
+        kinds = [True] * (clients // 2) + [False] * (clients - clients // 2)  # the slow ones first
+        load = multiprocessing.Process(target=page_load, args=("127.0.0.1", service.port, https, kinds, seconds + 4,
+                                                                answer))
         load.start()
         running = True
 
@@ -609,47 +503,41 @@ def main() -> None:
                         help="page: only the page's clients beside the API, in both modes")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    background = _background()  # other processes' load just before the run: the machine is shared
-    before = cpu_snapshot()
+    shared = SharedMachine()
     jpegs = camera_jpegs(32, seed=1)
-    result: dict = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-                                "ray": module_version("ray"), "background_cpu_share_before": background,
-                                "onnxruntime": module_version("onnxruntime")},
-                    "config": vars(args)}
+    result: dict = {"machine": {**shared.header(), "onnxruntime": module_version("onnxruntime")}, "config": vars(args)}
     if args.cases == "all":
         _all_cases(args, jpegs, result)
     import tempfile
 
     result["page"] = []
     for mode in PAGE_MODES:
-        _say(f"{args.page_clients} page clients ({mode})")
+        say(f"{args.page_clients} page clients ({mode})")
         with tempfile.TemporaryDirectory(prefix="serve-abuse-") as folder:
             result["page"].append(case_page(args.model, mode, args.page_clients, args.seconds, Path(folder)))
-    # the whole run, the service and Ray's processes included (they are not this process's children)
-    result["machine"]["cpu_share_not_this_process"] = others_cpu_share(before, cpu_snapshot())
-    result["machine"]["background_cpu_share_after"] = _background()  # other people's work alone
+    result["machine"].update(shared.footer())
     print(table(result) if args.cases == "all" else page_table(result))
     if args.json:
         write_json(args.json, result)
 
 
 def _all_cases(args: argparse.Namespace, jpegs: list[bytes], result: dict) -> None:
-    _say("stop: kill -TERM -- -PGID, then a restart on the port")
+    say("stop: kill -TERM -- -PGID, then a restart on the port")
     result["stop"] = case_stop(args.model)
     service = Service(args.model)
     try:
         max_images = json.loads(urllib_get(f"{service.url}/v1/model"))["serving"]["max_images"]
-        _say("listening sockets")
+        say("listening sockets")
         result["listening"] = case_listening(service)
-        _say("malformed requests")
+        say("malformed requests")
         result["malformed"] = case_malformed(service)
-        _say("slow and idle connections")
+        say("slow and idle connections")
         result["slow"] = case_slow(service, jpegs, args.seconds + 5)
-        _say("costly images")
+        say("costly images")
         result["costly"] = case_costly_images(service, jpegs, args.seconds)
-        _say("memory under maximum-size requests")
+        say("memory under maximum-size requests")
         result["memory"] = case_memory(service, max_images, args.seconds / 2)
-        _say(f"{args.overload_clients} clients")
+        say(f"{args.overload_clients} clients")
         result["overload"] = case_overload(service, jpegs, args.overload_clients, args.seconds)
     finally:
         result["final_stop"] = service.stop()
@@ -660,10 +548,6 @@ def urllib_get(url: str) -> bytes:
 
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read()
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,11 @@ import multiprocessing
 import os
 import platform
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,20 +32,9 @@ import onnxruntime
 
 from digitsum_edge import mnist
 from digitsum_edge.apps.reader import load
-from digitsum_edge.bench.report import cpu_name, module_version
 from digitsum_edge.engine.factory import open_model
 from digitsum_edge.files import write_json
-from digitsum_edge.synth.frames import frames, pick_digits
-from digitsum_edge.timing import cpu_snapshot, others_cpu_share, summarize
-
-CLI = Path(sys.executable).with_name("digitsum-edge")
-
-
-def camera_jpegs(count: int, seed: int, quality: int = 90) -> list[bytes]:
-    """`count` 640x480 synth frames as a webcam page sends them: JPEG bytes."""
-    digits, labels = pick_digits(count, seed)
-    return [cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
-            for frame, _ in frames(digits, labels, seed=seed)]
+from serve_clients import CLI, SharedMachine, background_cpu_share, camera_jpegs, closed_loop, free_port, say
 
 
 def _threads_for(seconds: float, threads: int, work) -> tuple[int, float]:
@@ -119,12 +105,6 @@ def ceilings(model: str, jpegs: list[bytes], images: np.ndarray, batch: int, cor
             "predict": max(predict, key=lambda p: p["images_per_s"]), "predict_all": predict}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(model: str, replicas: int, port: int, args: argparse.Namespace) -> subprocess.Popen:
     command = [str(CLI), "-q", "serve", "--model", model, "--port", str(port), "--replicas", str(replicas),
                "--max-batch", str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms),
@@ -158,59 +138,6 @@ def stop_server(server: subprocess.Popen) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-async def _load(url: str, bodies: list[bytes], clients: int, seconds: float, images_per_request: int) -> dict:
-    """`clients` connections, each sending its next request as soon as the last one was answered."""
-    import aiohttp
-
-    latencies: list[float] = []
-    refused: list[float] = []  # 503 or 429 with Retry-After: the service said when to come back
-    errors: dict[str, int] = {}
-    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async def client(c: int, until: float, record: bool) -> None:
-            i = c
-            while time.perf_counter() < until:
-                body = bodies[i % len(bodies)]
-                i += clients
-                started = time.perf_counter()
-                told_to_wait = False
-                try:
-                    async with session.post(f"{url}?rand={i % 10}", data=body) as response:
-                        await response.read()
-                        ok = response.status == 200
-                        kind = f"HTTP {response.status}"
-                        told_to_wait = response.status in (429, 503) and "Retry-After" in response.headers
-                except aiohttp.ClientError as e:
-                    ok, kind = False, type(e).__name__
-                if record and ok:
-                    latencies.append(time.perf_counter() - started)
-                elif record and told_to_wait:
-                    refused.append(time.perf_counter() - started)
-                elif record:
-                    errors[kind] = errors.get(kind, 0) + 1
-                if told_to_wait:
-                    await asyncio.sleep(0.05)  # a client told to wait does not hammer at once
-
-        warm = time.perf_counter() + min(2.0, seconds / 4)
-        await asyncio.gather(*(client(c, warm, False) for c in range(clients)))
-        started = time.perf_counter()
-        cpu = time.process_time()
-        await asyncio.gather(*(client(c, started + seconds, True) for c in range(clients)))
-        elapsed = time.perf_counter() - started
-        client_cpu = time.process_time() - cpu
-    timing = summarize(latencies, 1) if latencies else None
-    refusal = summarize(refused, 1) if refused else None
-    return {"clients": clients, "seconds": round(elapsed, 2), "requests": len(latencies),
-            "errors": sum(errors.values()), "error_kinds": errors, "refused_retry_after": len(refused),
-            "refused_p99_ms": round(refusal.p99_ms, 2) if refusal else None,
-            "requests_per_s": round(len(latencies) / elapsed, 1),
-            "images_per_s": round(len(latencies) * images_per_request / elapsed, 1),
-            "p50_ms": round(timing.median_ms, 2) if timing else None,
-            "p90_ms": round(timing.p90_ms, 2) if timing else None,
-            "p99_ms": round(timing.p99_ms, 2) if timing else None,
-            "client_cpu_share": round(client_cpu / elapsed / (os.cpu_count() or 1), 3)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/model.onnx")
@@ -229,13 +156,13 @@ def main() -> None:
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
-    background = _background()  # other processes' load just before the run
+    shared = SharedMachine()  # other processes' load just before the run
     jpegs = camera_jpegs(args.frames, seed=0)
     images = mnist.load("test").images
     batches = [images[i:i + args.batch].tobytes() for i in range(0, 8 * args.batch, args.batch)]
     # The ceilings before and after the load runs: the machine's other load drifts, the mean is compared with
     before = ceilings(args.model, jpegs, images, args.batch, cores, args.seconds)
-    _say(f"ceiling: /v1/read work {before['read']['frames_per_s']:.0f} frames/s ({cores} threads in one "
+    say(f"ceiling: /v1/read work {before['read']['frames_per_s']:.0f} frames/s ({cores} threads in one "
          f"process), predict {before['predict']['images_per_s']:.0f} images/s")
     runs = []
     for replicas in (int(r) for r in args.replicas.split(",")):
@@ -245,20 +172,20 @@ def main() -> None:
         ready_s = round(time.perf_counter() - started, 1)
         try:
             url = f"http://127.0.0.1:{port}"
-            read = asyncio.run(_load(f"{url}/v1/read", jpegs, args.clients, args.seconds, 1))
-            predict = asyncio.run(_load(f"{url}/v1/predict", batches, args.predict_clients, args.seconds / 2,
+            read = asyncio.run(closed_loop(f"{url}/v1/read", jpegs, args.clients, args.seconds, 1))
+            predict = asyncio.run(closed_loop(f"{url}/v1/predict", batches, args.predict_clients, args.seconds / 2,
                                         args.batch))
             overload = None
             if args.overload_clients and not runs:  # what too many clients get: answers, or 503 at once
-                overload = asyncio.run(_load(f"{url}/v1/read", jpegs, args.overload_clients, args.seconds / 2, 1))
-                _say(f"{args.overload_clients} clients: {overload['requests_per_s']:.0f} req/s accepted, p99 "
+                overload = asyncio.run(closed_loop(f"{url}/v1/read", jpegs, args.overload_clients, args.seconds / 2, 1))
+                say(f"{args.overload_clients} clients: {overload['requests_per_s']:.0f} req/s accepted, p99 "
                      f"{overload['p99_ms']} ms; {overload['refused_retry_after']} refused with Retry-After "
                      f"(p99 {overload['refused_p99_ms']} ms), {overload['errors']} errors")
         finally:
             stopped_s = stop_server(server)
         runs.append({"replicas": replicas, "ready_s": ready_s, "stop_s": stopped_s, "read": read, "predict": predict,
                      **({"overload": overload} if overload else {})})
-        _say(f"{replicas} replica(s): /v1/read {read['requests_per_s']:.0f} req/s, p50 {read['p50_ms']} ms, p99 "
+        say(f"{replicas} replica(s): /v1/read {read['requests_per_s']:.0f} req/s, p50 {read['p50_ms']} ms, p99 "
              f"{read['p99_ms']} ms, {read['errors']} errors | /v1/predict {predict['images_per_s']:.0f} images/s, "
              f"{predict['errors']} errors")
     after = ceilings(args.model, jpegs, images, args.batch, cores, args.seconds)
@@ -270,10 +197,8 @@ def main() -> None:
         run["read"]["share_of_process_ceiling"] = round(run["read"]["requests_per_s"] / ceiling["read_processes"], 3)
         run["predict"]["share_of_ceiling"] = round(run["predict"]["images_per_s"] / ceiling["predict"], 3)
     result = {
-        "machine": {"cpu": cpu_name(), "cores": cores, "platform": platform.platform(),
-                    "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                    "ray": module_version("ray"), "background_cpu_share_before": background,
-                    "background_cpu_share_after": _background()},
+        "machine": {**shared.header(python=platform.python_version(), onnxruntime=onnxruntime.__version__),
+                    "background_cpu_share_after": background_cpu_share()},
         "config": {**vars(args), "frame": "640x480 JPEG q90",
                    "read_ceiling": f"cv2.imdecode + DigitReader.read in one process, {cores} threads, one reader "
                                    f"each; read_processes: the same in {cores} processes",
@@ -287,20 +212,8 @@ def main() -> None:
         write_json(args.json, result)
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _mean(before: dict, after: dict, key: str, field: str) -> float:
     return round((before[key][field] + after[key][field]) / 2, 1)
-
-
-def _background() -> float | None:
-    start = cpu_snapshot()
-    time.sleep(2.0)
-    share = others_cpu_share(start, cpu_snapshot())
-    return None if share is None else round(share, 3)
-
 
 
 def table(result: dict) -> str:

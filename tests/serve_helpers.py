@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,16 +14,10 @@ from pathlib import Path
 import pytest
 
 from helpers import ctrl_c_works
+from serve_clients import CLI, free_port
 
-CLI = Path(sys.executable).with_name("digitsum-edge")
 START_TIMEOUT = 180  # seconds for Ray and the replica to come up on a busy 2-core machine
 STOP_TIMEOUT = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def session_processes(sid: int) -> list[int]:
@@ -75,18 +67,6 @@ class ServeProcess:
     def kill(self) -> None:
         for pid in session_processes(self.process.pid):
             os.kill(pid, signal.SIGKILL)
-
-
-def port_is_free(port: int) -> bool:
-    """Whether 127.0.0.1:port can be listened on now (the check `serve` itself makes before it starts)."""
-    from digitsum_edge.errors import DigitsumError
-    from digitsum_edge.serve.config import check_port_free
-
-    try:
-        check_port_free("127.0.0.1", port)
-    except DigitsumError:
-        return False
-    return True
 
 
 def wait_until(check, timeout_s: float, step_s: float = 0.1) -> bool:

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from digitsum_edge.synth import conditions
-from digitsum_edge.vision import settings as defaults
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import arm64
 import emulation
+from digitsum_edge.synth import conditions
+from digitsum_edge.vision import settings as defaults
 
 pytestmark = pytest.mark.install
 CPU = "cortex-a72"  # Raspberry Pi 4: the older core (no dot product), which every ARM64 board's code must run on

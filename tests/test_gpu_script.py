@@ -20,17 +20,13 @@ SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 
 def _module():
-    """benchmarks/gpu.py as a module (its folder on sys.path, as when it runs as a script)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    """benchmarks/gpu.py as a module, loaded afresh (benchmarks/ is on sys.path, as when it runs as a script)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +139,7 @@ def test_the_time_guard_stops_adding_seeds_and_names_them(tmp_path: Path, monkey
     args = gpu.parse_args(["--device", "cpu", "--seeds", "5", "--budget", "5", "--json", str(tmp_path / "g.json")])
     check = gpu.Check(args, tmp_path)
     check.report = {"stages": {}}
-    sys.path.insert(0, str(SCRIPT.parent))  # the script imports benchmarks/seeds.py's summary
-    try:
-        result = gpu.train(check)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    result = gpu.train(check)  # it imports benchmarks/seeds.py's summary
     # half of 5 s is the training share: after the first seed's 1 s there is room for one more, not three
     assert [r["seed"] for r in result["runs"]] == [0, 1] and result["skipped_seeds"] == [2, 3, 4]
     assert "time guard" in result["skipped_reason"]
@@ -168,11 +160,7 @@ def test_pruning_keeps_the_hopper_entries_in_place_and_leaves_other_containers(t
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """scripts/prune_fatbin.py on a synthetic fat binary: each container that has sm_90 keeps only it, at the
     container's start and with the container's new size; a container without sm_90 is left byte for byte."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import prune_fatbin
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    import prune_fatbin
     hopper, blackwell = _entry(90, b"H" * 24), _entry(120, b"B" * 40)
     first = _container(_entry(75, b"T" * 32), hopper, blackwell)
     second = _container(blackwell)

@@ -21,7 +21,8 @@ import yaml  # type: ignore[import-untyped]  # Ray Serve's own dependency
 
 from digitsum_edge import mnist
 from helpers import invoke
-from serve_helpers import free_port, get, request, wait_until
+from serve_clients import free_port
+from serve_helpers import get, request, wait_until
 
 pytest.importorskip("ray.serve", reason="the serve extra is not installed")
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from digitsum_edge.serve.haproxy_shim import adjust, error_page
 from digitsum_edge.serve.limits import BodyRules, Gate, TooSlow, Unavailable, read_body
 from digitsum_edge.serve.processes import MARK, LocalRun
 from digitsum_edge.serve.protocol import BadRequest
-from serve_helpers import free_port
+from serve_clients import free_port
 
 
 async def _trickle(chunks: list[bytes], gap_s: float) -> AsyncIterator[bytes]:

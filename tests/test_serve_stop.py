@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from serve_helpers import CLI, ServeProcess, free_port, get, port_is_free, session_processes, wait_until
+from serve_clients import free_port, port_is_free
+from serve_helpers import CLI, ServeProcess, get, session_processes, wait_until
 
 pytest.importorskip("ray.serve", reason="the serve extra is not installed")
 pytestmark = pytest.mark.slow
