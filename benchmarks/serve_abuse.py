@@ -335,15 +335,17 @@ def _rss_all(service: Service) -> dict[int, float]:
     return found
 
 
-PAGE_MODES = {"HAProxy": (False, True), "HTTPS, HAProxy": (True, True),  # mode -> (https, haproxy)
-              "HTTPS, Ray's proxy (--no-haproxy)": (True, False)}
+PAGE_MODES = {"HAProxy": (False, ()), "HTTPS, HAProxy": (True, ()),  # mode -> (https, serve's options)
+              "HTTPS, Ray's proxy (--no-haproxy: no page)": (True, ("--no-haproxy",)),
+              "HTTPS, Ray's proxy, page asked for (--no-haproxy --page-without-haproxy)":
+                  (True, ("--no-haproxy", "--page-without-haproxy"))}
 
 
 def case_page(model: str, mode: str, clients: int, seconds: float, folder: Path) -> dict:
     """The page beside the API: a quiet authenticated /v1/read client alone, then beside `clients` page clients
     (half slow, half flooding); every process's memory before, at its peak, and after."""
-    https, haproxy = PAGE_MODES[mode]
-    options = ["--web", str(folder / "web"), *([] if haproxy else ["--no-haproxy"])]
+    https, chosen = PAGE_MODES[mode]
+    options = ["--web", str(folder / "web"), *chosen]
     if https:  # a self-signed certificate for 127.0.0.1, as a site without a CA makes one
         cert, key = folder / "cert.pem", folder / "key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
