@@ -1,21 +1,28 @@
 """The exact resizes of runtime/resample.py against OpenCV's INTER_LINEAR / INTER_AREA, inside the reader: the
 milliseconds per frame of `prepare` (frame -> 28x28) with each, in the same process, the two taking turns frame
 by frame (a busy machine slows both alike: ratios, not absolute figures), the resize calls alone, and how many
-28x28 images and digits change.
+28x28 images and digits change. With --arm64 N, also each resize's bytes on N random images and sizes (1-319
+pixels a side, growing or shrinking) under emulation as a Cortex-A72 and a Cortex-A76 (the cached bookworm arm64
+userland of benchmarks/emulation.py) against x86-64's: the exact ones must match on all, OpenCV's usual ones
+show what they replace.
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/resample.py --model /work/models/seed0/model.onnx \\
-        --frames 20 --rounds 5 --json docs/resample_zen3.json
+        --frames 20 --rounds 5 --arm64 1000 --json docs/resample_zen3.json
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
+import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,6 +34,9 @@ from digitsum_edge.runtime import defaults, preprocess, resample
 from digitsum_edge.runtime.reader import load
 from digitsum_edge.synth import conditions
 from digitsum_edge.timing import cpu_snapshot, load_warning, others_cpu_share
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import emulation
 
 
 def opencv_resize(image: np.ndarray, size: tuple[int, int], area: bool = False) -> np.ndarray:
@@ -109,21 +119,70 @@ def calls_ms(calls: list, frames: int, rounds: int) -> dict[str, dict[str, float
     return out
 
 
+def hashes(cases: int, seed: int = 8) -> dict[str, list[str]]:
+    """Each resize's output bytes (a short hash) on `cases` random images and sizes, the same on every machine."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[str]] = {"exact linear": [], "exact area": [], "opencv linear": [], "opencv area": []}
+    for _ in range(cases):
+        h, w, dh, dw = (int(v) for v in rng.integers(1, 320, 4))
+        image = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (3, 3), 1)
+        shrunk = (min(dw, w), min(dh, h))
+        for name, result in (("exact linear", resample.resize(image, (dw, dh))),
+                             ("exact area", resample.resize(image, shrunk, area=True)),
+                             ("opencv linear", opencv_resize(image, (dw, dh))),
+                             ("opencv area", opencv_resize(image, shrunk, area=True))):
+            out[name].append(hashlib.sha1(np.ascontiguousarray(result).tobytes()).hexdigest()[:16])
+    return out
+
+
+def arm64(cases: int) -> dict[str, dict[str, int]]:
+    """Per emulated CPU and resize, on how many of the cases its bytes equal x86-64's."""
+    here = hashes(cases)
+    src = Path(resample.__file__).resolve().parents[2]
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="resample-arm64-") as tmp:
+        wheel = emulation.build_wheel(Path(tmp) / "wheel")
+        userland = emulation.Userland(emulation.requirements(wheel))
+        userland.ensure(wheel)
+        for cpu in sorted(emulation.CPUS):
+            print(f"emulated {cpu}: {cases} resizes of each kind ...", file=sys.stderr)
+            done = userland.python([Path(__file__).resolve(), "--hashes", cases], cpu, timeout=3600,
+                                   pythonpath=[src, userland.deps])
+            if done.returncode != 0:
+                raise RuntimeError(f"the emulated run failed: {done.stderr.strip()[-2000:]}")
+            there = json.loads(done.stdout.strip().splitlines()[-1])
+            same = {name: sum(a == b for a, b in zip(there[name], ours, strict=True)) for name, ours in here.items()}
+            out[cpu] = {**same, "cases": cases}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model")
     p.add_argument("--frames", type=int, default=20, help="frames per camera condition, read as a camera's and a still")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seed", type=int, default=10000)
+    p.add_argument("--arm64", type=int, default=0, metavar="N",
+                   help="also compare N resizes of each kind under ARM64 emulation against x86-64's")
+    p.add_argument("--hashes", type=int, default=0, help=argparse.SUPPRESS)  # what --arm64 runs emulated
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args()
+    if args.hashes:
+        print(json.dumps(hashes(args.hashes)))
+        return
     try:
-        if args.frames < 1 or args.rounds < 1:
-            raise DigitsumError("--frames and --rounds must be at least 1")
+        if not args.model:
+            raise DigitsumError("--model is required")
+        if args.frames < 1 or args.rounds < 1 or args.arm64 < 0:
+            raise DigitsumError("--frames and --rounds must be at least 1, --arm64 at least 0")
         if args.json:
             check_writable(args.json, force=True)
         readers = {roi: load(args.model, "cpu", 1, roi=roi) for roi in (defaults.ROI, defaults.STILL_ROI)}
     except (DigitsumError, OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    try:
+        emulated = arm64(args.arm64) if args.arm64 else None
+    except (emulation.Unavailable, RuntimeError) as e:
         sys.exit(f"error: {e}")
     cv2.setNumThreads(1)
     frames = [(f, roi) for roi in (defaults.ROI, defaults.STILL_ROI) for name in conditions.CONDITIONS
@@ -152,6 +211,7 @@ def main() -> None:
         "found_differs": found,
         "digits_differ": int((digits["opencv"] != digits["exact"]).sum())
         if len(digits["opencv"]) == len(digits["exact"]) else None,
+        "arm64_same_bytes_as_x86": emulated,
         "load_warning": warning,
         "cpu": cpu_name(), "generated_at": time.strftime("%Y-%m-%d %H:%M"),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__},
@@ -166,6 +226,9 @@ def main() -> None:
               f"{c['opencv_ms_per_frame']:.4f} ms per frame")
     print(f"28x28 images: {result['identical_28x28']} of {len(both)} identical, found differs on {found} frames; "
           f"digits differ on {result['digits_differ']}")
+    for cpu, same in (emulated or {}).items():
+        print(f"emulated {cpu}: the same bytes as x86-64 on " + ", ".join(
+            f"{name} {n} of {same['cases']}" for name, n in same.items() if name != "cases"))
     if warning:
         print(f"warning: {warning}")
     if args.json:
