@@ -2,12 +2,12 @@
 milliseconds per frame of `prepare` (frame -> 28x28) with each, in the same process, the two taking turns frame
 by frame (a busy machine slows both alike: ratios, not absolute figures), the resize calls alone, and how many
 28x28 images and digits change. With --arm64 N, also each resize's bytes on N random images and sizes (1-319
-pixels a side, growing or shrinking) under emulation as a Cortex-A72 and a Cortex-A76 (the cached bookworm arm64
-userland of benchmarks/emulation.py) against x86-64's: the exact ones must match on all, OpenCV's usual ones
-show what they replace.
+pixels a side, growing or shrinking; half of them sizes of resample.py's float path) under emulation as a
+Cortex-A72 and a Cortex-A76 (the cached bookworm arm64 userland of benchmarks/emulation.py) against x86-64's:
+the exact ones must match on all, OpenCV's usual ones show what they replace.
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/resample.py --model /work/models/seed0/model.onnx \\
-        --frames 20 --rounds 5 --arm64 1000 --json docs/resample_zen3.json
+        --frames 20 --rounds 10 --arm64 1000 --json docs/resample_zen3.json
 """
 
 from __future__ import annotations
@@ -123,8 +123,10 @@ def hashes(cases: int, seed: int = 8) -> dict[str, list[str]]:
     """Each resize's output bytes (a short hash) on `cases` random images and sizes, the same on every machine."""
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {"exact linear": [], "exact area": [], "opencv linear": [], "opencv area": []}
-    for _ in range(cases):
+    for case in range(cases):
         h, w, dh, dw = (int(v) for v in rng.integers(1, 320, 4))
+        if case % 2:  # sizes whose linear weights are whole numbers of 1/256 (runtime/resample.py's float path)
+            dw, dh = (int(rng.choice([d for d in range(1, 320) if 128 * n % d == 0])) for n in (w, h))
         image = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (3, 3), 1)
         shrunk = (min(dw, w), min(dh, h))
         for name, result in (("exact linear", resample.resize(image, (dw, dh))),

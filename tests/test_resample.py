@@ -83,7 +83,17 @@ def _random_sizes(count: int, seed: int, most: int) -> list[tuple[tuple[int, int
     return [((int(h), int(w)), (int(dw), int(dh))) for h, w, dw, dh in rng.integers(1, most, (count, 4))]
 
 
-@pytest.mark.parametrize(("shape", "size"), EDGE_SIZES + _random_sizes(40, 7, 90))
+def _whole_sizes(count: int, seed: int, most: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Sizes whose linear weights are whole numbers of 1/256 (dst divides 128 src), shrinking or growing."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for h, w in rng.integers(1, most, (count, 2)):
+        dw, dh = (int(rng.choice([d for d in range(1, 4 * most) if 128 * int(n) % d == 0])) for n in (w, h))
+        out.append(((int(h), int(w)), (dw, dh)))
+    return out
+
+
+@pytest.mark.parametrize(("shape", "size"), EDGE_SIZES + _random_sizes(40, 7, 90) + _whole_sizes(30, 6, 90))
 def test_linear_is_exactly_its_definition(shape: tuple[int, int], size: tuple[int, int]) -> None:
     image = _image(*shape, seed=shape[0] * 7 + size[0])
     ours = resample.resize(image, size)
@@ -159,7 +169,7 @@ def test_the_browsers_port_gives_the_same_pixels() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: cvlite.js's resample is checked in the browser tests only")
-    sizes = EDGE_SIZES[:10] + _random_sizes(150, 9, 120)
+    sizes = EDGE_SIZES[:10] + _random_sizes(150, 9, 120) + _whole_sizes(40, 10, 120)
     cases = [(shape, size, area) for area in (False, True) for shape, size in sizes]
     images = [_image(*shape, seed=i) for i, (shape, _, _) in enumerate(cases)]
     request = [[*shape, *size, area, base64.b64encode(image.tobytes()).decode()]
