@@ -1,60 +1,42 @@
-"""Resizing in integers: the same pixels on every machine (x86-64, ARM64, the browser's web/app/cvlite.js).
+"""Resizing in exact integer arithmetic: the same pixels on every machine (x86-64, ARM64, the browser's
+web/app/cvlite.js), at about OpenCV's speed.
 
 OpenCV's INTER_LINEAR and its INTER_AREA at a fractional scale round differently in their x86 and ARM vector
 code (by one grey level here and there), and a grey level can move a threshold, a box and so the 28x28 image.
-Here every weight is an exact integer and the result is rounded once, half up, from an exact integer sum:
+Here every step is an exact integer sum, rounded once:
 
-- linear: OpenCV's geometry (pixel centres, source x = (x + 0.5) * src / dst - 0.5, clamped at the edges) and
-  its 11-bit weights, rows then columns summed exactly in int32 and rounded once (OpenCV rounds twice, its
-  vector code its own way);
+- linear: OpenCV's INTER_LINEAR_EXACT, its bit-exact mode (fixed point and software floating point, the same
+  results on every architecture by design; checked under emulation on Cortex-A72 and A76, docs/arm64.md).
+  Source x = (x + 0.5) * (1 / (dst / src)) - 0.5 in IEEE double precision, in that order; left of the first
+  pixel's centre the first pixel, from the last one's on the last pixel; else the pixel at floor(x) and the next,
+  the next one's weight the fraction in 1/256 rounded half to even (the first's 256 minus it); rows then
+  columns summed exactly and rounded once, half up: (sum + 2^15) >> 16. Where the weights are whole numbers of
+  1/256 even in float geometry, OpenCV's float32 resize gives the same sums, exactly and faster.
+  tests/test_resample.py holds both to a plain reference of this, and cvlite.js computes the same.
 - area: each output pixel is the mean of the source area it covers, partial pixels by the share covered (in
-  units of 1 / dst): OpenCV's INTER_AREA for a shrink, fractional or not.
-
-- area: summed in int64 and divided once.
+  units of 1 / dst): OpenCV's INTER_AREA for a shrink, fractional or not, rounded once, half up. Summed as two
+  matrix products of small integers, which floating point adds exactly in any order while every partial sum
+  stays below 2^24 (float32) or 2^53 (float64).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
-ONE = 2048  # a linear weight of 1
+FLOAT32_EXACT = 1 << 24  # every integer below this is a float32
 
 
-@lru_cache(maxsize=256)
-def linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output pixel its two source pixels and the second one's weight in 1/2048 (OpenCV's 11 bits; the
-    first one's is 2048 minus it): (dst,) first index, (dst,) second index, (dst,) int32 weight."""
-    den = 2 * dst
-    num = (2 * np.arange(dst, dtype=np.int64) + 1) * src - dst  # source x = num / den, exactly
-    x0 = np.floor_divide(num, den)
-    frac = num - x0 * den
-    frac[num < 0] = 0
-    x0 = np.clip(x0, 0, src - 1)
-    frac[x0 >= src - 1] = 0  # past the last pixel's centre: the last pixel
-    w1 = (frac * 2 * ONE + den) // (2 * den)  # frac / den in 1/2048, rounded half up
-    x1 = np.minimum(x0 + 1, src - 1)
-    weight = w1.astype(np.int32)
-    for a in (x0, x1, weight):
-        a.flags.writeable = False
-    return x0, x1, weight
-
-
-@lru_cache(maxsize=256)
-def area_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per output pixel the source pixels it covers and how much of each, in units of 1 / dst of a source
-    pixel (they sum to src): (taps, dst) indices, (taps, dst) int64 weights, their sum."""
-    start = np.arange(dst, dtype=np.int64) * src  # output pixel j covers [j src, (j + 1) src) in these units
-    first = start // dst
-    taps = int(((start + src - 1) // dst - first).max()) + 1
-    index = np.minimum(first[:, None] + np.arange(taps), src - 1)
-    left = np.maximum(start[:, None], (first[:, None] + np.arange(taps)) * dst)
-    right = np.minimum(start[:, None] + src, (first[:, None] + np.arange(taps) + 1) * dst)
-    weight = np.ascontiguousarray(np.maximum(right - left, 0).T)
-    index = np.ascontiguousarray(index.T)
-    index.flags.writeable = weight.flags.writeable = False
-    return index, weight, src
+@lru_cache(maxsize=512)
+def area_weights(src: int, dst: int, kind: type = np.float32) -> np.ndarray:
+    """(src, dst): how much of source pixel i output pixel j covers, in units of 1 / dst of a pixel (output j
+    spans [j src, (j + 1) src) in these units, source i [i dst, (i + 1) dst); each column sums to src)."""
+    i, j = np.arange(src)[:, None], np.arange(dst)[None, :]
+    weight = np.maximum(0, np.minimum((j + 1) * src, (i + 1) * dst) - np.maximum(j * src, i * dst)).astype(kind)
+    weight.flags.writeable = False
+    return weight
 
 
 def resize(image: np.ndarray, size: tuple[int, int], area: bool = False) -> np.ndarray:
@@ -65,29 +47,30 @@ def resize(image: np.ndarray, size: tuple[int, int], area: bool = False) -> np.n
         return image.copy()
     if area and dw <= w and dh <= h:
         return _area(image, dw, dh)
-    x0, x1, xw = linear_taps(w, dw)
-    y0, y1, yw = linear_taps(h, dh)
-    rows = image[:, x0].astype(np.int32)  # (H, dw), in 1/2048: a + (b - a) w1
-    rows *= ONE
-    rows += (image[:, x1].astype(np.int32) - image[:, x0]) * xw
-    total = rows[y0] * ONE  # (dh, dw), in 1/2048^2: at most 255 x 2^22
-    total += (rows[y1] - rows[y0]) * yw[:, None]
-    total += 1 << 21
-    total >>= 22
-    return total.astype(np.uint8)
+    if (128 * w) % dw == 0 and (128 * h) % dh == 0:  # every weight a whole number of 1/256, even in float
+        return _linear_float(image, dw, dh)
+    return cv2.resize(image, (dw, dh), interpolation=cv2.INTER_LINEAR_EXACT)
+
+
+def _linear_float(image: np.ndarray, dw: int, dh: int) -> np.ndarray:
+    """INTER_LINEAR_EXACT's result, faster, where dst divides 128 src on both sides (a shrink to 128 pixels, a
+    growth by 2): source x = ((2 x + 1) src - dst) / (2 dst) is then a whole number of 1/256 for every x, so
+    OpenCV's float geometry gives it exactly (its double rounding error vanishes in the cast to float32), with the
+    same pixels and edges, and its float32 resize sums p x a x b with weights a, b in 1/256: whole numbers of
+    1/65536 below 2^24 of them, added exactly in any order and vector width. Unlike the bit-exact mode it does not
+    compute its weights in software floating point at each call."""
+    total = np.asarray(cv2.resize(image.astype(np.float32), (dw, dh), interpolation=cv2.INTER_LINEAR), np.float32)
+    total += 0.5  # sum / 2^16 + 1 / 2, exactly
+    return total.astype(np.uint8)  # the floor
 
 
 def _area(image: np.ndarray, dw: int, dh: int) -> np.ndarray:
     (h, w) = image.shape
-    xi, xw, xs = area_taps(w, dw)
-    yi, yw, ys = area_taps(h, dh)
-    scale = xs * ys
-    kind = np.int32 if 2 * 255 * scale + scale < 2**31 else np.int64
-    xw, yw = xw.astype(kind), yw.astype(kind)[:, :, None]
-    rows = image[:, xi[0]] * xw[0]  # (H, dw)
-    for t in range(1, len(xi)):
-        rows += image[:, xi[t]] * xw[t]
-    total = rows[yi[0]] * yw[0]  # (dh, dw): weights summing to xs ys
-    for t in range(1, len(yi)):
-        total += rows[yi[t]] * yw[t]
-    return ((2 * total + scale) // (2 * scale)).astype(np.uint8)
+    scale = w * h  # the weights of one output pixel sum to this
+    kind = np.float32 if 255 * scale < FLOAT32_EXACT else np.float64  # every sum an exact integer
+    across, down = area_weights(w, dw, kind), area_weights(h, dh, kind)
+    pixels = image.astype(kind)
+    cheaper = dh * w * (h + dw) <= h * dw * (w + dh)  # of the two orders
+    total = (down.T @ pixels) @ across if cheaper else down.T @ (pixels @ across)  # (dh, dw): integers <= 255 scale
+    exact = total.astype(np.int64)
+    return ((2 * exact + scale) // (2 * scale)).astype(np.uint8)  # the mean, rounded half up

@@ -120,20 +120,21 @@
     gray(dst, dh, dw, out);
   }
 
-  // The project's own resize in integers (vision/resample.py), the same pixels on every machine: linear with
-  // 11-bit weights summed exactly and rounded once, or the area average where neither side grows.
-  const ONE = 2048;
-  function exactLinearTab(sn, dn) {  // per destination pixel: two source indices and weights summing to ONE
-    const den = 2 * dn, first = new Int32Array(dn), second = new Int32Array(dn), w1 = new Int32Array(dn);
+  // The project's own resize in integers (vision/resample.py), the same pixels on every machine: linear as
+  // OpenCV's bit-exact INTER_LINEAR_EXACT (8-bit weights, summed exactly and rounded once), or the area average
+  // where neither side grows.
+  const ONE = 256;
+  function exactLinearTab(sn, dn) {  // per destination pixel: two source indices and the second one's weight
+    const scale = 1 / (dn / sn), first = new Int32Array(dn), second = new Int32Array(dn), w1 = new Int32Array(dn);
     for (let d = 0; d < dn; d++) {
-      const num = (2 * d + 1) * sn - dn;  // source x = num / den, exactly
-      let i = Math.floor(num / den), frac = num - i * den;
-      if (num < 0) frac = 0;
-      i = Math.min(Math.max(i, 0), sn - 1);
-      if (i >= sn - 1) frac = 0;
+      const f = scale * (d + 0.5) - 0.5;  // in doubles, in OpenCV's order
+      let i = Math.floor(f), w = 0;
+      if (i < 0 || sn === 1) i = 0;
+      else if (i >= sn - 1) i = sn - 1;
+      else w = rint((f - i) * ONE);  // half to even
       first[d] = i;
       second[d] = Math.min(i + 1, sn - 1);
-      w1[d] = Math.floor((frac * 2 * ONE + den) / (2 * den));
+      w1[d] = w;
     }
     return [first, second, w1];
   }
@@ -182,7 +183,7 @@
       }
       for (let y = 0; y < dh; y++) {
         const r0 = y0[y] * dw, r1 = y1[y] * dw, b1 = yw[y], b0 = ONE - b1;
-        for (let x = 0; x < dw; x++) out[y * dw + x] = (rows[r0 + x] * b0 + rows[r1 + x] * b1 + (1 << 21)) >> 22;
+        for (let x = 0; x < dw; x++) out[y * dw + x] = (rows[r0 + x] * b0 + rows[r1 + x] * b1 + (1 << 15)) >> 16;
       }
     }
     gray(dst, dh, dw, out);
