@@ -51,6 +51,7 @@ THIN = 0.1  # a group narrower than this share of its height and of the picture'
 # is wider (0.15 of its height and up), or fills more of a narrow picture
 OFF = 0.375  # a crop's digit has its box's centre in the middle three quarters of the picture, across and down
 DENSE = 0.07  # a group across the picture both ways is a digit if its ink covers this share of its box
+CROSS = 0.2  # a group across the picture one way (a shadow's or the sheet's edge, a margin line) only if this share
 WIDER = 1.4  # a digit found in a candidate's square must be found again in a square this much larger
 MOST = 4  # candidates read through the region path, the most ink first
 
@@ -58,7 +59,7 @@ MOST = 4  # candidates read through the region path, the most ink first
 def constants() -> dict:
     """The search's constants as the browser's port (web/app/stills.js) reads them from digitsum.json."""
     names = ("SEARCH", "PAPER", "OTSU_CAP", "MIN_MARK", "FILL", "MIN_REGION", "MARGIN", "CROP", "WIDE", "THIN", "OFF",
-             "DENSE", "WIDER", "MOST")
+             "DENSE", "CROSS", "WIDER", "MOST")
     return {name: globals()[name] for name in names} | {"GUIDE": defaults.ROI}
 
 
@@ -167,7 +168,9 @@ def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
     tall (WIDE: a shadow's edge across the sheet is) nor a thin line (THIN: a margin line; a 1 is wider), near the
     middle of the picture (OFF: it is framed on it), not a band along a side (the sheet's edge, a sleeve), and,
     across the picture both ways, ink over DENSE of its box at least (a shadow over most of the sheet has ink
-    along its edges only). density: ink area over box area."""
+    along its edges only), across it one way, over CROSS (a digit that crosses the picture fills the picture's
+    side: a shadow's soft edge, the sheet's edge or a margin line is a thin band across a large box).
+    density: ink area over box area."""
     x, y, w, h = box
     short = min(height, width)
     picture = (0, 0, width, height)
@@ -177,7 +180,7 @@ def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
     edge = 0.01 * short + 1
     across = x <= edge and x + w >= width - edge
     down = y <= edge and y + h >= height - edge
-    return not (across and down and density < DENSE)
+    return density >= (DENSE if across and down else CROSS if across or down else 0.0)
 
 
 def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bool:
@@ -233,7 +236,10 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     if crops or (not marks and max(height, width) >= 2 * short):
         whole = read_region(frame, cfg)
         whole.candidates = candidates
-        if whole.box is not None and not along_side(whole.box, (0, 0, width, height)):  # not a sleeve or margin
+        # not a sleeve or a margin, and the mark that made the picture look like a crop (a grid's patch, a band of
+        # shadow, when the whole reading takes a shadow's or the sheet's edge, is not the same place)
+        if whole.box is not None and not along_side(whole.box, (0, 0, width, height)) \
+                and (not crops or any(same_place(whole.box, box) for box in crops)):
             return whole
     # Last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
     guide = roi_box(height, width, defaults.ROI)

@@ -102,7 +102,7 @@ function cropLike(K, [x, y, w, h], density, height, width) {
   }
   const edge = 0.01 * short + 1;
   const across = x <= edge && x + w >= width - edge, down = y <= edge && y + h >= height - edge;
-  return !(across && down && density < K.DENSE);
+  return density >= (across && down ? K.DENSE : across || down ? K.CROSS : 0.0);
 }
 
 function samePlace([ax, ay, aw, ah], [bx, by, bw, bh]) {
@@ -167,7 +167,11 @@ function prepareStill(pre, rgba) {
   const crops = marks.filter((g) => cropLike(K, g.box, g.ink * f * f / (g.box[2] * g.box[3]), height, width));
   if (crops.length || (!marks.length && Math.max(height, width) >= 2 * short)) {
     const whole = pre.readRegion(rgba, null);
-    if (whole.box !== null && !DigitsumMarks.alongSide(whole.box, roi)) return {...whole, candidates};
+    // not a sleeve or a margin, and in the place of the mark that made the picture look like a crop
+    if (whole.box !== null && !DigitsumMarks.alongSide(whole.box, roi) &&
+        (!crops.length || crops.some((g) => samePlace(whole.box, g.box)))) {
+      return {...whole, candidates};
+    }
   }
   // last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
   const guide = DigitsumPreprocess.roiBox(height, width, K.GUIDE);
