@@ -177,10 +177,15 @@ def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
     if max(w, h) < CROP * short or w > WIDE * h or w < THIN * min(h, width) or along_side(box, picture) \
             or abs(x + w / 2 - width / 2) > OFF * width or abs(y + h / 2 - height / 2) > OFF * height:
         return False
-    edge = 0.01 * short + 1
-    across = x <= edge and x + w >= width - edge
-    down = y <= edge and y + h >= height - edge
+    across, down = crosses(box, height, width)
     return density >= (DENSE if across and down else CROSS if across or down else 0.0)
+
+
+def crosses(box: Rect, height: int, width: int) -> tuple[bool, bool]:
+    """The box runs across the picture (from side to side), and down it (from top to bottom)."""
+    x, y, w, h = box
+    edge = 0.01 * min(height, width) + 1
+    return x <= edge and x + w >= width - edge, y <= edge and y + h >= height - edge
 
 
 def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bool:
@@ -233,17 +238,21 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     # No mark at all in a picture much longer than wide: a digit framed tightly whose stroke fills it (a 1, a bold
     # marker's stroke), wider than the closing here
     crops = [box for box, ink in marks if crop_like(box, ink * f * f / (box[2] * box[3]), height, width)]
-    if crops or (not marks and max(height, width) >= 2 * short):
+    # Marks across the whole picture both ways (rules or a shadow joined to a digit held in the middle, so that no
+    # group inside held it): the guide square a camera reads, before the picture is taken for a crop
+    guide = roi_box(height, width, defaults.ROI)
+    sheet = bool(crops) and all(all(crosses(box, height, width)) for box in crops)
+    centre = Candidate(guide, guide, 0.0, read_region(frame, cfg, guide)) if sheet else None
+    if (centre is None or centre.prep.mnist is None) and (crops or (not marks and max(height, width) >= 2 * short)):
         whole = read_region(frame, cfg)
-        whole.candidates = candidates
+        whole.candidates = candidates + ([centre] if centre else [])
         # not a sleeve or a margin, and the mark that made the picture look like a crop (a grid's patch, a band of
         # shadow, when the whole reading takes a shadow's or the sheet's edge, is not the same place)
         if whole.box is not None and not along_side(whole.box, (0, 0, width, height)) \
                 and (not crops or any(same_place(whole.box, box) for box in crops)):
             return whole
     # Last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
-    guide = roi_box(height, width, defaults.ROI)
-    centre = Candidate(guide, guide, 0.0, read_region(frame, cfg, guide))
+    centre = centre or Candidate(guide, guide, 0.0, read_region(frame, cfg, guide))
     candidates.append(centre)
     if centre.prep.mnist is not None:
         centre.chosen = True

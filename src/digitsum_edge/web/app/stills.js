@@ -100,9 +100,13 @@ function cropLike(K, [x, y, w, h], density, height, width) {
       Math.abs(x + w / 2 - width / 2) > K.OFF * width || Math.abs(y + h / 2 - height / 2) > K.OFF * height) {
     return false;
   }
-  const edge = 0.01 * short + 1;
-  const across = x <= edge && x + w >= width - edge, down = y <= edge && y + h >= height - edge;
+  const [across, down] = crosses([x, y, w, h], height, width);
   return density >= (across && down ? K.DENSE : across || down ? K.CROSS : 0.0);
+}
+
+function crosses([x, y, w, h], height, width) {  // [across the picture, down it]
+  const edge = 0.01 * Math.min(height, width) + 1;
+  return [x <= edge && x + w >= width - edge, y <= edge && y + h >= height - edge];
 }
 
 function samePlace([ax, ay, aw, ah], [bx, by, bw, bh]) {
@@ -165,18 +169,24 @@ function prepareStill(pre, rgba) {
   }
   const marks = found.filter((g) => Math.max(g.box[2], g.box[3]) >= K.MIN_MARK * short);
   const crops = marks.filter((g) => cropLike(K, g.box, g.ink * f * f / (g.box[2] * g.box[3]), height, width));
-  if (crops.length || (!marks.length && Math.max(height, width) >= 2 * short)) {
+  // marks across the whole picture both ways (rules or a shadow joined to a digit held in the middle): the guide
+  // square a camera reads, before the picture is taken for a crop
+  const guide = DigitsumPreprocess.roiBox(height, width, K.GUIDE);
+  const readGuide = () => ({box: guide, region: guide, ink: 0, prep: pre.readRegion(rgba, guide), score: 0,
+                            confidence: null, digit: null, chosen: false});
+  const sheet = crops.length > 0 && crops.every((g) => crosses(g.box, height, width).every((v) => v));
+  let centre = sheet ? readGuide() : null;
+  if ((centre === null || centre.prep.mnist === null) &&
+      (crops.length || (!marks.length && Math.max(height, width) >= 2 * short))) {
     const whole = pre.readRegion(rgba, null);
     // not a sleeve or a margin, and in the place of the mark that made the picture look like a crop
     if (whole.box !== null && !DigitsumMarks.alongSide(whole.box, roi) &&
         (!crops.length || crops.some((g) => samePlace(whole.box, g.box)))) {
-      return {...whole, candidates};
+      return {...whole, candidates: centre ? [...candidates, centre] : candidates};
     }
   }
   // last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
-  const guide = DigitsumPreprocess.roiBox(height, width, K.GUIDE);
-  const centre = {box: guide, region: guide, ink: 0, prep: pre.readRegion(rgba, guide), score: 0, confidence: null,
-                  digit: null, chosen: false};
+  centre = centre || readGuide();
   candidates.push(centre);
   if (centre.prep.mnist !== null) {
     centre.chosen = true;
