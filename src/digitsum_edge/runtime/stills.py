@@ -8,7 +8,7 @@ share of the paper's light it absorbs under a grey closing (a shadow's step stay
 that reach the border taken out (rules, a margin line), a threshold above the noise, shadows' corners dropped,
 marks gathered into groups by nearness, those inside apart from those at the border. Each group inside is a
 candidate, read through the region path (the camera's guide square, which reads the camera conditions at
-98 %) on a square around it, the group about half its side; a digit found there must be found again in a
+98 %) on a square around it, the group about 40 % of its side; a digit found there must be found again in a
 larger square (a piece of a rule or of a shadow's corner mostly is not). Among the candidates that hold a
 digit the score is geometry: the largest, the most central, drawn in strokes (not a blot); the reader
 (runtime/reader.py) weighs it with the model's confidence. A picture whose digit fills it or reaches its
@@ -42,7 +42,7 @@ SEARCH = 192  # the picture's longer side, in pixels, when its marks are looked 
 PAPER = 0.12  # the paper estimate's closing, as a share of SEARCH: wider than a marker's stroke at that scale
 OTSU_CAP = 96  # ink absorbing 38 % of the paper's light is ink whatever Otsu says
 MIN_MARK = 0.08  # a group of marks shorter than this share of the shorter side is a speck, not a digit
-FILL = 0.5  # a candidate's box is this share of the square read around it (camera frames: 0.3-0.65)
+FILL = 0.4  # a candidate's box is this share of the square read around it (camera frames: 0.3-0.65)
 MIN_REGION = 0.5  # the square read is at least this share of the shorter side
 MARGIN = 0.02  # a digit read within this share of the shorter side of the border is cut by it
 CROP = 0.45  # a group longer than this share of the shorter side is a digit framed tightly (read whole)

@@ -4,7 +4,7 @@
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
 // Ported from runtime/preprocess.py sha256:738316328ce21a65, runtime/marks.py sha256:7660514c70b904ac and (stills.js)
-// runtime/stills.py sha256:3564df04676478e2 (first 16 hex digits; tests/test_web.py fails when one of these files
+// runtime/stills.py sha256:7a0ca8c730377e97 (first 16 hex digits; tests/test_web.py fails when one of these files
 // changes, until the change is ported and these updated).
 "use strict";
 
