@@ -103,6 +103,29 @@ def test_a_blank_textured_sheet_is_no_digit() -> None:
         assert prep.mnist is None, (i, prep.box, prep.candidates)
 
 
+def test_a_shadow_over_most_of_a_blank_sheet_is_no_digit() -> None:
+    """A blank sheet under uneven light, a shadow (a hand, a book's corner) over half of it or more, its soft edge
+    across the picture from top to bottom: the edge is no digit framed tightly (read whole, it was one in 4 of
+    these 60), nor is a patch of shadow."""
+    from digitsum_edge.synth.camera import lighting
+
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    read = []
+    for i in range(60):
+        rng = np.random.default_rng(300 + i)
+        light = lighting(rng, 640, 480)
+        x0, x1 = rng.uniform(150, 550, 2)
+        shadow = xx < x0 + (x1 - x0) * yy / 480
+        if rng.random() < 0.5:  # a corner: a second edge meeting the first
+            shadow &= np.abs(yy - rng.uniform(100, 380)) * rng.uniform(0.5, 1.5) < x0 + 200 - xx
+        shade = np.where(shadow, np.float32(rng.uniform(0.3, 0.6)), np.float32(1))
+        soft = cv2.GaussianBlur(shade, (0, 0), rng.uniform(0.5, 3))[..., None]
+        sheet = light * soft + rng.normal(0, 3, (480, 640, 1))
+        prep = prepare(cv2.GaussianBlur(np.clip(sheet, 0, 255).astype(np.uint8), (0, 0), 1.0), STILL)
+        read += [(i, prep.box)] if prep.mnist is not None else []
+    assert read == []
+
+
 def test_a_digit_beside_a_smudge_is_taken_and_the_smudge_is_a_candidate(digits: mnist.Split) -> None:
     """A grey thumb smudge beside the digit: the reading takes the digit, and lists the smudge as a candidate."""
     for i in range(3):
@@ -151,3 +174,20 @@ def test_the_misread_picture_outlines_the_other_candidates() -> None:
     assert (drawn[105:136, 200].mean(axis=1) < 215).sum() >= 25
     reading.candidates = []
     assert (misread_picture(frame, reading, 7)[28:][105:136, 200] == 255).all()
+
+
+def test_digits_cropped_to_their_ink_are_read_whole(digits: mnist.Split) -> None:
+    """A picture cropped to the digit's own ink, a pixel or two of paper around it: the digit reaches every side,
+    its marks may fall into groups (a 4's stem and arms, a 9's loop and tail, a 7's bar and stem) and are read
+    whole, as a crop, never "no digit"."""
+    missed = []
+    for k in range(40):
+        sheet = paper(400, 400, seed=k)
+        draw(sheet, digits.images[k], 100, 100, 200, darkness=0.75)
+        ink = np.argwhere(sheet < 150)
+        (y0, x0), (y1, x1) = ink.min(0), ink.max(0)
+        crop = picture(sheet[max(y0 - 2, 0):y1 + 3, max(x0 - 2, 0):x1 + 3])
+        prep = prepare(crop, STILL)
+        if prep.mnist is None or likeness(prep.mnist, digits.images[k]) < 0.6:
+            missed.append((k, int(digits.labels[k]), prep.reason))
+    assert missed == []

@@ -51,6 +51,8 @@ THIN = 0.1  # a group narrower than this share of its height and of the picture'
 # is wider (0.15 of its height and up), or fills more of a narrow picture
 OFF = 0.375  # a crop's digit has its box's centre in the middle three quarters of the picture, across and down
 DENSE = 0.07  # a group across the picture both ways is a digit if its ink covers this share of its box
+FRAME = 0.05  # a digit read whole that reaches this close to every side fills the picture: a crop
+CROSS = 0.2  # a group across the picture one way (a shadow's or the sheet's edge, a margin line) only if this share
 WIDER = 1.4  # a digit found in a candidate's square must be found again in a square this much larger
 MOST = 4  # candidates read through the region path, the most ink first
 
@@ -58,7 +60,7 @@ MOST = 4  # candidates read through the region path, the most ink first
 def constants() -> dict:
     """The search's constants as the browser's port (web/app/stills.js) reads them from digitsum.json."""
     names = ("SEARCH", "PAPER", "OTSU_CAP", "MIN_MARK", "FILL", "MIN_REGION", "MARGIN", "CROP", "WIDE", "THIN", "OFF",
-             "DENSE", "WIDER", "MOST")
+             "DENSE", "CROSS", "FRAME", "WIDER", "MOST")
     return {name: globals()[name] for name in names} | {"GUIDE": ROI}
 
 
@@ -162,22 +164,29 @@ def choice_score(candidate: Candidate) -> float:
     return candidate.score * (candidate.confidence or 0.0)
 
 
-def crop_like(box: Rect, density: float, height: int, width: int) -> bool:
+def crop_like(box: Rect, density: float, height: int, width: int, cross: float = CROSS) -> bool:
     """A group of marks as a digit framed tightly is: long (CROP of the shorter side at least), not much wider than
     tall (WIDE: a shadow's edge across the sheet is) nor a thin line (THIN: a margin line; a 1 is wider), near the
     middle of the picture (OFF: it is framed on it), not a band along a side (the sheet's edge, a sleeve), and,
     across the picture both ways, ink over DENSE of its box at least (a shadow over most of the sheet has ink
-    along its edges only). density: ink area over box area."""
+    along its edges only), across it one way, over CROSS (a digit that crosses the picture fills the picture's
+    side: a shadow's soft edge, the sheet's edge or a margin line is a thin band across a large box).
+    density: ink area over box area."""
     x, y, w, h = box
     short = min(height, width)
     picture = (0, 0, width, height)
     if max(w, h) < CROP * short or w > WIDE * h or w < THIN * min(h, width) or along_side(box, picture) \
             or abs(x + w / 2 - width / 2) > OFF * width or abs(y + h / 2 - height / 2) > OFF * height:
         return False
-    edge = 0.01 * short + 1
-    across = x <= edge and x + w >= width - edge
-    down = y <= edge and y + h >= height - edge
-    return not (across and down and density < DENSE)
+    across, down = crosses(box, height, width)
+    return density >= (DENSE if across and down else cross if across or down else 0.0)
+
+
+def crosses(box: Rect, height: int, width: int) -> tuple[bool, bool]:
+    """The box runs across the picture (from side to side), and down it (from top to bottom)."""
+    x, y, w, h = box
+    edge = 0.01 * min(height, width) + 1
+    return x <= edge and x + w >= width - edge, y <= edge and y + h >= height - edge
 
 
 def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bool:
@@ -187,6 +196,14 @@ def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bo
     again = read_region(frame, cfg, square_around(candidate.box, height, width, WIDER))
     assert candidate.prep.box is not None
     return again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box)
+
+
+def fills(box: Rect, height: int, width: int) -> bool:
+    """A digit framed tightly: its box reaches within FRAME of the picture's side at every side (its groups of marks
+    may be pieces of it: a 4's stem and arms, a 9's loop and tail, a 7's bar and stem that reach three sides)."""
+    x, y, w, h = box
+    gap_x, gap_y = FRAME * width, FRAME * height
+    return x <= gap_x and y <= gap_y and x + w >= width - gap_x and y + h >= height - gap_y
 
 
 def same_place(a: Rect, b: Rect) -> bool:
@@ -229,15 +246,29 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     marks = [(box, ink) for box, ink, _ in found if max(box[2:]) >= MIN_MARK * short]
     # No mark at all in a picture much longer than wide: a digit framed tightly whose stroke fills it (a 1, a bold
     # marker's stroke), wider than the closing here
-    crops = [box for box, ink in marks if crop_like(box, ink * f * f / (box[2] * box[3]), height, width)]
-    if crops or (not marks and max(height, width) >= 2 * short):
+    density = {box: ink * f * f / (box[2] * box[3]) for box, ink in marks}
+    crops = [box for box, ink in marks if crop_like(box, density[box], height, width)]
+    # a fainter group across the picture one way is a digit framed tightly too (a 7's bar and stem reach three
+    # sides) when the whole reading's digit fills the picture; a shadow's edge does not
+    faint = [box for box, ink in marks if crop_like(box, density[box], height, width, DENSE)]
+    # Marks across the whole picture both ways (rules or a shadow joined to a digit held in the middle, so that no
+    # group inside held it): the guide square a camera reads, before the picture is taken for a crop
+    guide = roi_box(height, width, ROI)
+    strip = max(height, width) >= 2 * short  # a picture much longer than wide is framed on its digit (a 1)
+    sheet = bool(crops) and not strip and all(all(crosses(box, height, width)) for box in crops)
+    centre = Candidate(guide, guide, 0.0, read_region(frame, cfg, guide)) if sheet else None
+    if (centre is None or centre.prep.mnist is None) and (faint or (not marks and strip)):
         whole = read_region(frame, cfg)
-        whole.candidates = candidates
-        if whole.box is not None and not along_side(whole.box, (0, 0, width, height)):  # not a sleeve or margin
+        whole.candidates = candidates + ([centre] if centre else [])
+        # not a sleeve or a margin, and the mark that made the picture look like a crop (a grid's patch, a band of
+        # shadow, when the whole reading takes a shadow's or the sheet's edge, is not the same place), or a digit
+        # that fills the picture
+        if whole.box is not None and not along_side(whole.box, (0, 0, width, height)) \
+                and (not faint or any(same_place(whole.box, box) for box in crops)
+                     or fills(whole.box, height, width)):
             return whole
     # Last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
-    guide = roi_box(height, width, ROI)
-    centre = Candidate(guide, guide, 0.0, read_region(frame, cfg, guide))
+    centre = centre or Candidate(guide, guide, 0.0, read_region(frame, cfg, guide))
     candidates.append(centre)
     if centre.prep.mnist is not None:
         centre.chosen = True

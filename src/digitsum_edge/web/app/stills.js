@@ -93,16 +93,25 @@ function centrality([x, y, w, h], height, width) {
   return 1.0 - Math.hypot(dx, dy) / (2 * Math.hypot(0.5, 0.5));
 }
 
-function cropLike(K, [x, y, w, h], density, height, width) {
+function cropLike(K, [x, y, w, h], density, height, width, cross = K.CROSS) {
   const short = Math.min(height, width);
   if (Math.max(w, h) < K.CROP * short || w > K.WIDE * h || w < K.THIN * Math.min(h, width) ||
       DigitsumMarks.alongSide([x, y, w, h], [0, 0, width, height]) ||
       Math.abs(x + w / 2 - width / 2) > K.OFF * width || Math.abs(y + h / 2 - height / 2) > K.OFF * height) {
     return false;
   }
-  const edge = 0.01 * short + 1;
-  const across = x <= edge && x + w >= width - edge, down = y <= edge && y + h >= height - edge;
-  return !(across && down && density < K.DENSE);
+  const [across, down] = crosses([x, y, w, h], height, width);
+  return density >= (across && down ? K.DENSE : across || down ? cross : 0.0);
+}
+
+function crosses([x, y, w, h], height, width) {  // [across the picture, down it]
+  const edge = 0.01 * Math.min(height, width) + 1;
+  return [x <= edge && x + w >= width - edge, y <= edge && y + h >= height - edge];
+}
+
+function fills(K, [x, y, w, h], height, width) {  // a digit framed tightly: within FRAME of every side
+  const gapX = K.FRAME * width, gapY = K.FRAME * height;
+  return x <= gapX && y <= gapY && x + w >= width - gapX && y + h >= height - gapY;
 }
 
 function samePlace([ax, ay, aw, ah], [bx, by, bw, bh]) {
@@ -165,14 +174,28 @@ function prepareStill(pre, rgba) {
   }
   const marks = found.filter((g) => Math.max(g.box[2], g.box[3]) >= K.MIN_MARK * short);
   const crops = marks.filter((g) => cropLike(K, g.box, g.ink * f * f / (g.box[2] * g.box[3]), height, width));
-  if (crops.length || (!marks.length && Math.max(height, width) >= 2 * short)) {
+  // a fainter group across the picture one way: a digit framed tightly too when the whole reading fills the picture
+  const faint = marks.filter((g) => cropLike(K, g.box, g.ink * f * f / (g.box[2] * g.box[3]), height, width,
+                                             K.DENSE));
+  // marks across the whole picture both ways (rules or a shadow joined to a digit held in the middle): the guide
+  // square a camera reads, before the picture is taken for a crop
+  const guide = DigitsumPreprocess.roiBox(height, width, K.GUIDE);
+  const readGuide = () => ({box: guide, region: guide, ink: 0, prep: pre.readRegion(rgba, guide), score: 0,
+                            confidence: null, digit: null, chosen: false});
+  const strip = Math.max(height, width) >= 2 * short;  // a picture much longer than wide is framed on its digit
+  const sheet = crops.length > 0 && !strip && crops.every((g) => crosses(g.box, height, width).every((v) => v));
+  let centre = sheet ? readGuide() : null;
+  if ((centre === null || centre.prep.mnist === null) &&
+      (faint.length || (!marks.length && strip))) {
     const whole = pre.readRegion(rgba, null);
-    if (whole.box !== null && !DigitsumMarks.alongSide(whole.box, roi)) return {...whole, candidates};
+    // not a sleeve or a margin, and in the place of the mark that made the picture look like a crop, or filling it
+    if (whole.box !== null && !DigitsumMarks.alongSide(whole.box, roi) &&
+        (!faint.length || crops.some((g) => samePlace(whole.box, g.box)) || fills(K, whole.box, height, width))) {
+      return {...whole, candidates: centre ? [...candidates, centre] : candidates};
+    }
   }
   // last, the guide square a camera reads (a digit held in the middle, its marks joined to a shadow's at the border)
-  const guide = DigitsumPreprocess.roiBox(height, width, K.GUIDE);
-  const centre = {box: guide, region: guide, ink: 0, prep: pre.readRegion(rgba, guide), score: 0, confidence: null,
-                  digit: null, chosen: false};
+  centre = centre || readGuide();
   candidates.push(centre);
   if (centre.prep.mnist !== null) {
     centre.chosen = true;
