@@ -246,11 +246,11 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     marks = [(box, ink) for box, ink, _ in found if max(box[2:]) >= MIN_MARK * short]
     # No mark at all in a picture much longer than wide: a digit framed tightly whose stroke fills it (a 1, a bold
     # marker's stroke), wider than the closing here
-    density = {box: ink * f * f / (box[2] * box[3]) for box, ink in marks}
-    crops = [box for box, ink in marks if crop_like(box, density[box], height, width)]
+    densities = {box: ink * f * f / (box[2] * box[3]) for box, ink in marks}
+    crops = [box for box, ink in marks if crop_like(box, densities[box], height, width)]
     # a fainter group across the picture one way is a digit framed tightly too (a 7's bar and stem reach three
     # sides) when the whole reading's digit fills the picture; a shadow's edge does not
-    faint = [box for box, ink in marks if crop_like(box, density[box], height, width, DENSE)]
+    faint = [box for box, ink in marks if crop_like(box, densities[box], height, width, DENSE)]
     # Marks across the whole picture both ways (rules or a shadow joined to a digit held in the middle, so that no
     # group inside held it): the guide square a camera reads, before the picture is taken for a crop
     guide = roi_box(height, width, ROI)
