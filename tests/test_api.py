@@ -233,8 +233,9 @@ def test_settings_are_passed_whole_and_the_shorthand_is_the_same(tiny_onnx: Path
     assert digitsum_edge.load(tiny_onnx, provider="cpu").settings.roi == 0.6  # frames read as a camera's
     with pytest.raises(InvalidInput, match="settings or roi, not both"):
         digitsum_edge.load(tiny_onnx, settings=settings, roi=0.5)
-    with pytest.raises(TypeError):
-        digitsum_edge.load(tiny_onnx, "cpu", 1, 0.8)  # type: ignore[misc]  # never by position
+    with pytest.warns(DeprecationWarning, match="by position are deprecated"):  # as before, for one release
+        old = digitsum_edge.load(tiny_onnx, "cpu", 1, 0.8, "dark", 0.7)
+    assert old.settings == settings
 
 
 def test_the_region_read_is_region_and_roi_still_answers_with_a_warning(reader: digitsum_edge.DigitReader) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -239,9 +240,9 @@ def finish(reading: Reading, digit_probs: np.ndarray, sum_probs: np.ndarray,
     return reading
 
 
-def load(model: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None, *,
-         settings: ReadingSettings | None = None, roi: float | None = None, ink: str | None = None,
-         min_confidence: float | None = None) -> DigitReader:
+def load(model: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None,
+         *positional: float | str, settings: ReadingSettings | None = None, roi: float | None = None,
+         ink: str | None = None, min_confidence: float | None = None) -> DigitReader:
     """Open a digitsum-edge .onnx (or .tflite) file once and return a reader for camera frames and image batches.
 
     provider: "auto" (CUDA when onnxruntime can really use it, else CPU), "cuda" or "cpu". threads:
@@ -251,8 +252,19 @@ def load(model: str | os.PathLike | None = None, provider: str = "auto", threads
     ink ("dark" on light paper, "light" on dark, or "auto") and min_confidence (a digit read with less
     confidence is marked uncertain), not both. model None: ./runs/model.onnx when it exists, else the model
     built into the package (engine/builtin.py). A file that is not a digitsum-edge model, or a bad setting,
-    raises DigitsumError with one clear line.
+    raises DigitsumError with one clear line. roi, ink and min_confidence by position (as before
+    ReadingSettings) still work for one release, with a DeprecationWarning.
     """
+    if positional:
+        import warnings
+
+        if len(positional) > 3:
+            raise TypeError(f"load takes at most 6 arguments by position, got {3 + len(positional)}")
+        warnings.warn("load's roi, ink and min_confidence by position are deprecated: pass settings=ReadingSettings"
+                      "(...) or them by keyword", DeprecationWarning, stacklevel=2)
+        named: dict[str, Any] = dict(zip(("roi", "ink", "min_confidence"), positional, strict=False))
+        roi, ink = named.get("roi", roi), named.get("ink", ink)
+        min_confidence = named.get("min_confidence", min_confidence)
     given = [name for name, value in (("roi", roi), ("ink", ink), ("min_confidence", min_confidence))
              if value is not None]
     if settings is not None and given:
