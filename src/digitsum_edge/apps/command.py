@@ -9,7 +9,7 @@ from digitsum_edge.engine import builtin
 from digitsum_edge.engine.backend import PROVIDERS
 from digitsum_edge.errors import EXIT_SKIPPED
 from digitsum_edge.vision import settings as defaults
-from digitsum_edge.vision.settings import ReadingSettings
+from digitsum_edge.vision.settings import with_settings
 
 _rand = click.option("--rand", type=click.IntRange(0, 9), default=None,
                      help="The number added to the digit, 0-9 [default: a new random one per digit].")
@@ -36,12 +36,10 @@ def _with_settings(options: dict[str, object]) -> dict[str, object]:
     """The options with --roi, --ink and --min-confidence made into the one ReadingSettings (checked here, once)."""
     from digitsum_edge.errors import InvalidInput
 
-    names = ("roi", "ink", "min_confidence")
     try:
-        reading = ReadingSettings(**{name: options.pop(name) for name in names})  # type: ignore[arg-type]
+        return with_settings(options)
     except InvalidInput as e:
         raise click.UsageError(str(e)) from None
-    return {**options, "reading": reading}
 
 
 @click.command()

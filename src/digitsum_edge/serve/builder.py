@@ -27,8 +27,8 @@ from digitsum_edge.serve.config import (
     check_config,
     reading_args,
     serves_page,
+    with_reading,
 )
-from digitsum_edge.vision.settings import ROI, ReadingSettings
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -69,13 +69,9 @@ def config_from_args(args: dict[str, Any]) -> ServeConfig:
     unknown = sorted(set(args) - set(APP_ARGS))
     if unknown:
         raise DigitsumError(f"unknown argument(s) {', '.join(unknown)} (known: {', '.join(APP_ARGS)})")
-    reading = {name: args[name] for name in READING_ARGS if name in args}
     # The reading's arguments typed one by one (ReadingSettings checks their values), then the rest as ServeConfig.
-    checks = [(name, READING_TYPES[name], value) for name, value in reading.items()]
-    rest = {name: value for name, value in args.items() if name not in READING_ARGS}
-    for name, kind, value in checks:
-        reading[name] = _typed(pydantic, kind, value, name)
-    cfg = _typed(pydantic, ServeConfig, rest | {"reading": ReadingSettings(**{"roi": ROI, **reading})}, "")
+    typed = {name: _typed(pydantic, READING_TYPES[name], args[name], name) for name in READING_ARGS if name in args}
+    cfg = _typed(pydantic, ServeConfig, with_reading(args | typed), "")
     check_config(cfg, listen=False)
     return cfg
 

@@ -14,7 +14,8 @@ from typing import Any
 from digitsum_edge.engine.backend import PROVIDERS
 from digitsum_edge.errors import DigitsumError
 from digitsum_edge.layout import DEFAULT_MODEL
-from digitsum_edge.vision.settings import CAMERA, ROI, ReadingSettings
+from digitsum_edge.vision.settings import CAMERA, ReadingSettings, with_settings
+from digitsum_edge.vision.settings import OPTIONS as READING_ARGS  # ServeConfig.reading's fields, named flat
 
 LOCAL = "local"  # --address local: start a Ray instance in this process (the default)
 _CLUSTER = re.compile(r"^(auto|ray://[^\s/:]+(:\d{1,5})?|[^\s/:]+:\d{1,5})$")
@@ -69,14 +70,9 @@ class ServeConfig:
     page_without_haproxy: bool = False
 
 
-READING_ARGS = ("roi", "ink", "min_confidence")  # ServeConfig.reading's fields, named flat as options
-
-
 def with_reading(options: dict[str, Any]) -> dict[str, Any]:
-    """Options (the CLI's, a builder's arguments) with READING_ARGS made into `reading`, checked once."""
-    given = {name: options[name] for name in READING_ARGS if name in options}
-    rest = {name: value for name, value in options.items() if name not in READING_ARGS}
-    return {**rest, "reading": ReadingSettings(**{"roi": ROI, **given})}
+    """Options (the CLI's, a builder's arguments) with READING_ARGS made into `reading` (a camera's by default)."""
+    return with_settings(options, CAMERA)
 
 
 def reading_args(cfg: ServeConfig) -> dict[str, Any]:

@@ -9,7 +9,9 @@ call's `digitsum_edge.load(...)`, serve's config), then passed whole: to the rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 ROI = 0.6  # side of the central square of a camera frame that is read, as a fraction of the shorter side
 STILL_ROI = 1.0  # a still image (`predict`) is usually framed on the digit: read all of it
@@ -64,3 +66,11 @@ class ReadingSettings:
 CAMERA = ReadingSettings(roi=ROI)  # a camera's frames: the central square
 STILL = ReadingSettings(roi=STILL_ROI)  # a still image: the whole picture, searched
 BY_SOURCE = ReadingSettings()  # roi decided by the source (live)
+OPTIONS = ("roi", "ink", "min_confidence")  # the settings as a command line or a config file names them, flat
+
+
+def with_settings(options: Mapping[str, Any], base: ReadingSettings = BY_SOURCE) -> dict[str, Any]:
+    """`options` (the CLI's, a Serve builder's arguments) with OPTIONS made into one ReadingSettings under
+    "reading", the ones not given from `base`; a bad value is one InvalidInput, here."""
+    given = {name: options[name] for name in OPTIONS if name in options}
+    return {**{k: v for k, v in options.items() if k not in OPTIONS}, "reading": replace(base, **given)}
