@@ -143,6 +143,8 @@ def main() -> None:
     p.add_argument("--pairs-only", action="store_true",
                    help="only the model files' logits on --pairs pairs (no frames, no commands): the long part of "
                         "--pairs 100000, run on its own")
+    p.add_argument("--int8-only", action="store_true",
+                   help="only the int8 files: after a re-quantization, whose fp32 file (and its parity) is unchanged")
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "arm64.json")
     args = p.parse_args()
     if not args.model.is_file():
@@ -150,7 +152,7 @@ def main() -> None:
     models = [args.model, args.model.with_suffix(".int8.onnx")]
     if args.litert:
         models += [args.litert, args.litert.with_suffix(".int8.tflite")]
-    models = [m for m in models if m.is_file()]
+    models = [m for m in models if m.is_file() and (".int8." in m.name or not args.int8_only)]
     labels = [("litert " if m.suffix == ".tflite" else "onnxruntime ") + ("int8" if ".int8." in m.name else "fp32")
               for m in models]
     photos = args.photos if args.photos.is_dir() and not args.pairs_only else None

@@ -73,7 +73,7 @@ def to_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, images: 
             os.fspath(prepared), os.fspath(int8_path),
             _calibration_reader(images, rand, mean, std, static_batch or 64),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8, nodes_to_exclude=names[digit_head + 1:] + norms,
+            weight_type=QuantType.QInt8, nodes_to_exclude=names[digit_head + 1:] + norms, reduce_range=True,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
 
 
