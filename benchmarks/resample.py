@@ -8,6 +8,9 @@ the exact ones must match on all, OpenCV's usual ones show what they replace.
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/resample.py --model /work/models/seed0/model.onnx \\
         --frames 20 --rounds 10 --arm64 1000 --json docs/resample_zen3.json
+
+--against SRC times an earlier checkout's reader on the same frames (git worktree add /tmp/before REV, then
+--against /tmp/before/src): what a user of that reader gains or loses.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import argparse
 import gc
 import hashlib
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -162,6 +167,36 @@ def arm64(cases: int) -> dict[str, dict[str, int]]:
     return out
 
 
+def against(src: Path, args: argparse.Namespace) -> dict:
+    """prepare's milliseconds per frame, both ways, with this checkout's src/ and with `src` (another checkout's):
+    a process each per round, the two taking turns, in alternating order."""
+    here = Path(resample.__file__).resolve().parents[2]
+    command = [sys.executable, Path(__file__).resolve(), "--model", args.model, "--frames", args.frames, "--rounds",
+               1, "--seed", args.seed, "--prepare-only"]
+    per_round: dict[str, dict[str, list[float]]] = {"here": {}, "there": {}}
+    for r in range(args.rounds):
+        for side, folder in (("here", here), ("there", src))[:: 1 if r % 2 == 0 else -1]:
+            done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=1800,
+                                  env={**os.environ, "PYTHONPATH": str(folder)})
+            if done.returncode != 0:
+                raise SystemExit(f"error: prepare with {folder} failed: {done.stderr.strip()[-1000:]}")
+            for way, ms in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                per_round[side].setdefault(way, []).extend(ms)
+        print(f"against, round {r + 1}/{args.rounds}: exact here {per_round['here']['exact'][-1]:.3f} ms, there "
+              f"{per_round['there']['exact'][-1]:.3f} ms, opencv there {per_round['there']['opencv'][-1]:.3f} ms",
+              file=sys.stderr)
+    commit = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+
+    def ratio(way: str) -> float:
+        return round(statistics.median(a / b for a, b in zip(per_round["here"]["exact"], per_round["there"][way],
+                                                              strict=True)), 4)
+
+    return {"src": str(src), "commit": commit.stdout.strip() or None,
+            "prepare_ms": {f"{side} {way}": round(statistics.median(ms), 4) for side, ways in per_round.items()
+                           for way, ms in ways.items()},
+            "ratio_here_exact_to_there_opencv": ratio("opencv"), "ratio_here_exact_to_there_exact": ratio("exact")}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model")
@@ -170,7 +205,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=10000)
     p.add_argument("--arm64", type=int, default=0, metavar="N",
                    help="also compare N resizes of each kind under ARM64 emulation against x86-64's")
+    p.add_argument("--against", type=Path, metavar="SRC",
+                   help="also time prepare with another checkout's src/ folder (an earlier reader), in processes "
+                        "taking turns round by round")
     p.add_argument("--hashes", type=int, default=0, help=argparse.SUPPRESS)  # what --arm64 runs emulated
+    p.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)  # what --against runs
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args()
     if args.hashes:
@@ -193,8 +232,12 @@ def main() -> None:
     cv2.setNumThreads(1)
     frames = [(f, roi) for roi in (defaults.ROI, defaults.STILL_ROI) for name in conditions.CONDITIONS
               for f, _ in conditions.sample(name, args.frames, args.seed)]
+    if args.prepare_only:
+        print(json.dumps(prepare_ms(frames, readers, args.rounds)["wall"]))
+        return
     start = cpu_snapshot()
     per_round = prepare_ms(frames, readers, args.rounds)
+    earlier = against(args.against, args) if args.against else None
     ratios = {clock: [e / o for e, o in zip(v["exact"], v["opencv"], strict=True)] for clock, v in per_round.items()}
     calls = calls_ms(resize_calls(frames, readers), len(frames), args.rounds)
     warning = load_warning(others_cpu_share(start, cpu_snapshot()))
@@ -220,6 +263,7 @@ def main() -> None:
         "found_differs": found,
         "digits_differ": int((digits["opencv"] != digits["exact"]).sum())
         if len(digits["opencv"]) == len(digits["exact"]) else None,
+        "against": earlier,
         "arm64_same_bytes_as_x86": emulated,
         "load_warning": warning,
         "cpu": cpu_name(), "generated_at": time.strftime("%Y-%m-%d %H:%M"),
@@ -236,6 +280,11 @@ def main() -> None:
               f"{c['opencv_ms_per_frame']:.4f} ms per frame")
     print(f"28x28 images: {result['identical_28x28']} of {len(both)} identical, found differs on {found} frames; "
           f"digits differ on {result['digits_differ']}")
+    if earlier:
+        print(f"against {earlier['src']} ({earlier['commit']}): prepare with exact resizes here "
+              f"{earlier['ratio_here_exact_to_there_opencv']:.3f}x of prepare with OpenCV's resizes there, "
+              f"{earlier['ratio_here_exact_to_there_exact']:.3f}x of there with exact ones (medians of "
+              f"{args.rounds} rounds)")
     for cpu, same in (emulated or {}).items():
         print(f"emulated {cpu}: the same bytes as x86-64 on " + ", ".join(
             f"{name} {n} of {same['cases']}" for name, n in same.items() if name != "cases"))

@@ -344,12 +344,14 @@ def _ink_mask(ink: np.ndarray, depth: np.ndarray, level: float, noise: float, hy
     # a whole picture's border is no region's edge).
     _, weak = cv2.threshold(ink, hysteresis * level, 255, cv2.THRESH_BINARY)
     weak = cv2.bitwise_and(weak, clear)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    clear_pixels = np.bincount(labels[mask > 0], minlength=count)  # (count,) clear ink in each faint mark
+    # 16-bit labels where they cannot run out (8-connected marks are at most one in each 2x2 block): OpenCV then
+    # labels in one pass, three times faster than with its 32-bit labels and statistics.
+    wide = (weak.shape[0] + 1) * (weak.shape[1] + 1) // 4 >= 1 << 16
+    count, labels = cv2.connectedComponents(weak, connectivity=8, ltype=cv2.CV_32S if wide else cv2.CV_16U)
+    clear_pixels = np.bincount(labels[mask > 0].ravel(), minlength=count)  # (count,) clear ink in each faint mark
     grown = clear_pixels >= min_area / 3  # grown from a mark, not from a speck of noise; label 0 is the background
-    if not whole:
-        x, y, w, h = (stats[:, i] for i in range(4))
-        grown &= (x > 0) & (y > 0) & (x + w < ink.shape[1]) & (y + h < ink.shape[0])
+    if not whole:  # and not from a mark that runs off the region's edge
+        grown[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
     joined = grown.astype(np.uint8) * 255
     if count <= 256:  # the usual case: a lookup table is 5x faster than indexing
         return cv2.max(mask, cv2.LUT(labels.astype(np.uint8), np.pad(joined, (0, 256 - count))))
