@@ -75,11 +75,11 @@ def test_arm64_reads_what_x86_reads(userland: emulation.Userland, tiny_run: tupl
     fp32, int8 = report["models"]
     assert fp32["pairs"] == PAIRS and fp32["digit_argmax_differs"] == fp32["sum_argmax_differs"] == 0
     assert fp32["digit_max_abs_diff"] < 1e-4 and fp32["sum_max_abs_diff"] < 1e-4
-    # int8: each machine's integer kernels (x86's AVX2 u8 x s8 products saturate at 16 bits, ARM's do not) move
-    # logits by tenths, and a near tie may go the other way; the accuracy stays
-    assert int8["digit_argmax_differs"] + int8["sum_argmax_differs"] <= PAIRS // 20
-    for head in ("digit", "sum"):
-        assert abs(int8[f"{head}_accuracy"]["x86"] - int8[f"{head}_accuracy"]["arm64"]) <= 0.01
+    # int8: 7-bit weights (export's reduce_range), so that x86's AVX2 u8 x s8 products cannot saturate their 16
+    # bits: both machines' integer kernels then give the same sums (with full-range weights, 27 of these 2,000
+    # argmaxes went the other way)
+    assert int8["digit_argmax_differs"] == int8["sum_argmax_differs"] == 0, int8
+    assert int8["digit_max_abs_diff"] < 1e-4 and int8["sum_max_abs_diff"] < 1e-4, int8
     frames = report["frames"]
     assert frames["found_differs"] == frames["mnist_differs"] == frames["digit_differs"] == 0, frames
     assert frames["box_differs"] == 0 and x86["found"].sum() >= len(files)  # most frames hold a digit
