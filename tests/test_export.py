@@ -85,6 +85,18 @@ def test_int8_and_fp16_variants_are_verified_and_labelled(tiny_run: tuple[Path, 
                                                          "model.pt"]  # nothing else, no temporary file
 
 
+def test_int8_weights_use_seven_bits(tiny_run: tuple[Path, ExportResult]) -> None:
+    # Two products of a weight and an 8-bit activation must fit 16 bits, or x86's AVX2 kernels (no VNNI) saturate
+    # and read otherwise than ARM64 (docs/arm64.md): weights in [-64, 64], the whole of that range used.
+    model = onnx.load(tiny_run[0] / "model.int8.onnx")
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    weights = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer
+               if t.name in quantized and t.data_type == onnx.TensorProto.INT8 and len(t.dims) > 1]
+    assert len(weights) >= 4  # the convs and the classifier
+    assert all(-64 <= w.min() and w.max() <= 64 for w in weights)
+    assert max(int(np.abs(w).max()) for w in weights) == 64
+
+
 def test_failed_verification_writes_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
     with pytest.raises(DigitsumError, match="verification failed"):
