@@ -93,7 +93,7 @@ def test_int8_weights_use_seven_bits(tiny_run: tuple[Path, ExportResult]) -> Non
     weights = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer
                if t.name in quantized and t.data_type == onnx.TensorProto.INT8 and len(t.dims) > 1]
     assert len(weights) >= 4  # the convs and the classifier
-    assert all(-64 <= w.min() and w.max() <= 64 for w in weights)
+    assert all(w.min() >= -64 and w.max() <= 64 for w in weights)
     assert max(int(np.abs(w).max()) for w in weights) == 64
 
 
