@@ -191,3 +191,34 @@ def test_digits_cropped_to_their_ink_are_read_whole(digits: mnist.Split) -> None
         if prep.mnist is None or likeness(prep.mnist, digits.images[k]) < 0.6:
             missed.append((k, int(digits.labels[k]), prep.reason))
     assert missed == []
+
+
+@pytest.mark.parametrize(("steady", "sure", "found"), [(False, False, False), (False, True, True), (True, False, True),
+                                                        (None, False, True)])
+def test_an_unsure_guide_reading_found_there_only_is_no_digit(tiny_onnx, steady, sure, found) -> None:
+    """A still's last resort, the guide square (step 5), is no digit when its digit is not found again in a larger
+    square and the model is less than GUIDE_SURE sure of it (a shadow's corner on a blank sheet, mostly): the
+    reading says "unsteady", and its candidate keeps the digit and confidence it was read with. Sure, or steady,
+    or a candidate of the search (no steadiness to weigh): a digit."""
+    from digitsum_edge.apps.reader import DigitReader, PreparedFrame
+    from digitsum_edge.engine.factory import open_model
+    from digitsum_edge.vision.preprocess import Prepared
+    from digitsum_edge.vision.stills import GUIDE_SURE, Candidate
+
+    image = np.zeros((28, 28), np.uint8)
+    image[6:22, 12:16] = 255
+    guide = (80, 0, 480, 480)
+    candidate = Candidate(guide, guide, 0.0, Prepared(image, guide, (300, 200, 40, 90)), chosen=True, steady=steady)
+    prep = Prepared(image, (0, 0, 640, 480), (300, 200, 40, 90), "", [candidate])
+    digit_logits = np.zeros((1, 10), np.float32)
+    digit_logits[0, 1] = np.log(GUIDE_SURE / (1 - GUIDE_SURE) * 9) + (0.3 if sure else -0.3)  # just above or below
+    logits = (digit_logits, np.zeros((1, 19), np.float32))
+    reading = DigitReader(open_model(tiny_onnx, "cpu", threads=1)).reading(PreparedFrame(prep, 1.0), 3, logits)
+    assert reading.found is found
+    line = reading.candidates[0]
+    assert steady is None or (line["digit"] == 1 and (line["confidence"] >= GUIDE_SURE) is sure)
+    if found:
+        assert reading.digit == 1 and reading.box == (300, 200, 40, 90) and line["chosen"]
+    else:
+        assert reading.reason == "unsteady" and reading.box is None and reading.mnist is None
+        assert not line["chosen"] and line["reason"] == "unsteady"

@@ -83,6 +83,26 @@ def test_the_port_follows_the_python_it_was_ported_from() -> None:
                                            "update the digest at the top of preprocess.js")
 
 
+@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="node is not installed")
+def test_the_ports_unsure_guide_rule_is_pythons() -> None:
+    """stills.js's doubtful (a still's guide-square reading found there only and read unsure: no digit) decides as
+    vision/stills.py's does, around GUIDE_SURE, with the constants digitsum.json carries."""
+    import subprocess
+
+    from digitsum_edge.vision import stills as stills_py
+
+    cases = [(steady, confidence) for steady in (False, True, None)
+             for confidence in (0.2, stills_py.GUIDE_SURE - 1e-6, stills_py.GUIDE_SURE, 0.95)]
+    script = (f"globalThis.self = globalThis; require({json.dumps(str(build.APP / 'stills.js'))});"
+              f"const K = {json.dumps(stills_py.constants())}, cases = {json.dumps(cases)};"
+              "console.log(JSON.stringify(cases.map(([steady, p]) => self.DigitsumStills.doubtful(K, {steady}, p))));")
+    done = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = [stills_py.doubtful(stills_py.Candidate((0, 0, 1, 1), (0, 0, 1, 1), 0.0, None, steady=steady), p)  # type: ignore[arg-type]
+            for steady, p in cases]
+    assert json.loads(done.stdout) == want and sum(want) == 2  # unsteady and below GUIDE_SURE only
+
+
 def test_serve_keeps_the_app_of_its_model_and_builds_it_again_for_another(tiny_onnx: Path, tmp_path: Path) -> None:
     """What `serve` does before it starts: the app folder is reused for the same model file and sources, built again
     when the model (or the app) differs, and a folder that is not an app is never replaced."""

@@ -26,7 +26,7 @@ from digitsum_edge.errors import DigitsumError, InvalidInput
 from digitsum_edge.vision.frame import prepare
 from digitsum_edge.vision.preprocess import DEFAULT, Prepared, PreprocessConfig, Rect
 from digitsum_edge.vision.settings import BY_SOURCE, MIN_CONFIDENCE, ReadingSettings
-from digitsum_edge.vision.stills import Candidate, choice_score
+from digitsum_edge.vision.stills import Candidate, choice_score, doubtful
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -170,6 +170,14 @@ class DigitReader:
                 infer_ms: float = 0.0) -> Reading:
         """Stage 3: the Reading of a prepared frame from its (1, 10) and (1, 19) logits (None: no digit)."""
         prep, prepare_ms = framed.prep, framed.prepare_ms
+        chosen = next((c for c in prep.candidates if c.chosen), None)
+        if prep.mnist is not None and chosen is not None and chosen.steady is not None:
+            assert logits is not None, "a frame with a digit is read with its logits"
+            probs = softmax(logits[0][0])
+            chosen.digit, chosen.confidence = int(probs.argmax()), float(probs.max())
+            if doubtful(chosen, chosen.confidence):  # a still's guide square, unsure: no digit (vision/stills.py)
+                chosen.chosen, chosen.prep = False, replace(chosen.prep, reason="unsteady")
+                prep = replace(prep, mnist=None, box=None, reason="unsteady")
         reading = Reading(prep.mnist is not None, rand, prepare_ms + infer_ms, prep.region, prep.box, prep.mnist,
                           reason=prep.reason, prepare_ms=prepare_ms, infer_ms=infer_ms,
                           candidates=[c.to_dict() for c in prep.candidates])

@@ -55,12 +55,13 @@ FRAME = 0.05  # a digit read whole that reaches this close to every side fills t
 CROSS = 0.2  # a group across the picture one way (a shadow's or the sheet's edge, a margin line) only if this share
 WIDER = 1.4  # a digit found in a candidate's square must be found again in a square this much larger
 MOST = 4  # candidates read through the region path, the most ink first
+GUIDE_SURE = 0.7  # the guide square's reading, found there only (not in a WIDER square), needs this confidence
 
 
 def constants() -> dict:
     """The search's constants as the browser's port (web/app/stills.js) reads them from digitsum.json."""
     names = ("SEARCH", "PAPER", "OTSU_CAP", "MIN_MARK", "FILL", "MIN_REGION", "MARGIN", "CROP", "WIDE", "THIN", "OFF",
-             "DENSE", "CROSS", "FRAME", "WIDER", "MOST")
+             "DENSE", "CROSS", "FRAME", "WIDER", "MOST", "GUIDE_SURE")
     return {name: globals()[name] for name in names} | {"GUIDE": ROI}
 
 
@@ -76,6 +77,7 @@ class Candidate:
     confidence: float | None = None  # the model's digit confidence, once read (apps/reader.py)
     digit: int | None = None
     chosen: bool = False  # the one the reading took
+    steady: bool | None = None  # the guide square's reading (step 5): its digit found again in a WIDER square
 
     def to_dict(self) -> dict:
         """The candidate in a reading's JSON line."""
@@ -198,6 +200,13 @@ def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bo
     return again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box)
 
 
+def doubtful(candidate: Candidate, confidence: float) -> bool:
+    """The guide square's reading of a still found in that square only, and read with less than GUIDE_SURE
+    confidence: a shadow's corner or a piece of a margin line on a blank sheet mostly, rarely a digit (tuning
+    seeds 123-162 and 123-127, seed-0 model: 16 of the 20 blank sheets read there, 1 of the 109 digits)."""
+    return candidate.steady is False and confidence < GUIDE_SURE
+
+
 def fills(box: Rect, height: int, width: int) -> bool:
     """A digit framed tightly: its box reaches within FRAME of the picture's side at every side (its groups of marks
     may be pieces of it: a 4's stem and arms, a 9's loop and tail, a 7's bar and stem that reach three sides)."""
@@ -272,6 +281,8 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     candidates.append(centre)
     if centre.prep.mnist is not None:
         centre.chosen = True
+        assert centre.prep.box is not None  # a found digit always has its box
+        centre.steady = steady(frame, cfg, Candidate(centre.prep.box, guide, 0.0, centre.prep))
         return Prepared(centre.prep.mnist, (0, 0, width, height), centre.prep.box, "", candidates)
     reasons = [c.prep.reason for c in candidates]
     return Prepared(None, (0, 0, width, height), None, max(reasons, key=reasons.count) if reasons else "blank",

@@ -109,12 +109,20 @@ class DigitReader {
         reading.mnist = found[row].prep.mnist;
         reading.box = found[row].prep.box;
       }
-      const digitProbs = softmax(logits.digit[row]), sumProbs = softmax(logits.sum[row]);
-      reading.digit = argmax(digitProbs);
-      reading.digit_confidence = digitProbs[reading.digit];
-      reading.sum = argmax(sumProbs);
-      reading.sum_confidence = sumProbs[reading.sum];
-      reading.uncertain = reading.digit_confidence < this.minConfidence;
+      const chosen = (prepared.candidates || []).find((c) => c.chosen);
+      if (chosen && DigitsumStills.doubtful(this.preprocessor.stills, chosen, chosen.confidence)) {
+        // a still's guide square, unsure: no digit (stills.py's doubtful)
+        chosen.chosen = false;
+        chosen.prep = {...chosen.prep, reason: "unsteady"};
+        Object.assign(reading, {found: false, box: null, reason: "unsteady", mnist: null});
+      } else {
+        const digitProbs = softmax(logits.digit[row]), sumProbs = softmax(logits.sum[row]);
+        reading.digit = argmax(digitProbs);
+        reading.digit_confidence = digitProbs[reading.digit];
+        reading.sum = argmax(sumProbs);
+        reading.sum_confidence = sumProbs[reading.sum];
+        reading.uncertain = reading.digit_confidence < this.minConfidence;
+      }
     }
     reading.candidates = (prepared.candidates || []).map(DigitsumStills.candidateDict);
     reading.ms = reading.prepare_ms + reading.infer_ms;

@@ -146,15 +146,17 @@ function prepareStill(pre, rgba) {
             digit: null, chosen: false};
   });
   const margin = DigitsumPreprocess.pyRound(K.MARGIN * short);
+  // the digit found again, in the same place, in a square WIDER times larger around `box`
+  const steady = (box, found) => {
+    const again = pre.readRegion(rgba, squareAround(K, box, height, width, K.WIDER));
+    return again.mnist !== null && again.box !== null && samePlace(again.box, found);
+  };
   for (const c of candidates) {  // against the picture's border, or found in one square only: no contender
     if (c.prep.mnist === null || c.prep.box === null) continue;
     if (DigitsumMarks.touchesEdge(c.prep.box, [margin, margin, width - 2 * margin, height - 2 * margin])) {
       c.prep = {...c.prep, mnist: null, reason: "touches edge"};
-    } else {
-      const again = pre.readRegion(rgba, squareAround(K, c.box, height, width, K.WIDER));
-      if (!(again.mnist !== null && again.box !== null && samePlace(again.box, c.prep.box))) {
-        c.prep = {...c.prep, mnist: null, reason: "unsteady"};
-      }
+    } else if (!steady(c.box, c.prep.box)) {
+      c.prep = {...c.prep, mnist: null, reason: "unsteady"};
     }
   }
   const digits = candidates.filter((c) => c.prep.mnist !== null);
@@ -199,6 +201,7 @@ function prepareStill(pre, rgba) {
   candidates.push(centre);
   if (centre.prep.mnist !== null) {
     centre.chosen = true;
+    centre.steady = steady(centre.prep.box, centre.prep.box);  // doubtful() weighs it with the model's confidence
     return {mnist: centre.prep.mnist, roi, box: centre.prep.box, reason: "", candidates};
   }
   const reasons = candidates.map((c) => c.prep.reason);
@@ -207,4 +210,9 @@ function prepareStill(pre, rgba) {
   return {mnist: null, roi, box: null, reason, candidates};
 }
 
-self.DigitsumStills = {prepareStill, candidateDict};
+// the guide square's reading found there only, read with less than GUIDE_SURE confidence: no digit
+function doubtful(K, c, confidence) {
+  return c.steady === false && confidence < K.GUIDE_SURE;
+}
+
+self.DigitsumStills = {prepareStill, candidateDict, doubtful};
