@@ -101,7 +101,7 @@ class Prepared:
     mnist: np.ndarray | None  # (28, 28) uint8, white digit on black; None: no digit
     region: Rect  # the region read, in frame pixels
     box: Rect | None  # the digit's bounding box, in frame pixels
-    reason: str = ""  # why there is no digit: blank, too small, too large, clutter, touches edge
+    reason: str = ""  # why there is no digit: blank, too small, too large, clutter, touches edge, unsteady (stills)
     candidates: list = field(default_factory=list)  # roi 1: the marks considered (vision/stills.Candidate)
 
 
