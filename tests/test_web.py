@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def test_the_port_follows_the_python_it_was_ported_from() -> None:
                                            "update the digest at the top of preprocess.js")
 
 
-@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="node is not installed")
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_ports_unsure_guide_rule_is_pythons() -> None:
     """stills.js's doubtful (a still's guide-square reading found there only and read unsure: no digit) decides as
     vision/stills.py's does, around GUIDE_SURE, with the constants digitsum.json carries."""

@@ -191,13 +191,12 @@ def crosses(box: Rect, height: int, width: int) -> tuple[bool, bool]:
     return x <= edge and x + w >= width - edge, y <= edge and y + h >= height - edge
 
 
-def steady(frame: np.ndarray, cfg: PreprocessConfig, candidate: Candidate) -> bool:
-    """The digit is found again, in the same place, in a square WIDER times larger around the marks: a piece of a
-    rule, of a grid or of a shadow's corner read as a digit in one square mostly is not in the other."""
+def steady(frame: np.ndarray, cfg: PreprocessConfig, marks: Rect, found: Rect) -> bool:
+    """The digit found at `found` is found again, in the same place, in a square WIDER times larger around `marks`:
+    a piece of a rule, of a grid or of a shadow's corner read as a digit in one square mostly is not in the other."""
     height, width = frame.shape[:2]
-    again = read_region(frame, cfg, square_around(candidate.box, height, width, WIDER))
-    assert candidate.prep.box is not None
-    return again.mnist is not None and again.box is not None and same_place(again.box, candidate.prep.box)
+    again = read_region(frame, cfg, square_around(marks, height, width, WIDER))
+    return again.mnist is not None and again.box is not None and same_place(again.box, found)
 
 
 def doubtful(candidate: Candidate, confidence: float) -> bool:
@@ -236,11 +235,12 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
                   for box, ink in inside for region in [square_around(box, height, width)]]
     margin = round(MARGIN * short)
     for c in candidates:  # a digit against the picture's border is cut by it (a shadow's corner); one found in
-        if c.prep.mnist is None or c.prep.box is None:  # one square only is unsteady: neither is a digit
+        where = c.prep.box  # one square only is unsteady: neither is a digit
+        if c.prep.mnist is None or where is None:
             continue
-        if touches_edge(c.prep.box, (margin, margin, width - 2 * margin, height - 2 * margin)):
+        if touches_edge(where, (margin, margin, width - 2 * margin, height - 2 * margin)):
             c.prep = replace(c.prep, mnist=None, reason="touches edge")
-        elif not steady(frame, cfg, c):
+        elif not steady(frame, cfg, c.box, where):
             c.prep = replace(c.prep, mnist=None, reason="unsteady")
     digits = [c for c in candidates if c.prep.mnist is not None]
     total = sum(max(c.box[2:]) for c in digits) or 1.0
@@ -282,7 +282,7 @@ def prepare_still(frame: np.ndarray, cfg: PreprocessConfig) -> Prepared:
     if centre.prep.mnist is not None:
         centre.chosen = True
         assert centre.prep.box is not None  # a found digit always has its box
-        centre.steady = steady(frame, cfg, Candidate(centre.prep.box, guide, 0.0, centre.prep))
+        centre.steady = steady(frame, cfg, centre.prep.box, centre.prep.box)
         return Prepared(centre.prep.mnist, (0, 0, width, height), centre.prep.box, "", candidates)
     reasons = [c.prep.reason for c in candidates]
     return Prepared(None, (0, 0, width, height), None, max(reasons, key=reasons.count) if reasons else "blank",

@@ -4,7 +4,7 @@
 // 28x28 image equals Python's; tests/test_web_parity.py runs both on the same frames and fails on drift. Settings
 // and constants come from digitsum.json, written from the Python module at `digitsum-edge web`.
 // Ported from vision/frame.py sha256:d472ff0b93a134b1, vision/preprocess.py sha256:4898644c90b6764a,
-// vision/marks.py sha256:5bed188e687014bb and (stills.js) vision/stills.py sha256:2a452bbdb3f663f1 (first 16 hex
+// vision/marks.py sha256:5bed188e687014bb and (stills.js) vision/stills.py sha256:f4b85e9668e74c63 (first 16 hex
 // digits; tests/test_web.py fails when one of these files changes, until the change is ported and these updated).
 "use strict";
 
